@@ -1,0 +1,183 @@
+// swift-tools-version:6.1
+// Mecha: a multi-runtime sidecar that speaks the Dapr API.
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let nio: [Target.Dependency] = [
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOPosix", package: "swift-nio"),
+]
+
+let package = Package(
+    name: "mecha",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "mecha", targets: ["mecha"]),
+        .library(name: "MechaCore", targets: ["MechaCore"]),
+        .library(name: "MechaTesting", targets: ["MechaTesting"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+    ],
+    targets: [
+        // Protocols and Sendable values only: resource specs, building-block contracts, errors.
+        .target(
+            name: "MechaCore",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // YAML resources → validated specs.
+        .target(
+            name: "MechaConfig",
+            dependencies: ["MechaCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
+        // Timeout, retry, circuit breaker: pure policies and state machines.
+        .target(name: "MechaResiliency", dependencies: ["MechaCore"], swiftSettings: swiftSettings),
+        // A pooled, streaming HTTP/1.1 client on SwiftNIO (app channel, sidecar-to-sidecar, bindings.http).
+        .target(
+            name: "HTTP1Client",
+            dependencies: nio + [.product(name: "NIOHTTP1", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        // Component lifecycle, registry, live component store.
+        .target(
+            name: "MechaRuntime",
+            dependencies: [
+                "MechaCore", "MechaConfig", "MechaResiliency",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Each building block written once; both surfaces adapt to it.
+        .target(
+            name: "MechaAPI",
+            dependencies: [
+                "MechaCore", "MechaResiliency", "MechaRuntime",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Hummingbird adapter for /v1.0/* and the HTTP app channel.
+        .target(
+            name: "MechaHTTP",
+            dependencies: [
+                "MechaAPI", "MechaCore", "HTTP1Client",
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ] + nio,
+            swiftSettings: swiftSettings
+        ),
+        // Sidecar-to-sidecar transport and name resolution on the outbound path.
+        .target(
+            name: "MechaMesh",
+            dependencies: ["MechaAPI", "MechaCore", "HTTP1Client"] + nio,
+            swiftSettings: swiftSettings
+        ),
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        // Embedded components: in-memory, SQLite, local secrets, localstorage, cron, http bindings.
+        .target(
+            name: "MechaEmbedded",
+            dependencies: [
+                "MechaCore", "CSQLite", "HTTP1Client",
+                .product(name: "Logging", package: "swift-log"),
+            ] + nio,
+            swiftSettings: swiftSettings
+        ),
+        // Every built-in component family, registered in one place.
+        .target(
+            name: "MechaComponents",
+            dependencies: ["MechaCore", "MechaRuntime", "MechaEmbedded"],
+            swiftSettings: swiftSettings
+        ),
+        // The assembled sidecar: options → services.
+        .target(
+            name: "MechaSidecar",
+            dependencies: [
+                "MechaCore", "MechaConfig", "MechaRuntime", "MechaAPI", "MechaHTTP", "MechaMesh", "HTTP1Client",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ] + nio,
+            swiftSettings: swiftSettings
+        ),
+        // Shipped test support: conformance suites, real-server harness, binary runner.
+        .target(
+            name: "MechaTesting",
+            dependencies: ["MechaCore", "HTTP1Client"] + nio,
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "mecha",
+            dependencies: [
+                "MechaSidecar", "MechaComponents", "MechaCore", "MechaConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ] + nio,
+            swiftSettings: swiftSettings
+        ),
+        // A small configurable HTTP app used by black-box tests.
+        .executableTarget(
+            name: "mecha-testapp",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            path: "Tests/Apps/mecha-testapp",
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(name: "MechaCoreTests", dependencies: ["MechaCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "MechaConfigTests", dependencies: ["MechaConfig", "MechaCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "MechaResiliencyTests", dependencies: ["MechaResiliency", "MechaCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "HTTP1ClientTests", dependencies: ["HTTP1Client"] + nio, swiftSettings: swiftSettings),
+        .testTarget(
+            name: "MechaEmbeddedTests",
+            dependencies: [
+                "MechaEmbedded", "MechaCore", "MechaTesting",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ] + nio,
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MechaHTTPTests",
+            dependencies: [
+                "MechaHTTP", "MechaSidecar", "MechaComponents", "MechaAPI", "MechaCore", "MechaTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MechaRuntimeTests",
+            dependencies: ["MechaRuntime", "MechaComponents", "MechaCore", "MechaConfig"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BlackBoxTests",
+            dependencies: ["MechaTesting", "MechaCore", "HTTP1Client"] + nio,
+            path: "Tests/BlackBox",
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,183 @@
+/// Which connections exist per upstream, which are idle, and who is waiting. Pure: events in,
+/// actions out; the shell (`ConnectionPool`) performs the IO and resumes continuations.
+struct ConnectionPoolStateMachine {
+    typealias ConnectionID = Int
+    typealias WaiterID = Int
+
+    struct Key: Hashable, Sendable, CustomStringConvertible {
+        var host: String
+        var port: Int
+        var tls: Bool
+
+        var description: String { "\(self.tls ? "https" : "http")://\(self.host):\(self.port)" }
+    }
+
+    enum ConnectionState: Equatable {
+        /// Being established on behalf of `waiter` (nil once that waiter went away).
+        case connecting(for: WaiterID?)
+        case idle(since: ContinuousClock.Instant)
+        case leased
+    }
+
+    struct Connection {
+        var key: Key
+        var state: ConnectionState
+    }
+
+    enum LeaseAction: Equatable {
+        /// Use this idle connection now.
+        case use(ConnectionID)
+        /// Establish a new connection (the id is reserved) and give it to the waiter.
+        case connect(ConnectionID)
+        /// At the per-host limit: wait for a release.
+        case wait
+    }
+
+    enum ReleaseAction: Equatable {
+        /// Hand the connection straight to this waiter.
+        case handOver(ConnectionID, to: WaiterID)
+        /// Park it as idle.
+        case park
+        /// Close it; if a waiter is queued, a new connection was reserved for it.
+        case close(ConnectionID, thenConnect: ConnectionID?, for: WaiterID?)
+    }
+
+    enum EstablishedAction: Equatable {
+        case handOver(to: WaiterID)
+        case park
+    }
+
+    let maxConnectionsPerKey: Int
+    private(set) var connections: [ConnectionID: Connection] = [:]
+    private var idleByKey: [Key: [ConnectionID]] = [:]
+    private var waitersByKey: [Key: [WaiterID]] = [:]
+    private var countByKey: [Key: Int] = [:]
+    private var nextConnectionID = 0
+    private(set) var shuttingDown = false
+
+    init(maxConnectionsPerKey: Int) {
+        self.maxConnectionsPerKey = max(1, maxConnectionsPerKey)
+    }
+
+    private mutating func reserve(_ key: Key, for waiter: WaiterID?) -> ConnectionID {
+        self.nextConnectionID += 1
+        let id = self.nextConnectionID
+        self.connections[id] = Connection(key: key, state: .connecting(for: waiter))
+        self.countByKey[key, default: 0] += 1
+        return id
+    }
+
+    /// A caller wants a connection to `key`.
+    mutating func leaseRequested(_ key: Key, waiter: WaiterID) -> LeaseAction {
+        if var idle = self.idleByKey[key], let id = idle.popLast() {
+            self.idleByKey[key] = idle
+            self.connections[id]?.state = .leased
+            return .use(id)
+        }
+        if self.countByKey[key, default: 0] < self.maxConnectionsPerKey {
+            return .connect(self.reserve(key, for: waiter))
+        }
+        self.waitersByKey[key, default: []].append(waiter)
+        return .wait
+    }
+
+    /// A waiter gave up (cancelled). Returns true when it was still queued.
+    mutating func waiterCancelled(_ waiter: WaiterID, key: Key) -> Bool {
+        for (id, connection) in self.connections where connection.state == .connecting(for: waiter) {
+            self.connections[id]?.state = .connecting(for: nil)
+        }
+        guard var waiters = self.waitersByKey[key], let index = waiters.firstIndex(of: waiter) else { return false }
+        waiters.remove(at: index)
+        self.waitersByKey[key] = waiters
+        return true
+    }
+
+    /// A reserved connection is up.
+    mutating func connectionEstablished(_ id: ConnectionID, now: ContinuousClock.Instant) -> EstablishedAction {
+        guard let connection = self.connections[id] else { return .park }
+        if case .connecting(let waiter?) = connection.state {
+            self.connections[id]?.state = .leased
+            return .handOver(to: waiter)
+        }
+        if let waiter = self.popWaiter(connection.key) {
+            self.connections[id]?.state = .leased
+            return .handOver(to: waiter)
+        }
+        self.connections[id]?.state = .idle(since: now)
+        self.idleByKey[connection.key, default: []].append(id)
+        return .park
+    }
+
+    /// A reserved connection could not be established. Returns the waiter to fail, if any.
+    mutating func connectionFailed(_ id: ConnectionID) -> WaiterID? {
+        guard let connection = self.connections.removeValue(forKey: id) else { return nil }
+        self.countByKey[connection.key, default: 1] -= 1
+        if case .connecting(let waiter?) = connection.state { return waiter }
+        return nil
+    }
+
+    /// A leased connection is back. `reusable` is false after `Connection: close`, errors or
+    /// an unread body.
+    mutating func connectionReleased(_ id: ConnectionID, reusable: Bool, now: ContinuousClock.Instant) -> ReleaseAction {
+        guard let connection = self.connections[id] else { return .park }
+        if reusable && !self.shuttingDown {
+            if let waiter = self.popWaiter(connection.key) {
+                return .handOver(id, to: waiter)
+            }
+            self.connections[id]?.state = .idle(since: now)
+            self.idleByKey[connection.key, default: []].append(id)
+            return .park
+        }
+        self.remove(id)
+        if !self.shuttingDown, let waiter = self.popWaiter(connection.key) {
+            return .close(id, thenConnect: self.reserve(connection.key, for: waiter), for: waiter)
+        }
+        return .close(id, thenConnect: nil, for: nil)
+    }
+
+    /// The peer closed a connection (idle or not). Forget it.
+    mutating func connectionClosed(_ id: ConnectionID) {
+        self.remove(id)
+    }
+
+    /// Idle connections older than `timeout`, removed from the pool; the shell closes them.
+    mutating func idleConnectionsToClose(now: ContinuousClock.Instant, timeout: Duration) -> [ConnectionID] {
+        var expired: [ConnectionID] = []
+        for (id, connection) in self.connections {
+            if case .idle(let since) = connection.state, now - since >= timeout { expired.append(id) }
+        }
+        for id in expired { self.remove(id) }
+        return expired
+    }
+
+    /// Starts shutdown: every idle connection is returned for closing; queued waiters are returned to fail.
+    mutating func shutdown() -> (close: [ConnectionID], fail: [WaiterID]) {
+        self.shuttingDown = true
+        var idle: [ConnectionID] = []
+        for (id, connection) in self.connections {
+            if case .idle = connection.state { idle.append(id) }
+        }
+        for id in idle { self.remove(id) }
+        let waiters = self.waitersByKey.values.flatMap { $0 }
+        self.waitersByKey = [:]
+        return (idle, waiters)
+    }
+
+    var isEmpty: Bool { self.connections.isEmpty }
+
+    private mutating func popWaiter(_ key: Key) -> WaiterID? {
+        guard var waiters = self.waitersByKey[key], !waiters.isEmpty else { return nil }
+        let waiter = waiters.removeFirst()
+        self.waitersByKey[key] = waiters
+        return waiter
+    }
+
+    private mutating func remove(_ id: ConnectionID) {
+        guard let connection = self.connections.removeValue(forKey: id) else { return }
+        self.countByKey[connection.key, default: 1] -= 1
+        if case .idle = connection.state, var idle = self.idleByKey[connection.key], let index = idle.firstIndex(of: id) {
+            idle.remove(at: index)
+            self.idleByKey[connection.key] = idle
+        }
+    }
+}

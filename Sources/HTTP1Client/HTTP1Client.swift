@@ -1,0 +1,448 @@
+public import NIOCore
+public import NIOHTTP1
+public import NIOPosix
+import Synchronization
+
+/// A pooled, streaming HTTP/1.1 client.
+///
+/// Connections live inside `run()`, which must be running (as a service) while requests are made;
+/// when `run()` is cancelled or `shutdown()` is called, connections are closed. Requests use
+/// `execute(_:_:)`, a scoped call: the response (and its streaming body) is valid inside the handler,
+/// and the connection returns to the pool when the handler ends. Request bodies may stream while the
+/// response is read (full duplex).
+public final class HTTP1Client: Sendable {
+    public struct Configuration: Sendable {
+        public var maxConnectionsPerHost: Int
+        public var idleTimeout: Duration
+        public var connectTimeout: Duration
+
+        public init(maxConnectionsPerHost: Int = 1024, idleTimeout: Duration = .seconds(60), connectTimeout: Duration = .seconds(5)) {
+            self.maxConnectionsPerHost = maxConnectionsPerHost
+            self.idleTimeout = idleTimeout
+            self.connectTimeout = connectTimeout
+        }
+    }
+
+    typealias Key = ConnectionPoolStateMachine.Key
+
+    private struct ConnectRequest: Sendable {
+        var id: Int
+        var key: Key
+    }
+
+    private struct State {
+        var machine: ConnectionPoolStateMachine
+        var waiters: [Int: CheckedContinuation<PooledConnection, any Error>] = [:]
+        var live: [Int: PooledConnection] = [:]
+        var nextWaiterID = 0
+        var running = false
+    }
+
+    public let configuration: Configuration
+    private let eventLoopGroup: any EventLoopGroup
+    private let state: Mutex<State>
+    private let connectRequests: AsyncStream<ConnectRequest>
+    private let connectContinuation: AsyncStream<ConnectRequest>.Continuation
+
+    public init(eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, configuration: Configuration = .init()) {
+        self.eventLoopGroup = eventLoopGroup
+        self.configuration = configuration
+        self.state = Mutex(State(machine: ConnectionPoolStateMachine(maxConnectionsPerKey: configuration.maxConnectionsPerHost)))
+        (self.connectRequests, self.connectContinuation) = AsyncStream.makeStream(of: ConnectRequest.self)
+    }
+
+    // MARK: Lifecycle
+
+    /// Hosts the connections. Returns after `shutdown()` once every connection has closed, or when cancelled.
+    public func run() async {
+        self.state.withLock { $0.running = true }
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.sweepIdleConnections() }
+            for await request in self.connectRequests {
+                group.addTask { await self.runConnection(request) }
+            }
+            group.cancelAll()
+        }
+        // Anything still waiting can no longer be served.
+        let waiters = self.state.withLock { state -> [CheckedContinuation<PooledConnection, any Error>] in
+            state.running = false
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters { waiter.resume(throwing: HTTP1ClientError.shutDown) }
+    }
+
+    /// Stops accepting requests, closes idle connections now and the rest as they are released.
+    public func shutdown() {
+        let (toClose, toFail) = self.state.withLock { state -> ([PooledConnection], [CheckedContinuation<PooledConnection, any Error>]) in
+            let (closeIDs, failIDs) = state.machine.shutdown()
+            let closing = closeIDs.compactMap { state.live[$0] }
+            let failing = failIDs.compactMap { state.waiters.removeValue(forKey: $0) }
+            return (closing, failing)
+        }
+        for connection in toClose { connection.requestClose() }
+        for waiter in toFail { waiter.resume(throwing: HTTP1ClientError.shutDown) }
+        self.connectContinuation.finish()
+    }
+
+    private func sweepIdleConnections() async {
+        let interval = min(self.configuration.idleTimeout, .seconds(5))
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            if Task.isCancelled { break }
+            let expired = self.state.withLock { state -> [PooledConnection] in
+                if state.machine.shuttingDown { return [] }
+                return state.machine.idleConnectionsToClose(now: .now, timeout: self.configuration.idleTimeout)
+                    .compactMap { state.live[$0] }
+            }
+            for connection in expired { connection.requestClose() }
+            if self.state.withLock({ $0.machine.shuttingDown }) { break }
+        }
+    }
+
+    private func runConnection(_ request: ConnectRequest) async {
+        do {
+            let bootstrap = ClientBootstrap(group: self.eventLoopGroup)
+                .connectTimeout(.nanoseconds(Int64(self.configuration.connectTimeout.components.seconds * 1_000_000_000)))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            let channel = try await bootstrap.connect(host: request.key.host, port: request.key.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                }
+            }
+            try await channel.executeThenClose { inbound, outbound in
+                let connection = PooledConnection(
+                    id: request.id,
+                    key: request.key,
+                    channel: channel.channel,
+                    outbound: outbound,
+                    inbound: inbound.makeAsyncIterator()
+                )
+                channel.channel.closeFuture.whenComplete { _ in connection.requestClose() }
+                self.established(connection)
+                await withTaskCancellationHandler {
+                    await connection.waitUntilCloseRequested()
+                } onCancel: {
+                    connection.requestClose()
+                }
+            }
+            self.state.withLock { state in
+                state.live[request.id] = nil
+                state.machine.connectionClosed(request.id)
+            }
+        } catch {
+            let waiter = self.state.withLock { state -> CheckedContinuation<PooledConnection, any Error>? in
+                state.live[request.id] = nil
+                guard let waiterID = state.machine.connectionFailed(request.id) else { return nil }
+                return state.waiters.removeValue(forKey: waiterID)
+            }
+            waiter?.resume(throwing: error)
+        }
+    }
+
+    private func established(_ connection: PooledConnection) {
+        let waiter = self.state.withLock { state -> CheckedContinuation<PooledConnection, any Error>? in
+            state.live[connection.id] = connection
+            switch state.machine.connectionEstablished(connection.id, now: .now) {
+            case .handOver(let waiterID): return state.waiters.removeValue(forKey: waiterID)
+            case .park: return nil
+            }
+        }
+        waiter?.resume(returning: connection)
+    }
+
+    // MARK: Leasing
+
+    private func lease(_ key: Key) async throws -> PooledConnection {
+        while true {
+            let connection = try await self.leaseOnce(key)
+            if connection.isActive { return connection }
+            // The peer closed it while idle: drop it and try again.
+            self.release(connection, reusable: false)
+        }
+    }
+
+    private func leaseOnce(_ key: Key) async throws -> PooledConnection {
+        let waiterID = self.state.withLock { state -> Int in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PooledConnection, any Error>) in
+                enum Next {
+                    case resume(PooledConnection)
+                    case connect(Int)
+                    case fail(any Error)
+                    case wait
+                }
+                let next = self.state.withLock { state -> Next in
+                    guard state.running, !state.machine.shuttingDown else { return .fail(HTTP1ClientError.shutDown) }
+                    if Task.isCancelled { return .fail(CancellationError()) }
+                    switch state.machine.leaseRequested(key, waiter: waiterID) {
+                    case .use(let id):
+                        guard let connection = state.live[id] else { return .fail(HTTP1ClientError.connectionClosed) }
+                        return .resume(connection)
+                    case .connect(let id):
+                        state.waiters[waiterID] = continuation
+                        return .connect(id)
+                    case .wait:
+                        state.waiters[waiterID] = continuation
+                        return .wait
+                    }
+                }
+                switch next {
+                case .resume(let connection): continuation.resume(returning: connection)
+                case .fail(let error): continuation.resume(throwing: error)
+                case .connect(let id): self.connectContinuation.yield(ConnectRequest(id: id, key: key))
+                case .wait: break
+                }
+            }
+        } onCancel: {
+            let waiter = self.state.withLock { state -> CheckedContinuation<PooledConnection, any Error>? in
+                _ = state.machine.waiterCancelled(waiterID, key: key)
+                return state.waiters.removeValue(forKey: waiterID)
+            }
+            waiter?.resume(throwing: CancellationError())
+        }
+    }
+
+    private func release(_ connection: PooledConnection, reusable: Bool) {
+        enum Next {
+            case none
+            case handOver(CheckedContinuation<PooledConnection, any Error>)
+            case close(connect: ConnectRequest?)
+        }
+        let next = self.state.withLock { state -> Next in
+            switch state.machine.connectionReleased(connection.id, reusable: reusable && connection.isActive, now: .now) {
+            case .park:
+                return .none
+            case .handOver(_, let waiterID):
+                guard let waiter = state.waiters.removeValue(forKey: waiterID) else {
+                    // The waiter vanished between the decision and now: park the connection.
+                    _ = state.machine.connectionReleased(connection.id, reusable: true, now: .now)
+                    return .none
+                }
+                return .handOver(waiter)
+            case .close(_, let newID, _):
+                state.live[connection.id] = nil
+                return .close(connect: newID.map { ConnectRequest(id: $0, key: connection.key) })
+            }
+        }
+        switch next {
+        case .none: break
+        case .handOver(let waiter): waiter.resume(returning: connection)
+        case .close(let connect):
+            connection.requestClose()
+            if let connect { self.connectContinuation.yield(connect) }
+        }
+    }
+
+    // MARK: Exchange
+
+    /// Sends `request` and calls `handler` with the response. The connection is reused afterwards if
+    /// the body was read to the end and the server allows keep-alive. A request with a replayable body
+    /// that fails on a reused connection before any response byte arrived is retried once on a new one.
+    public func execute<Output: Sendable>(
+        _ request: HTTP1Request,
+        _ handler: (HTTP1Response) async throws -> Output
+    ) async throws -> Output {
+        let key = Key(host: request.target.host, port: request.target.port, tls: request.target.tls)
+        var retried = false
+        while true {
+            let connection = try await self.lease(key)
+            let reused = connection.uses > 0
+            connection.uses += 1
+            do {
+                return try await self.exchange(request, on: connection, handler)
+            } catch let error as FailedBeforeResponse {
+                if reused && !retried && request.body.isReplayable {
+                    retried = true
+                    continue
+                }
+                throw error.underlying
+            }
+        }
+    }
+
+    /// The handler threw; the connection was already released.
+    private struct HandlerFailed: Error {
+        var underlying: any Error
+    }
+
+    /// Failed before any response byte arrived: safe to retry a replayable request.
+    private struct FailedBeforeResponse: Error {
+        var underlying: any Error
+    }
+
+    private func exchange<Output: Sendable>(
+        _ request: HTTP1Request,
+        on connection: PooledConnection,
+        _ handler: (HTTP1Response) async throws -> Output
+    ) async throws -> Output {
+        var head = HTTPRequestHead(version: .http1_1, method: request.method, uri: request.uri, headers: request.headers)
+        if !head.headers.contains(name: "host") {
+            head.headers.add(name: "host", value: request.target.port == 80 ? request.target.host : "\(request.target.host):\(request.target.port)")
+        }
+        head.headers.remove(name: "content-length")
+        head.headers.remove(name: "transfer-encoding")
+        let exchange = ExchangeProgress()
+        do {
+            switch request.body {
+            case .empty:
+                if request.method == .POST || request.method == .PUT || request.method == .PATCH {
+                    head.headers.add(name: "content-length", value: "0")
+                }
+                try await connection.outbound.write(contentsOf: [.head(head), .end(nil)])
+                exchange.requestSent()
+                return try await self.readResponse(on: connection, exchange: exchange, handler)
+            case .bytes(let buffer):
+                head.headers.add(name: "content-length", value: String(buffer.readableBytes))
+                try await connection.outbound.write(contentsOf: [.head(head), .body(.byteBuffer(buffer)), .end(nil)])
+                exchange.requestSent()
+                return try await self.readResponse(on: connection, exchange: exchange, handler)
+            case .stream(let stream, let length):
+                if let length {
+                    head.headers.add(name: "content-length", value: String(length))
+                } else {
+                    head.headers.add(name: "transfer-encoding", value: "chunked")
+                }
+                try await connection.outbound.write(.head(head))
+                return try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        for try await chunk in stream {
+                            try await connection.outbound.write(.body(.byteBuffer(chunk)))
+                        }
+                        try await connection.outbound.write(.end(nil))
+                        exchange.requestSent()
+                    }
+                    let output = try await self.readResponse(on: connection, exchange: exchange, handler)
+                    // A server may answer before reading the whole request; then the connection was
+                    // released as unusable and the writer is stopped.
+                    if exchange.isRequestSent { try await group.waitForAll() } else { group.cancelAll() }
+                    return output
+                }
+            }
+        } catch let error as FailedBeforeResponse {
+            self.release(connection, reusable: false)
+            throw error
+        } catch let error as HandlerFailed {
+            throw error.underlying  // already released
+        } catch {
+            self.release(connection, reusable: false)
+            if exchange.receivedResponse { throw error }
+            throw FailedBeforeResponse(underlying: error)
+        }
+    }
+
+    /// Reads the response head, runs the handler, then drains (or abandons) the body and releases.
+    private func readResponse<Output: Sendable>(
+        on connection: PooledConnection,
+        exchange: ExchangeProgress,
+        _ handler: (HTTP1Response) async throws -> Output
+    ) async throws -> Output {
+        var responseHead: HTTPResponseHead?
+        while responseHead == nil {
+            guard let part = try await connection.inbound.next() else {
+                throw FailedBeforeResponse(underlying: HTTP1ClientError.connectionClosed)
+            }
+            switch part {
+            case .head(let head) where head.status.code >= 200 || head.status == .switchingProtocols:
+                responseHead = head
+            case .head:
+                continue  // 1xx informational
+            case .body, .end:
+                throw FailedBeforeResponse(underlying: HTTP1ClientError.unexpectedResponsePart)
+            }
+        }
+        let head = responseHead!
+        exchange.responseStarted()
+        let body = HTTP1ResponseBody(connection: connection, exchange: exchange)
+        let output: Output
+        do {
+            output = try await handler(HTTP1Response(status: head.status, headers: head.headers, body: body))
+        } catch {
+            self.release(connection, reusable: false)
+            throw HandlerFailed(underlying: error)
+        }
+        // Drain what the handler did not read (small remainders only), so the connection can be reused.
+        var reusable = head.isKeepAlive && !exchange.isUnusable && exchange.isRequestSent
+        if !exchange.isBodyComplete {
+            var drained = 0
+            do {
+                drainLoop: while let part = try await connection.inbound.next() {
+                    switch part {
+                    case .body(let chunk):
+                        drained += chunk.readableBytes
+                        if drained > 64 * 1024 {
+                            reusable = false
+                            break drainLoop
+                        }
+                    case .end:
+                        exchange.bodyCompleted()
+                        break drainLoop
+                    case .head:
+                        reusable = false
+                        break drainLoop
+                    }
+                }
+            } catch {
+                reusable = false
+            }
+            if !exchange.isBodyComplete { reusable = false }
+        }
+        self.release(connection, reusable: reusable)
+        return output
+    }
+}
+
+/// What has happened so far in one exchange (shared between the writer task and the reader).
+final class ExchangeProgress: Sendable {
+    private struct Flags {
+        var requestSent = false
+        var responseStarted = false
+        var bodyComplete = false
+        var unusable = false
+    }
+
+    private let flags = Mutex(Flags())
+
+    func requestSent() { self.flags.withLock { $0.requestSent = true } }
+    func responseStarted() { self.flags.withLock { $0.responseStarted = true } }
+    func bodyCompleted() { self.flags.withLock { $0.bodyComplete = true } }
+    func markUnusable() { self.flags.withLock { $0.unusable = true } }
+    var isRequestSent: Bool { self.flags.withLock { $0.requestSent } }
+    var receivedResponse: Bool { self.flags.withLock { $0.responseStarted } }
+    var isBodyComplete: Bool { self.flags.withLock { $0.bodyComplete } }
+    var isUnusable: Bool { self.flags.withLock { $0.unusable } }
+}
+
+/// The response body, read straight from the connection.
+public struct HTTP1ResponseBody: AsyncSequence, Sendable {
+    public typealias Element = ByteBuffer
+    let connection: PooledConnection
+    let exchange: ExchangeProgress
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let connection: PooledConnection
+        let exchange: ExchangeProgress
+
+        public mutating func next() async throws -> ByteBuffer? {
+            if self.exchange.isBodyComplete { return nil }
+            guard let part = try await self.connection.inbound.next() else {
+                throw HTTP1ClientError.connectionClosed
+            }
+            switch part {
+            case .body(let chunk): return chunk
+            case .end:
+                self.exchange.bodyCompleted()
+                return nil
+            case .head: throw HTTP1ClientError.unexpectedResponsePart
+            }
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(connection: self.connection, exchange: self.exchange)
+    }
+}

@@ -1,0 +1,121 @@
+public import MechaCore
+
+/// A call to a method of an app (service invocation).
+public struct InvocationRequest: Sendable {
+    /// The method path without the leading slash (`api/orders/7`).
+    public var method: String
+    /// Upper-case HTTP verb.
+    public var httpVerb: String
+    /// Raw query string without `?`; empty when none.
+    public var queryString: String
+    /// Headers to pass to the app (hop-by-hop and Dapr-internal ones already removed).
+    public var headers: HeaderList
+    public var contentType: String?
+    public var body: BodyStream
+
+    public init(method: String, httpVerb: String = "POST", queryString: String = "", headers: HeaderList = [:], contentType: String? = nil, body: BodyStream = .empty) {
+        self.method = method
+        self.httpVerb = httpVerb
+        self.queryString = queryString
+        self.headers = headers
+        self.contentType = contentType
+        self.body = body
+    }
+}
+
+/// An app's answer to an invocation; the body streams.
+public struct InvocationResponse: Sendable {
+    public var status: Int
+    public var headers: HeaderList
+    public var contentType: String?
+    public var body: BodyStream
+
+    public init(status: Int, headers: HeaderList = [:], contentType: String? = nil, body: BodyStream = .empty) {
+        self.status = status
+        self.headers = headers
+        self.contentType = contentType
+        self.body = body
+    }
+}
+
+/// A topic event on its way to the app.
+public struct TopicEventDelivery: Sendable {
+    /// The route path from the subscription (`/orders`).
+    public var path: String
+    /// The bytes to send (the CloudEvent JSON, or the raw-payload wrapper).
+    public var body: [UInt8]
+    /// Headers derived from message metadata (`pubsubname`, …).
+    public var headers: HeaderList
+    public var pubsubName: String
+    public var topic: String
+    /// The parsed event, for protocols that send fields rather than bytes.
+    public var event: JSONValue
+
+    public init(path: String, body: [UInt8], headers: HeaderList, pubsubName: String, topic: String, event: JSONValue) {
+        self.path = path
+        self.body = body
+        self.headers = headers
+        self.pubsubName = pubsubName
+        self.topic = topic
+        self.event = event
+    }
+}
+
+/// The app's verdict on a topic event.
+public enum TopicEventResult: Sendable, Hashable {
+    case success
+    /// Try again later (app said RETRY, failed, or could not be reached).
+    case retry(String)
+    /// Do not deliver again (app said DROP or answered 404).
+    case drop(String)
+}
+
+/// How the sidecar talks to its app. HTTP today (`MechaHTTP`), gRPC later; building blocks only
+/// see this protocol.
+public protocol AppChannel: Sendable {
+    /// Calls a method on the app; `handler` receives the streaming response.
+    func invoke<Output: Sendable>(
+        _ request: InvocationRequest,
+        _ handler: (InvocationResponse) async throws -> Output
+    ) async throws -> Output
+
+    /// Delivers one topic event and interprets the app's answer.
+    func deliverTopicEvent(_ delivery: TopicEventDelivery) async -> TopicEventResult
+
+    /// Asks the app which topics it subscribes to (`GET /dapr/subscribe`).
+    func listSubscriptions() async throws -> [SubscriptionSpec]
+
+    /// Whether the app accepts events for the input binding at `route` (`OPTIONS /route`).
+    func acceptsInputBinding(route: String) async throws -> Bool
+
+    /// Delivers an input binding event; throws when the app does not accept it.
+    func deliverBindingEvent(route: String, event: BindingEvent) async throws
+
+    /// One health probe (`GET <app-health-check-path>`).
+    func probeHealth() async -> Bool
+
+    /// Returns once the app accepts connections (or `stop` fires).
+    func waitUntilReachable(until stop: StopSignal) async
+}
+
+/// Invocations that could not reach the app or its sidecar.
+public struct InvocationError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    /// HTTP status to report (500, or 403 for access denied).
+    public var status: Int
+
+    public init(_ description: String, status: Int = 500) {
+        self.description = description
+        self.status = status
+    }
+}
+
+/// Sends invocations to another app's sidecar.
+public protocol RemoteInvoker: Sendable {
+    func invoke<Output: Sendable>(
+        appID: String,
+        namespace: String,
+        request: InvocationRequest,
+        _ handler: (InvocationResponse) async throws -> Output
+    ) async throws -> Output
+}

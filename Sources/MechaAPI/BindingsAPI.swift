@@ -1,0 +1,104 @@
+public import Logging
+public import MechaCore
+public import MechaRuntime
+
+/// Output bindings (`POST /v1.0/bindings/{name}`).
+public struct BindingsAPI: Sendable {
+    let components: ComponentStore
+
+    public init(components: ComponentStore) {
+        self.components = components
+    }
+
+    public func invoke(name: String, request: BindingInvokeRequest) async throws(APIError) -> BindingInvokeResponse {
+        guard let binding = self.components.outputBinding(named: name), Self.allowsOutput(self.components.entry(named: name)?.spec) else {
+            throw .invokeOutputBinding(name, "couldn't find output binding \(name)")
+        }
+        guard !request.operation.isEmpty else {
+            throw .invokeOutputBinding(name, "operation field is missing from request")
+        }
+        let operations = binding.operations
+        guard operations.contains(where: { $0.lowercased() == request.operation.lowercased() }) else {
+            throw .invokeOutputBinding(name, "binding \(name) does not support operation \(request.operation). supported operations:\(operations.joined(separator: " "))")
+        }
+        do {
+            return try await binding.invoke(request)
+        } catch {
+            throw .invokeOutputBinding(name, "\(error)")
+        }
+    }
+
+    /// `direction` metadata: absent means both directions.
+    static func directions(_ spec: ComponentSpec?) -> Set<String>? {
+        guard let raw = spec?.metadata["direction"], !raw.trimmingSpaces().isEmpty else { return nil }
+        return Set(raw.split(separator: ",").map { $0.trimmingSpaces().lowercased() })
+    }
+
+    static func allowsOutput(_ spec: ComponentSpec?) -> Bool {
+        self.directions(spec)?.contains("output") ?? true
+    }
+}
+
+/// Reads every input binding and delivers its events to the app at `POST /<route>`.
+public struct InputBindingManager: Sendable {
+    let components: ComponentStore
+    let appChannel: (any AppChannel)?
+    let readiness: Readiness
+    let logger: Logger
+
+    public init(components: ComponentStore, appChannel: (any AppChannel)?, readiness: Readiness, logger: Logger) {
+        self.components = components
+        self.appChannel = appChannel
+        self.readiness = readiness
+        self.logger = logger
+    }
+
+    public func run(until stop: StopSignal) async {
+        guard let appChannel = self.appChannel else { return }
+        await withDiscardingTaskGroup { group in
+            for entry in self.components.entries(in: .bindings) {
+                guard let binding = entry.component as? any InputBinding else { continue }
+                let directions = BindingsAPI.directions(entry.spec)
+                if let directions, !directions.contains("input") { continue }
+                let route = entry.spec.metadata.properties.first { $0.key == "route" }?.value ?? "/\(entry.spec.name)"
+                group.addTask {
+                    if directions == nil {
+                        do {
+                            guard try await appChannel.acceptsInputBinding(route: route) else {
+                                self.logger.info("app has not subscribed to binding \(entry.spec.name).")
+                                return
+                            }
+                        } catch {
+                            self.logger.error("could not invoke OPTIONS method on input binding subscription endpoint \"\(route)\": \(error)")
+                            return
+                        }
+                    }
+                    await self.read(binding, name: entry.spec.name, route: route, appChannel: appChannel, until: stop)
+                }
+            }
+        }
+    }
+
+    func read(_ binding: any InputBinding, name: String, route: String, appChannel: any AppChannel, until stop: StopSignal) async {
+        var delay: Duration = .milliseconds(500)
+        while !stop.isStopped {
+            do {
+                try await binding.read(until: stop) { event in
+                    guard self.readiness.isAppHealthy else { throw BindingError("app is not in a healthy state") }
+                    do {
+                        try await appChannel.deliverBindingEvent(route: route, event: event)
+                    } catch {
+                        self.logger.debug("error from app consumer for binding [\(name)]: \(error)")
+                        throw error
+                    }
+                }
+                return
+            } catch {
+                self.logger.error("input binding \(name) failed: \(error); restarting in \(GoDuration.format(delay))")
+                if await stop.sleep(for: delay) { return }
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
+    }
+}
+

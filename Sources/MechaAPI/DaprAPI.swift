@@ -1,0 +1,35 @@
+/// Every building block, built once per sidecar and shared by the HTTP and gRPC surfaces.
+public struct DaprAPI: Sendable {
+    public var identity: SidecarIdentity
+    public var state: StateAPI
+    public var pubsub: PubSubAPI
+    public var invoke: InvokeAPI
+    public var bindings: BindingsAPI
+    public var secrets: SecretsAPI
+    public var metadata: MetadataAPI
+    public var readiness: Readiness
+    /// Starts a graceful shutdown (`POST /v1.0/shutdown`).
+    public var shutdown: @Sendable () -> Void
+
+    public init(
+        identity: SidecarIdentity,
+        state: StateAPI,
+        pubsub: PubSubAPI,
+        invoke: InvokeAPI,
+        bindings: BindingsAPI,
+        secrets: SecretsAPI,
+        metadata: MetadataAPI,
+        readiness: Readiness,
+        shutdown: @escaping @Sendable () -> Void
+    ) {
+        self.identity = identity
+        self.state = state
+        self.pubsub = pubsub
+        self.invoke = invoke
+        self.bindings = bindings
+        self.secrets = secrets
+        self.metadata = metadata
+        self.readiness = readiness
+        self.shutdown = shutdown
+    }
+}

@@ -1,0 +1,72 @@
+public import MechaCore
+
+/// Service invocation, written once: the local app or a remote sidecar, caller identity headers,
+/// error mapping. Bodies stream in both directions.
+public struct InvokeAPI: Sendable {
+    let identity: SidecarIdentity
+    let appChannel: (any AppChannel)?
+    let remote: any RemoteInvoker
+
+    public init(identity: SidecarIdentity, appChannel: (any AppChannel)?, remote: any RemoteInvoker) {
+        self.identity = identity
+        self.appChannel = appChannel
+        self.remote = remote
+    }
+
+    /// Headers that carry caller identity; whatever the caller sent under these names is replaced.
+    static let identityHeaders: Set<String> = ["dapr-caller-app-id", "dapr-caller-namespace", "dapr-callee-app-id"]
+
+    /// Splits `app.namespace` as Dapr does; more than one dot is an error.
+    public func parseTarget(_ target: String) throws(APIError) -> (appID: String, namespace: String) {
+        let parts = target.split(separator: ".", omittingEmptySubsequences: false)
+        switch parts.count {
+        case 1: return (target, self.identity.namespace)
+        case 2: return (String(parts[0]), String(parts[1]))
+        default: throw .directInvoke(appID: target, "invalid app id \(target)")
+        }
+    }
+
+    /// Invokes `request.method` on `target`. Errors before the app answered are `APIError`s; the
+    /// app's own non-2xx answers are passed to `handler` untouched.
+    public func invoke<Output: Sendable>(
+        target: String,
+        request: InvocationRequest,
+        _ handler: (InvocationResponse) async throws -> Output
+    ) async throws -> Output {
+        let (appID, namespace) = try self.parseTarget(target)
+        var request = request
+        request.headers.removeAll { Self.identityHeaders.contains($0.name.lowercased()) }
+        request.headers.add("dapr-caller-app-id", self.identity.appID)
+        request.headers.add("dapr-caller-namespace", self.identity.namespace)
+        request.headers.add("dapr-callee-app-id", appID)
+        if appID == self.identity.appID && namespace == self.identity.namespace {
+            return try await self.invokeLocal(request, target: target, handler)
+        }
+        do {
+            return try await self.remote.invoke(appID: appID, namespace: namespace, request: request, handler)
+        } catch let error as InvocationError {
+            throw APIError(
+                errorCode: "ERR_DIRECT_INVOKE",
+                message: "failed to invoke, id: \(target), err: \(error.description)",
+                httpStatus: error.status,
+                grpcStatus: error.status == 403 ? .permissionDenied : .internalError
+            )
+        }
+    }
+
+    /// Delivers an invocation that arrived from another sidecar (or from this one) to the local app.
+    public func invokeLocal<Output: Sendable>(
+        _ request: InvocationRequest,
+        target: String,
+        _ handler: (InvocationResponse) async throws -> Output
+    ) async throws -> Output {
+        guard let appChannel = self.appChannel else {
+            throw APIError.directInvoke(appID: target, "cannot invoke local endpoint: app channel not initialized")
+        }
+        do {
+            return try await appChannel.invoke(request, handler)
+        } catch let error as InvocationError {
+            throw APIError.directInvoke(appID: target, "error invoking app channel: \(error.description)")
+        }
+    }
+}

@@ -1,0 +1,43 @@
+public import MechaCore
+public import MechaRuntime
+
+/// The secrets building block with Configuration secret scopes.
+public struct SecretsAPI: Sendable {
+    let components: ComponentStore
+    let scopes: [String: SecretScope]
+
+    public init(components: ComponentStore, scopes: [SecretScope]) {
+        self.components = components
+        self.scopes = Dictionary(scopes.map { ($0.storeName, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    func store(_ name: String) throws(APIError) -> any SecretStore {
+        guard self.components.count(in: .secretstores) > 0 else { throw .secretStoresNotConfigured }
+        guard let store = self.components.secretStore(named: name) else { throw .secretStoreNotFound(name) }
+        return store
+    }
+
+    func isAllowed(_ key: String, store: String) -> Bool {
+        self.scopes[store]?.isAllowed(key) ?? true
+    }
+
+    public func get(storeName: String, key: String, metadata: [String: String] = [:]) async throws(APIError) -> [String: String] {
+        let store = try self.store(storeName)
+        guard self.isAllowed(key, store: storeName) else { throw .secretPermissionDenied(key: key, store: storeName) }
+        do {
+            return try await store.secret(named: key, metadata: metadata)
+        } catch {
+            throw .secretGet(key: key, store: storeName, "\(error)")
+        }
+    }
+
+    /// Every secret the scopes allow; denied ones are left out silently, as daprd does.
+    public func bulk(storeName: String, metadata: [String: String] = [:]) async throws(APIError) -> [String: [String: String]] {
+        let store = try self.store(storeName)
+        do {
+            return try await store.bulkSecrets(metadata: metadata).filter { self.isAllowed($0.key, store: storeName) }
+        } catch {
+            throw .bulkSecretGet(store: storeName, "\(error)")
+        }
+    }
+}

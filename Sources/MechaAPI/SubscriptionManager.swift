@@ -1,0 +1,277 @@
+public import Logging
+public import MechaCore
+public import MechaRuntime
+import Synchronization
+
+/// Delivers subscribed topics to the app: one pump per (pubsub, topic) pulls from the component,
+/// unwraps/wraps CloudEvents, applies routing rules, posts to the app, and acknowledges only after
+/// the app's verdict. Dead-letter topics take what cannot be delivered.
+public final class SubscriptionManager: Sendable {
+    /// A subscription with its compiled routing rules.
+    struct ActiveSubscription: Sendable {
+        var spec: SubscriptionSpec
+        var rules: [(expression: CELExpression?, path: String)]
+    }
+
+    private let components: ComponentStore
+    private let identity: SidecarIdentity
+    private let appChannel: (any AppChannel)?
+    private let readiness: Readiness
+    private let declarative: [SubscriptionSpec]
+    private let logger: Logger
+    private let now: @Sendable () -> Timestamp
+    private let active = Mutex<[SubscriptionSpec]>([])
+    private let started = Mutex(false)
+    private let startedWaiters = Mutex<[CheckedContinuation<Void, Never>]>([])
+
+    public init(
+        components: ComponentStore,
+        identity: SidecarIdentity,
+        appChannel: (any AppChannel)?,
+        readiness: Readiness,
+        declarative: [SubscriptionSpec],
+        logger: Logger,
+        now: @escaping @Sendable () -> Timestamp
+    ) {
+        self.components = components
+        self.identity = identity
+        self.appChannel = appChannel
+        self.readiness = readiness
+        self.declarative = declarative.filter { $0.isInScope(appID: identity.appID) }
+        self.logger = logger
+        self.now = now
+    }
+
+    /// The subscriptions in effect, for the metadata API (declarative first, one per pubsub+topic).
+    public var subscriptions: [SubscriptionSpec] {
+        let active = self.active.withLock { $0 }
+        return active.isEmpty ? self.declarative : active
+    }
+
+    /// Returns once subscriptions have been loaded and their pumps started (or there is nothing to do).
+    public func waitUntilStarted() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = self.started.withLock { started -> Bool in
+                if !started { self.startedWaiters.withLock { $0.append(continuation) } }
+                return started
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    private func markStarted() {
+        let waiters = self.started.withLock { started -> [CheckedContinuation<Void, Never>] in
+            started = true
+            return self.startedWaiters.withLock { waiters in
+                defer { waiters = [] }
+                return waiters
+            }
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Loads programmatic subscriptions from the app, merges them with declarative ones and runs a
+    /// pump per subscription until `stop` fires; each pump drains its in-flight deliveries.
+    public func run(until stop: StopSignal) async {
+        guard let appChannel = self.appChannel else {
+            self.active.withLock { $0 = self.declarative }
+            self.markStarted()
+            if !self.declarative.isEmpty {
+                self.logger.info("no app port: subscriptions are not started")
+            }
+            return
+        }
+        var merged = self.declarative
+        if self.components.count(in: .pubsub) > 0 {
+            for programmatic in await self.loadProgrammatic(appChannel, until: stop) {
+                if let index = merged.firstIndex(where: { $0.pubsubName == programmatic.pubsubName && $0.topic == programmatic.topic }) {
+                    merged[index] = programmatic
+                } else {
+                    merged.append(programmatic)
+                }
+            }
+        }
+        var seen: Set<String> = []
+        merged = merged.filter { seen.insert("\($0.pubsubName)\u{0}\($0.topic)").inserted }
+        self.active.withLock { $0 = merged }
+
+        var runnable: [ActiveSubscription] = []
+        for spec in merged {
+            guard let entry = self.components.entry(named: spec.pubsubName), entry.component is any PubSub else {
+                self.logger.warning("subscription to topic '\(spec.topic)' refers to pubsub '\(spec.pubsubName)', which is not loaded; not started")
+                continue
+            }
+            guard TopicScopes(metadata: entry.spec.metadata, appID: self.identity.appID).maySubscribe(spec.topic) else {
+                self.logger.warning("subscription to topic '\(spec.topic)' on pubsub '\(spec.pubsubName)' is not allowed; not started")
+                continue
+            }
+            do {
+                runnable.append(try Self.compile(spec))
+            } catch {
+                self.logger.error("subscription to topic '\(spec.topic)' on pubsub '\(spec.pubsubName)' has an invalid route: \(error); not started")
+            }
+        }
+        await withDiscardingTaskGroup { group in
+            for subscription in runnable {
+                group.addTask { await self.pump(subscription, until: stop) }
+            }
+            self.markStarted()
+        }
+    }
+
+    static func compile(_ spec: SubscriptionSpec) throws -> ActiveSubscription {
+        var rules: [(CELExpression?, String)] = []
+        for rule in spec.routes.rules {
+            let match = rule.match.trimmingSpaces()
+            rules.append((match.isEmpty ? nil : try CELExpression(parsing: match), rule.path))
+        }
+        if let path = spec.routes.defaultPath, !path.isEmpty { rules.append((nil, path)) }
+        return ActiveSubscription(spec: spec, rules: rules)
+    }
+
+    /// `GET /dapr/subscribe`, retried briefly while the app starts.
+    func loadProgrammatic(_ channel: any AppChannel, until stop: StopSignal) async -> [SubscriptionSpec] {
+        var delay: Duration = .milliseconds(200)
+        for attempt in 1...4 {
+            do {
+                return try await channel.listSubscriptions().filter { !$0.routes.rules.isEmpty || $0.routes.defaultPath != nil }
+            } catch {
+                self.logger.warning("error getting topics from app (attempt \(attempt)): \(error)")
+                if await stop.sleep(for: delay) { return [] }
+                delay *= 3
+            }
+        }
+        return []
+    }
+
+    /// Runs one subscription until `stop`, resubscribing with backoff if the component fails.
+    func pump(_ subscription: ActiveSubscription, until stop: StopSignal) async {
+        let spec = subscription.spec
+        var delay: Duration = .milliseconds(250)
+        while !stop.isStopped {
+            guard let pubsub = self.components.pubsub(named: spec.pubsubName), let entry = self.components.entry(named: spec.pubsubName) else { return }
+            let group = entry.spec.metadata["consumerID"].flatMap { $0.isEmpty ? nil : $0 } ?? self.identity.appID
+            var requestMetadata = spec.metadata
+            requestMetadata["rawPayload"] = nil
+            let request = SubscribeRequest(topic: spec.topic, consumerGroup: group, metadata: requestMetadata)
+            self.logger.debug("subscribing to topic \(spec.topic) on pubsub \(spec.pubsubName)")
+            do {
+                try await pubsub.subscribe(request, until: stop) { message in
+                    await self.handle(message, subscription: subscription, pubsub: pubsub)
+                }
+                return
+            } catch {
+                self.logger.error("subscription to topic \(spec.topic) on pubsub \(spec.pubsubName) failed: \(error); retrying in \(GoDuration.format(delay))")
+                if await stop.sleep(for: delay) { return }
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
+    }
+
+    /// One message: everything between the component handing it over and the acknowledgement.
+    func handle(_ message: ReceivedMessage, subscription: ActiveSubscription, pubsub: any PubSub) async -> MessageDisposition {
+        let spec = subscription.spec
+        guard let appChannel = self.appChannel else { return .redeliver }
+        guard self.readiness.isAppHealthy else { return .redeliver }
+
+        var headers = HeaderList()
+        for (key, value) in message.metadata.sorted(by: { $0.key < $1.key }) {
+            let lowered = key.lowercased()
+            if Self.skippedMetadataHeaders.contains(lowered) || lowered.hasSuffix("-bin") || lowered.hasPrefix("cloudevent.") { continue }
+            headers.add(lowered.hasPrefix("grpc-") ? "dapr-\(lowered)" : lowered, value)
+        }
+        headers.set("pubsubname", spec.pubsubName)
+
+        let body: [UInt8]
+        let event: JSONValue
+        if spec.rawPayload {
+            event = CloudEvent.rawPayloadWrapper(
+                message.data,
+                topic: spec.topic,
+                pubsubName: spec.pubsubName,
+                traceParent: message.metadata["traceparent"],
+                traceState: message.metadata["tracestate"]
+            )
+            body = event.serialized
+        } else {
+            guard let parsed = try? JSONValue(parsing: message.data), case .object = parsed else {
+                self.logger.error("error deserializing cloud event in pubsub \(spec.pubsubName) and topic \(spec.topic): not a JSON object")
+                return await self.deadLetterOr(.redeliver, message, spec, pubsub)
+            }
+            event = parsed
+            body = message.data
+        }
+        let eventID = event["id"]?.stringValue ?? message.messageID
+
+        if let expiration = event["expiration"]?.stringValue, let expiry = Timestamp(rfc3339: expiration), expiry < self.now() {
+            self.logger.warning("dropping expired pub/sub event \(eventID) as of \(expiration)")
+            return await self.deadLetterOr(.acknowledge, message, spec, pubsub)
+        }
+
+        let path: String
+        switch self.route(event, subscription) {
+        case .success(let matched?):
+            path = matched
+        case .success(nil):
+            self.logger.debug("no matching route for event \(eventID) in pubsub \(spec.pubsubName) and topic \(spec.topic); skipping")
+            return await self.deadLetterOr(.acknowledge, message, spec, pubsub)
+        case .failure(let error):
+            self.logger.error("error finding matching route for event \(eventID) in pubsub \(spec.pubsubName) and topic \(spec.topic): \(error)")
+            return await self.deadLetterOr(.redeliver, message, spec, pubsub)
+        }
+        let traceParent = event["traceparent"]?.stringValue ?? event["traceid"]?.stringValue ?? ""
+        headers.set("traceparent", traceParent.isEmpty ? "00-00000000000000000000000000000000-0000000000000000-00" : traceParent)
+        if let state = event["tracestate"]?.stringValue, !state.isEmpty { headers.set("tracestate", state) }
+
+        let delivery = TopicEventDelivery(path: path, body: body, headers: headers, pubsubName: spec.pubsubName, topic: spec.topic, event: event)
+        switch await appChannel.deliverTopicEvent(delivery) {
+        case .success:
+            return .acknowledge
+        case .drop(let reason):
+            self.logger.warning("DROP status returned from app while processing pub/sub event \(eventID): \(reason)")
+            return await self.deadLetterOr(.acknowledge, message, spec, pubsub)
+        case .retry(let reason):
+            self.logger.warning("retriable error returned from app while processing pub/sub event \(eventID), topic: \(spec.topic): \(reason)")
+            return await self.deadLetterOr(.redeliver, message, spec, pubsub)
+        }
+    }
+
+    static let skippedMetadataHeaders: Set<String> = [
+        "content-type", "content-length", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
+        "te", "trailer", "traceparent", "tracestate", "destination-app-id", "pubsubname", "rawpayload",
+    ]
+
+    /// The first rule that matches (empty match always matches), or nil when none does.
+    func route(_ event: JSONValue, _ subscription: ActiveSubscription) -> Result<String?, CELError> {
+        var variables: [String: CELValue]?
+        for (expression, path) in subscription.rules {
+            guard let expression else { return .success(path) }
+            if variables == nil { variables = ["event": CELValue(json: event)] }
+            do {
+                if try expression.evaluateBool(variables!) { return .success(path) }
+            } catch {
+                return .failure(error)
+            }
+        }
+        return .success(nil)
+    }
+
+    /// Publishes the original message to the dead-letter topic when one is set (then acknowledges);
+    /// otherwise returns `fallback`.
+    func deadLetterOr(_ fallback: MessageDisposition, _ message: ReceivedMessage, _ spec: SubscriptionSpec, _ pubsub: any PubSub) async -> MessageDisposition {
+        guard let deadLetterTopic = spec.deadLetterTopic, !deadLetterTopic.isEmpty else { return fallback }
+        if let entry = self.components.entry(named: spec.pubsubName),
+            !TopicScopes(metadata: entry.spec.metadata, appID: self.identity.appID).mayPublish(deadLetterTopic)
+        {
+            self.logger.error("publishing to dead letter topic \(deadLetterTopic) is not allowed for app \(self.identity.appID)")
+            return fallback
+        }
+        do {
+            try await pubsub.publish(PublishRequest(topic: deadLetterTopic, data: message.data, contentType: message.contentType, metadata: message.metadata))
+            return .acknowledge
+        } catch {
+            self.logger.error("failed to publish to dead letter topic \(deadLetterTopic): \(error)")
+            return .redeliver
+        }
+    }
+}

@@ -1,0 +1,164 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+public import MechaCore
+
+/// Everything found in the resources paths.
+public struct LoadedResources: Sendable {
+    public var components: [ComponentResource] = []
+    public var subscriptions: [SubscriptionSpec] = []
+    public var configurations: [ConfigurationSpec] = []
+    /// Documents skipped on purpose (other kinds), for a log line each.
+    public var skipped: [(source: ResourceSource, reason: String)] = []
+
+    public init() {}
+}
+
+/// Several configuration problems at once: the loader reports every bad document, not just the first.
+public struct ResourceLoadError: Error, Sendable, CustomStringConvertible {
+    public var errors: [ResourceError]
+
+    public init(_ errors: [ResourceError]) {
+        self.errors = errors
+    }
+
+    public var description: String {
+        self.errors.map(\.description).joined(separator: "\n")
+    }
+}
+
+/// Reads Dapr resource YAML (`Component`, `Configuration`, `Subscription`) from files and directories,
+/// several documents per file, the way daprd's `--resources-path` does.
+public enum ResourceLoader {
+    /// Kinds Mecha understands now; other `dapr.io` kinds are skipped with a note.
+    static let handledKinds: Set<String> = ["Component", "Configuration", "Subscription"]
+
+    /// Loads every `*.yaml` / `*.yml` file in each path (a path may also be a single file).
+    /// Directories are read in name order, not recursively. A missing path is an error.
+    public static func load(paths: [String]) throws(ResourceLoadError) -> LoadedResources {
+        var loaded = LoadedResources()
+        var errors: [ResourceError] = []
+        for path in paths {
+            let files: [String]
+            do throws(ResourceError) {
+                files = try self.yamlFiles(at: path)
+            } catch {
+                errors.append(error)
+                continue
+            }
+            for file in files {
+                do throws(ResourceError) {
+                    let text = try self.readText(file)
+                    self.decode(text: text, file: file, into: &loaded, errors: &errors)
+                } catch {
+                    errors.append(error)
+                }
+            }
+        }
+        guard errors.isEmpty else { throw ResourceLoadError(errors) }
+        return loaded
+    }
+
+    /// Decodes YAML text as if read from `file`.
+    public static func load(text: String, file: String) throws(ResourceLoadError) -> LoadedResources {
+        var loaded = LoadedResources()
+        var errors: [ResourceError] = []
+        self.decode(text: text, file: file, into: &loaded, errors: &errors)
+        guard errors.isEmpty else { throw ResourceLoadError(errors) }
+        return loaded
+    }
+
+    /// Loads the `Configuration` named by `--config`. The file must contain one.
+    public static func loadConfiguration(file: String) throws(ResourceLoadError) -> ConfigurationSpec {
+        let text: String
+        do throws(ResourceError) {
+            text = try self.readText(file)
+        } catch {
+            throw ResourceLoadError([error])
+        }
+        let loaded = try self.load(text: text, file: file)
+        guard let configuration = loaded.configurations.first else {
+            throw ResourceLoadError([ResourceError(source: .init(file: file, resource: "Configuration"), field: nil, reason: "the file contains no Configuration resource")])
+        }
+        return configuration
+    }
+
+    static func decode(text: String, file: String, into loaded: inout LoadedResources, errors: inout [ResourceError]) {
+        let documents: [YAMLNode]
+        do throws(YAMLDocuments.SyntaxError) {
+            documents = try YAMLDocuments.parse(text)
+        } catch {
+            errors.append(ResourceError(source: .init(file: file, resource: "document", line: error.line), field: nil, reason: error.message))
+            return
+        }
+        for (index, document) in documents.enumerated() {
+            if document.isNull { continue }  // empty document between separators
+            let kind: String
+            let name: String
+            if case .mapping(let pairs, _) = document {
+                kind = pairs.first { $0.key == "kind" }.flatMap { if case .scalar(let text, _, _) = $0.value { text } else { nil } } ?? ""
+                let metadata = pairs.first { $0.key == "metadata" }?.value
+                if case .mapping(let metadataPairs, _)? = metadata,
+                    case .scalar(let text, _, _)? = metadataPairs.first(where: { $0.key == "name" })?.value
+                {
+                    name = text
+                } else {
+                    name = "#\(index + 1)"
+                }
+            } else {
+                errors.append(ResourceError(source: .init(file: file, resource: "document #\(index + 1)", line: document.line), field: nil, reason: "a resource must be a mapping"))
+                continue
+            }
+            let source = ResourceSource(file: file, resource: "\(kind.isEmpty ? "document" : kind)/\(name)", line: document.line)
+            let reader = NodeReader(document, path: "", source: source)
+            do throws(ResourceError) {
+                switch kind {
+                case "Component": loaded.components.append(try ResourceDecoders.component(reader))
+                case "Configuration": loaded.configurations.append(try ResourceDecoders.configuration(reader))
+                case "Subscription": loaded.subscriptions.append(try ResourceDecoders.subscription(reader))
+                case "":
+                    throw ResourceError(source: source, field: "kind", reason: "required field is missing")
+                default:
+                    loaded.skipped.append((source, "kind \(kind) is not supported yet; skipped"))
+                }
+            } catch {
+                errors.append(error)
+            }
+        }
+    }
+
+    static func yamlFiles(at path: String) throws(ResourceError) -> [String] {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw ResourceError(source: .init(file: path, resource: "resources path"), field: nil, reason: "no such file or directory")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFDIR else { return [path] }
+        let entries: [String]
+        do {
+            entries = try FileManager.default.contentsOfDirectory(atPath: path)
+        } catch {
+            throw ResourceError(source: .init(file: path, resource: "resources path"), field: nil, reason: "cannot read directory: \(error)")
+        }
+        return entries
+            .filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) && !$0.hasPrefix(".") }
+            .sorted()
+            .map { path.hasSuffix("/") ? path + $0 : path + "/" + $0 }
+    }
+
+    static func readText(_ file: String) throws(ResourceError) -> String {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw ResourceError(source: .init(file: file, resource: "file"), field: nil, reason: "cannot read file")
+        }
+        guard let text = String(validating: data, as: UTF8.self) else {
+            throw ResourceError(source: .init(file: file, resource: "file"), field: nil, reason: "file is not valid UTF-8")
+        }
+        return text
+    }
+}

@@ -1,0 +1,44 @@
+/// A reachable instance of an app: where its sidecar accepts sidecar-to-sidecar calls.
+public struct AppInstance: Sendable, Hashable {
+    public var appID: String
+    public var namespace: String
+    /// Host of the sidecar's internal listener.
+    public var host: String
+    /// Port of the sidecar's internal (sidecar-to-sidecar) listener.
+    public var internalPort: Int
+    /// Port of the sidecar's public HTTP API.
+    public var httpPort: Int
+    /// Unique id of the sidecar process.
+    public var instanceID: String
+    public var processID: Int32
+    public var hostname: String
+
+    public init(
+        appID: String,
+        namespace: String = "default",
+        host: String,
+        internalPort: Int,
+        httpPort: Int,
+        instanceID: String,
+        processID: Int32,
+        hostname: String
+    ) {
+        self.appID = appID
+        self.namespace = namespace
+        self.host = host
+        self.internalPort = internalPort
+        self.httpPort = httpPort
+        self.instanceID = instanceID
+        self.processID = processID
+        self.hostname = hostname
+    }
+}
+
+/// Name resolution: sidecars register themselves; callers resolve an app id to live instances.
+public protocol NameResolver: Component {
+    /// Announces this sidecar. Kept alive until `deregister` (implementations heartbeat in `run`).
+    func register(_ instance: AppInstance) async throws
+    func deregister(instanceID: String) async throws
+    /// Live instances of `appID`, possibly empty.
+    func resolve(appID: String, namespace: String) async throws -> [AppInstance]
+}

@@ -1,0 +1,91 @@
+/// A Dapr `Configuration` resource (`kind: Configuration`): the parts the sidecar enforces.
+public struct ConfigurationSpec: Sendable, Hashable {
+    public var name: String
+    /// `spec.secrets.scopes`: which secrets each store exposes to this app.
+    public var secretScopes: [SecretScope]
+    /// `spec.api.allowed`: when non-nil, only these APIs are served.
+    public var apiAllowed: [APIAccessRule]?
+    /// `spec.api.denied`: these APIs are refused.
+    public var apiDenied: [APIAccessRule]
+    /// `spec.features[]`: preview features by name.
+    public var features: [String: Bool]
+    /// `spec.nameResolution.component`, when set.
+    public var nameResolutionComponent: String?
+    /// `spec.nameResolution.configuration` as string pairs.
+    public var nameResolutionConfiguration: [String: String]
+    public var source: ResourceSource
+
+    public init(
+        name: String = "",
+        secretScopes: [SecretScope] = [],
+        apiAllowed: [APIAccessRule]? = nil,
+        apiDenied: [APIAccessRule] = [],
+        features: [String: Bool] = [:],
+        nameResolutionComponent: String? = nil,
+        nameResolutionConfiguration: [String: String] = [:],
+        source: ResourceSource? = nil
+    ) {
+        self.name = name
+        self.secretScopes = secretScopes
+        self.apiAllowed = apiAllowed
+        self.apiDenied = apiDenied
+        self.features = features
+        self.nameResolutionComponent = nameResolutionComponent
+        self.nameResolutionConfiguration = nameResolutionConfiguration
+        self.source = source ?? .builtIn("Configuration/\(name)")
+    }
+
+    /// Names of enabled preview features, sorted.
+    public var enabledFeatures: [String] {
+        self.features.filter(\.value).keys.sorted()
+    }
+}
+
+/// `spec.secrets.scopes[]`: the access rule for one secret store.
+public struct SecretScope: Sendable, Hashable {
+    public enum Access: String, Sendable, Hashable {
+        case allow
+        case deny
+    }
+
+    public var storeName: String
+    public var defaultAccess: Access
+    public var allowedSecrets: [String]
+    public var deniedSecrets: [String]
+
+    public init(storeName: String, defaultAccess: Access = .allow, allowedSecrets: [String] = [], deniedSecrets: [String] = []) {
+        self.storeName = storeName
+        self.defaultAccess = defaultAccess
+        self.allowedSecrets = allowedSecrets
+        self.deniedSecrets = deniedSecrets
+    }
+
+    /// Dapr's rule: a denied list always wins; a non-empty allowed list admits only its members;
+    /// otherwise the default access decides.
+    public func isAllowed(_ key: String) -> Bool {
+        if self.deniedSecrets.contains(key) { return false }
+        if !self.allowedSecrets.isEmpty { return self.allowedSecrets.contains(key) }
+        return self.defaultAccess == .allow
+    }
+}
+
+/// One entry of `spec.api.allowed` / `spec.api.denied`.
+public struct APIAccessRule: Sendable, Hashable {
+    public enum APIProtocol: String, Sendable, Hashable {
+        case http
+        case grpc
+    }
+
+    /// Building-block name as Dapr writes it (`state`, `publish`, `invoke`, `bindings`, `secrets`, …).
+    public var name: String
+    /// API version (`v1.0`, `v1.0-alpha1`, `v1`, `v1alpha1`).
+    public var version: String
+    /// Protocol the rule applies to; Dapr defaults to HTTP when absent.
+    public var apiProtocol: APIProtocol
+
+    public init(name: String, version: String, apiProtocol: APIProtocol = .http) {
+        self.name = name
+        self.version = version
+        self.apiProtocol = apiProtocol
+    }
+}

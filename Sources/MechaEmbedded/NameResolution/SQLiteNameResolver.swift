@@ -1,0 +1,145 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import MechaCore
+import Synchronization
+
+/// `nameresolution.sqlite`: sidecars on one machine find each other through the shared embedded
+/// database. Each sidecar registers its instance and heartbeats; resolution returns instances with
+/// a fresh heartbeat, skipping (and removing) those whose process on this host has exited.
+/// Results are cached briefly so invocation does not query the database on every call.
+public final class SQLiteNameResolver: NameResolver {
+    let database: SQLiteDatabase
+    let heartbeatInterval: Duration
+    let staleAfter: Duration
+    let cacheTTL: Duration
+    let hostname: String
+    private let registered = Mutex<[String: AppInstance]>([:])
+    private let cache = Mutex<[String: (instances: [AppInstance], at: ContinuousClock.Instant)]>([:])
+
+    init(database: SQLiteDatabase, heartbeatInterval: Duration, staleAfter: Duration, cacheTTL: Duration) {
+        self.database = database
+        self.heartbeatInterval = heartbeatInterval
+        self.staleAfter = staleAfter
+        self.cacheTTL = cacheTTL
+        self.hostname = SQLitePubSub.currentHostname()
+    }
+
+    func migrate() async throws {
+        try await self.database.transaction { connection in
+            try connection.execute(
+                """
+                CREATE TABLE IF NOT EXISTS nameresolution_instances (
+                    instance_id TEXT NOT NULL PRIMARY KEY,
+                    app_id TEXT NOT NULL,
+                    namespace TEXT NOT NULL,
+                    host TEXT NOT NULL,
+                    internal_port INTEGER NOT NULL,
+                    http_port INTEGER NOT NULL,
+                    hostname TEXT NOT NULL,
+                    pid INTEGER NOT NULL,
+                    last_heartbeat INTEGER NOT NULL
+                );
+                CREATE INDEX IF NOT EXISTS nameresolution_instances_app ON nameresolution_instances (app_id, namespace);
+                """
+            )
+        }
+    }
+
+    public func register(_ instance: AppInstance) async throws {
+        self.registered.withLock { $0[instance.instanceID] = instance }
+        let now = WallClock.now().unixMilliseconds
+        _ = try await self.database.execute(
+            """
+            REPLACE INTO nameresolution_instances (instance_id, app_id, namespace, host, internal_port, http_port, hostname, pid, last_heartbeat)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                .text(instance.instanceID), .text(instance.appID), .text(instance.namespace), .text(instance.host),
+                .integer(Int64(instance.internalPort)), .integer(Int64(instance.httpPort)), .text(instance.hostname),
+                .integer(Int64(instance.processID)), .integer(now),
+            ]
+        )
+    }
+
+    public func deregister(instanceID: String) async throws {
+        self.registered.withLock { _ = $0.removeValue(forKey: instanceID) }
+        _ = try await self.database.execute("DELETE FROM nameresolution_instances WHERE instance_id = ?", [.text(instanceID)])
+    }
+
+    public func resolve(appID: String, namespace: String) async throws -> [AppInstance] {
+        let key = "\(namespace)/\(appID)"
+        let now = ContinuousClock.now
+        if let cached = self.cache.withLock({ $0[key] }), now - cached.at < self.cacheTTL, !cached.instances.isEmpty {
+            return cached.instances
+        }
+        let freshSince = WallClock.now().unixMilliseconds - self.staleAfter.milliseconds
+        let rows = try await self.database.query(
+            """
+            SELECT instance_id, host, internal_port, http_port, hostname, pid FROM nameresolution_instances
+            WHERE app_id = ? AND namespace = ? AND last_heartbeat >= ? ORDER BY instance_id
+            """,
+            [.text(appID), .text(namespace), .integer(freshSince)]
+        )
+        var instances: [AppInstance] = []
+        for row in rows {
+            let instance = AppInstance(
+                appID: appID,
+                namespace: namespace,
+                host: row[1].string ?? "127.0.0.1",
+                internalPort: Int(row[2].int ?? 0),
+                httpPort: Int(row[3].int ?? 0),
+                instanceID: row[0].string ?? "",
+                processID: Int32(row[5].int ?? 0),
+                hostname: row[4].string ?? ""
+            )
+            if instance.hostname == self.hostname && instance.processID > 0 && kill(instance.processID, 0) != 0 && errno == ESRCH {
+                _ = try? await self.database.execute("DELETE FROM nameresolution_instances WHERE instance_id = ?", [.text(instance.instanceID)])
+                continue
+            }
+            instances.append(instance)
+        }
+        self.cache.withLock { $0[key] = (instances, now) }
+        return instances
+    }
+
+    /// Heartbeats this process's registrations until stopped, then removes them.
+    public func run(until stop: StopSignal) async throws {
+        while !(await stop.sleep(for: self.heartbeatInterval)) {
+            let ids = self.registered.withLock { Array($0.keys) }
+            let now = WallClock.now().unixMilliseconds
+            for id in ids {
+                let updated = (try? await self.database.execute(
+                    "UPDATE nameresolution_instances SET last_heartbeat = ? WHERE instance_id = ?",
+                    [.integer(now), .text(id)]
+                )) ?? 1
+                if updated == 0, let instance = self.registered.withLock({ $0[id] }) {
+                    try? await self.register(instance)  // someone removed us (e.g. a stale sweep): come back
+                }
+            }
+        }
+        for id in self.registered.withLock({ Array($0.keys) }) {
+            try? await self.deregister(instanceID: id)
+        }
+    }
+}
+
+/// Factory for `nameresolution.sqlite`. Metadata: `connectionString` (default: the shared embedded
+/// database), `heartbeatInterval` (2s), `staleAfter` (10s), `cacheTTL` (1s).
+public struct SQLiteNameResolverFactory: ComponentFactory {
+    public init() {}
+    public var type: ComponentType { ComponentType(.nameresolution, "sqlite") }
+
+    public func make(spec: ComponentSpec, context: ComponentContext) async throws -> any Component {
+        let metadata = spec.metadata
+        let database = try SQLiteDatabase(path: try EmbeddedDatabase.path(metadata, context: context))
+        let resolver = SQLiteNameResolver(
+            database: database,
+            heartbeatInterval: try metadata.duration("heartbeatInterval", default: .seconds(2)),
+            staleAfter: try metadata.duration("staleAfter", default: .seconds(10)),
+            cacheTTL: try metadata.duration("cacheTTL", default: .seconds(1))
+        )
+        try await resolver.migrate()
+        return resolver
+    }
+}

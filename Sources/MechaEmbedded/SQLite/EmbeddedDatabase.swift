@@ -1,0 +1,47 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import MechaCore
+
+/// Where embedded SQLite components keep their data: one shared database file per machine
+/// (`<data dir>/mecha.db`) unless the component names another.
+enum EmbeddedDatabase {
+    static let fileName = "mecha.db"
+
+    /// The database path from `connectionString` (a path, a `file:` URI or `:memory:`), defaulting
+    /// to the shared embedded database. The parent directory is created when missing.
+    static func path(_ metadata: ComponentMetadata, context: ComponentContext) throws -> String {
+        if let connection = metadata.value(forAnyOf: "connectionString", "url", "databasePath"), !connection.isEmpty {
+            if connection == ":memory:" || connection.hasPrefix("file:") { return connection }
+            try self.makeParentDirectory(of: connection)
+            return connection
+        }
+        try self.makeDirectory(context.dataDirectory)
+        return context.dataDirectory + "/" + self.fileName
+    }
+
+    /// A table name: ASCII letters, digits and `_` only (it is spliced into SQL).
+    static func identifier(_ metadata: ComponentMetadata, _ key: String, default defaultValue: String) throws(ComponentConfigurationError) -> String {
+        let name = metadata.string(key) ?? defaultValue
+        guard !name.isEmpty, name.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 95 }) else {
+            throw ComponentConfigurationError(key: key, reason: "invalid identifier: \(name) (use letters, digits and _)")
+        }
+        return name
+    }
+
+    static func makeParentDirectory(of path: String) throws {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
+        try self.makeDirectory(String(path[..<slash]))
+    }
+
+    /// `mkdir -p`.
+    static func makeDirectory(_ path: String) throws {
+        var current = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, 0o755) != 0 && errno != EEXIST {
+                throw ComponentConfigurationError(key: "connectionString", reason: "cannot create directory \(current): errno \(errno)")
+            }
+        }
+    }
+}

@@ -1,0 +1,422 @@
+import HTTPTypes
+public import HummingbirdCore
+public import Logging
+public import MechaAPI
+public import MechaCore
+import NIOCore
+import NIOPosix
+public import ServiceLifecycle
+import Synchronization
+
+/// The Dapr HTTP API (`/v1.0/*`) on HummingbirdCore: token check, allow/deny lists, routing to the
+/// building blocks, and streaming service invocation.
+public struct DaprHTTPServer: Sendable {
+    public struct Configuration: Sendable {
+        /// Hosts to listen on (`--dapr-listen-addresses`).
+        public var addresses: [String]
+        public var port: Int
+        public var maxBodySize: Int
+        /// `DAPR_API_TOKEN`: required on every API but health when set.
+        public var apiToken: String?
+        public var apiAllowed: [APIAccessRule]?
+        public var apiDenied: [APIAccessRule]
+
+        public init(addresses: [String] = ["127.0.0.1"], port: Int = 3500, maxBodySize: Int = 4 << 20, apiToken: String? = nil, apiAllowed: [APIAccessRule]? = nil, apiDenied: [APIAccessRule] = []) {
+            self.addresses = addresses
+            self.port = port
+            self.maxBodySize = maxBodySize
+            self.apiToken = apiToken
+            self.apiAllowed = apiAllowed
+            self.apiDenied = apiDenied
+        }
+    }
+
+    let api: DaprAPI
+    let configuration: Configuration
+    let logger: Logger
+
+    public init(api: DaprAPI, configuration: Configuration, logger: Logger) {
+        self.api = api
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// One server service per listen address. `onListening` receives each bound port.
+    public func makeServices(onListening: @escaping @Sendable (Int) -> Void = { _ in }) throws -> [any Service] {
+        try self.configuration.addresses.map { host in
+            try HTTPServerBuilder.http1().buildServer(
+                configuration: ServerConfiguration(address: .hostname(host, port: self.configuration.port), serverName: nil, backlog: 1024),
+                eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+                logger: self.logger,
+                responder: { request, writer, _ in
+                    try await self.respond(to: request, writer: writer)
+                },
+                onServerRunning: { channel in
+                    onListening(channel.localAddress?.port ?? self.configuration.port)
+                }
+            )
+        }
+    }
+
+    // MARK: Dispatch
+
+    func respond(to request: Request, writer: consuming ResponseWriter) async throws {
+        let method = request.head.method.rawValue
+        let target = request.head.path ?? "/"
+        let (path, query) = Self.split(target)
+        var request = request
+
+        if let token = self.configuration.apiToken, !token.isEmpty {
+            let exempt = method == "GET" && (path.trimmingSlashes == "v1.0/healthz" || path.trimmingSlashes == "v1.0/healthz/outbound")
+            if !exempt {
+                guard request.headers[HTTPField.Name("dapr-api-token")!] == token else {
+                    try await HTTPReply.text("invalid api token\n", status: 401).write(to: writer)
+                    return
+                }
+            }
+            var head = request.head
+            head.headerFields[HTTPField.Name("dapr-api-token")!] = nil
+            request = Request(head: head, body: request.body)
+        }
+
+        var route = DaprRoute.match(method: method, path: String(path))
+        if let group = route.accessGroup, !self.isAllowed(group) { route = .fallback }
+
+        switch route {
+        case .invoke(let appID, let methodPath):
+            try await self.invoke(target: appID, method: methodPath, query: query, request: request, writer: writer)
+        case .fallback:
+            if let appID = Self.headerAppID(request) {
+                try await self.invoke(target: appID, method: String(path), query: query, request: request, writer: writer)
+            } else if self.isAllowed(("invoke", "v1.0", "invoke")) {
+                try await HTTPReply.error(.directInvokeNoAppID).write(to: writer)
+            } else {
+                try await HTTPReply.text("404 page not found\n", status: 404).write(to: writer)
+            }
+        default:
+            let reply = await self.handle(route, request: request, query: query)
+            try await reply.write(to: writer)
+        }
+    }
+
+    static func split(_ target: String) -> (path: Substring, query: Substring) {
+        guard let mark = target.firstIndex(of: "?") else { return (target[...], "") }
+        return (target[..<mark], target[target.index(after: mark)...])
+    }
+
+    /// The invocation target from `dapr-app-id` or basic auth (`dapr-app-id:<target>`).
+    static func headerAppID(_ request: Request) -> String? {
+        if let value = request.headers[HTTPField.Name("dapr-app-id")!], !value.isEmpty { return value }
+        if let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("basic "),
+            let decoded = Base64.decode(authorization.dropFirst(6).trimmingSpaces()),
+            let text = String(validating: decoded, as: UTF8.self)
+        {
+            let parts = text.split(separator: ":", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "dapr-app-id", !parts[1].isEmpty { return String(parts[1]) }
+        }
+        return nil
+    }
+
+    /// Configuration `spec.api` lists: deny wins, a non-empty allow list admits only its entries.
+    func isAllowed(_ group: (name: String, version: String, route: String)) -> Bool {
+        func matches(_ rule: APIAccessRule) -> Bool {
+            guard rule.apiProtocol == .http else { return false }
+            let ruleVersion = Self.normalizeVersion(rule.version)
+            if rule.name == group.name && ruleVersion == Self.normalizeVersion(group.version) { return true }
+            return "\(group.version)/\(group.route)".hasPrefix("\(rule.version)/\(rule.name)")
+        }
+        if self.configuration.apiDenied.contains(where: matches) { return false }
+        if let allowed = self.configuration.apiAllowed, allowed.contains(where: { $0.apiProtocol == .http }) {
+            return allowed.contains(where: matches)
+        }
+        return true
+    }
+
+    static func normalizeVersion(_ version: String) -> String {
+        switch version {
+        case "v1", "v1.0": "v1"
+        case "v1alpha1", "v1.0-alpha1": "v1alpha1"
+        default: version
+        }
+    }
+
+    // MARK: Buffered routes
+
+    func handle(_ route: DaprRoute, request: Request, query: Substring) async -> HTTPReply {
+        do {
+            switch route {
+            case .healthz: return self.healthz(query: query)
+            case .healthzOutbound:
+                return self.api.readiness.isOutboundReady ? .noContent() : .error(.outboundHealthNotReady)
+            case .metadata:
+                return .json(self.api.metadata.document, trailingNewline: true)
+            case .setMetadata(let key):
+                let body = try await self.body(request, error: { .bodyRead($0) })
+                self.api.metadata.setExtended(key, String(decoding: body, as: UTF8.self))
+                return .noContent()
+            case .shutdown:
+                return self.shutdown(request)
+            case .getState(let store, let key):
+                return try await StateRoutes(api: self.api.state).get(store: store, key: key, query: query)
+            case .saveState(let store):
+                _ = try self.api.state.store(store)
+                let body = try await self.body(request, error: { .malformedRequest(message: $0) })
+                try await StateRoutes(api: self.api.state).save(store: store, body: body, query: query)
+                return .noContent()
+            case .deleteState(let store, let key):
+                let etag = request.headers[HTTPField.Name("If-Match")!]
+                try await StateRoutes(api: self.api.state).delete(store: store, key: key, etag: etag, query: query)
+                return .noContent()
+            case .bulkState(let store):
+                _ = try self.api.state.store(store)
+                let body = try await self.body(request, error: { .malformedRequest($0) })
+                return try await StateRoutes(api: self.api.state).bulk(store: store, body: body, query: query)
+            case .stateTransaction(let store):
+                _ = try self.api.state.store(store)
+                let body = try await self.body(request, error: { .malformedRequest($0) })
+                try await StateRoutes(api: self.api.state).transaction(store: store, body: body, query: query)
+                return .noContent()
+            case .publish(let pubsub, let topic):
+                let metadata = PercentDecoding.metadata(from: query)
+                let body = try await self.body(request, error: { .pubsubPublish(topic: topic, pubsub: pubsub, $0, metadata: ["topic": topic, "error": $0]) })
+                try await self.api.pubsub.publish(
+                    pubsubName: pubsub,
+                    topic: topic,
+                    data: body,
+                    contentType: request.headers[.contentType],
+                    metadata: metadata,
+                    traceParent: request.headers[HTTPField.Name("traceparent")!] ?? "",
+                    traceState: request.headers[HTTPField.Name("tracestate")!] ?? ""
+                )
+                return .noContent()
+            case .bulkPublish(let pubsub, let topic):
+                let body = try await self.body(request, error: { .pubsubUnmarshalEvents(topic: topic, pubsub: pubsub, $0) })
+                return try await PubSubRoutes(api: self.api.pubsub).bulkPublish(
+                    pubsub: pubsub,
+                    topic: topic,
+                    body: body,
+                    query: query,
+                    traceParent: request.headers[HTTPField.Name("traceparent")!] ?? ""
+                )
+            case .invokeBinding(let name):
+                let body = try await self.body(request, error: { .malformedRequest($0) })
+                return try await BindingRoutes(api: self.api.bindings).invoke(name: name, body: body)
+            case .bulkSecrets(let store):
+                let secrets = try await self.api.secrets.bulk(storeName: store, metadata: PercentDecoding.metadata(from: query))
+                return .json(.object(sorted: secrets.mapValues { JSONValue.stringMap($0) }), trailingNewline: true)
+            case .getSecret(let store, let key):
+                let secret = try await self.api.secrets.get(storeName: store, key: key, metadata: PercentDecoding.metadata(from: query))
+                return .json(.stringMap(secret), trailingNewline: true)
+            case .invoke, .fallback:
+                return .error(.directInvokeNoAppID)
+            }
+        } catch let error as APIError {
+            return .error(error)
+        } catch {
+            return .error(.internalError("\(error)"))
+        }
+    }
+
+    /// Reads the whole request body within the configured limit.
+    func body(_ request: Request, error: (String) -> APIError) async throws(APIError) -> [UInt8] {
+        let limit = self.configuration.maxBodySize
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
+            throw error("stream too large")
+        }
+        do {
+            var collected: [UInt8] = []
+            for try await chunk in request.body {
+                guard collected.count + chunk.readableBytes <= limit else { throw BodyTooLarge(limit: limit) }
+                collected.append(contentsOf: chunk.readableBytesView)
+            }
+            return collected
+        } catch let tooLarge as BodyTooLarge {
+            throw error(tooLarge.description)
+        } catch let read {
+            throw error("\(read)")
+        }
+    }
+
+    func healthz(query: Substring) -> HTTPReply {
+        if let appID = PercentDecoding.queryParameters(query).first(where: { $0.0 == "appid" })?.1, appID != self.api.identity.appID {
+            return .error(.healthAppIDNotMatch)
+        }
+        let notReady = self.api.readiness.notReadyTargets
+        return notReady.isEmpty ? .noContent() : .error(.healthNotReady(notReady))
+    }
+
+    func shutdown(_ request: Request) -> HTTPReply {
+        if request.headers[HTTPField.Name("dapr-force-shutdown")!]?.lowercased() == "true" {
+            self.logger.warning("forced shutdown requested through the API")
+            ForcedExit.exit(code: 1, after: .milliseconds(100))
+        } else {
+            self.api.shutdown()
+        }
+        return .noContent()
+    }
+
+    // MARK: Invocation (streaming)
+
+    func invoke(target: String, method: String, query: Substring, request: Request, writer: consuming ResponseWriter) async throws {
+        let box = WriterBox(writer)
+        var headers = HeaderList()
+        for field in request.headers {
+            let name = field.name.canonicalName
+            if HopByHop.isHopByHop(name) || name == "host" || name == "content-length" || name == "content-type" || name == "dapr-app-id" { continue }
+            headers.add(field.name.rawName, field.value)
+        }
+        let length = request.headers[.contentLength].flatMap(Int.init)
+        let limit = self.configuration.maxBodySize
+        if let length, length > limit {
+            try await HTTPReply.error(.directInvoke(appID: target, "stream too large")).write(to: box.take()!)
+            return
+        }
+        let body: BodyStream
+        if length == 0 || (length == nil && request.headers[.transferEncoding] == nil) {
+            body = .empty
+        } else {
+            body = BodyStream(LimitedBody(base: request.body, limit: limit), length: length)
+        }
+        let invocation = InvocationRequest(
+            method: Self.cleanMethod(method),
+            httpVerb: Self.verb(request.head.method.rawValue),
+            queryString: String(query),
+            headers: headers,
+            contentType: request.headers[.contentType],
+            body: body
+        )
+        do {
+            try await self.api.invoke.invoke(target: target, request: invocation) { response in
+                try await Self.stream(response, to: box)
+            }
+        } catch let error as APIError {
+            if let writer = box.take() { try await HTTPReply.error(error).write(to: writer) } else { throw error }
+        } catch let error as BodyTooLarge {
+            if let writer = box.take() { try await HTTPReply.error(.directInvoke(appID: target, error.description)).write(to: writer) } else { throw error }
+        } catch {
+            if let writer = box.take() {
+                try await HTTPReply.error(.directInvoke(appID: target, "\(error)")).write(to: writer)
+            } else {
+                throw error
+            }
+        }
+    }
+
+    /// Writes an app's (or remote sidecar's) response back to the caller, streaming the body.
+    static func stream(_ response: InvocationResponse, to box: WriterBox) async throws {
+        var fields = HTTPFields()
+        for field in response.headers {
+            let lowered = field.name.lowercased()
+            if HopByHop.isHopByHop(lowered) || lowered == "content-length" || lowered == "content-type" || lowered == "date" || lowered == "server" { continue }
+            fields.add(field.name, field.value)
+        }
+        if let contentType = response.contentType { fields[.contentType] = contentType }
+        if let length = response.body.length { fields[.contentLength] = String(length) }
+        guard let writer = box.take() else { return }
+        var bodyWriter = try await writer.writeHead(HTTPResponse(status: .init(code: response.status), headerFields: fields))
+        for try await chunk in response.body {
+            try await bodyWriter.write(chunk)
+        }
+        try await bodyWriter.finish(nil)
+    }
+
+    /// `path.Clean` on the method: dot segments resolved, no leading `../`, no leading slash.
+    static func cleanMethod(_ method: String) -> String {
+        var output: [Substring] = []
+        for segment in method.split(separator: "/", omittingEmptySubsequences: true) {
+            if segment == "." { continue }
+            if segment == ".." {
+                if !output.isEmpty { output.removeLast() }
+                continue
+            }
+            output.append(segment)
+        }
+        return output.joined(separator: "/")
+    }
+
+    static let knownVerbs: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
+
+    static func verb(_ method: String) -> String {
+        let upper = method.uppercased()
+        return self.knownVerbs.contains(upper) ? upper : "POST"
+    }
+}
+
+/// Holds the response writer until someone writes the head (the streaming path or the error path).
+final class WriterBox: @unchecked Sendable {
+    private var writer: ResponseWriter?
+    private let lock = Mutex(())
+
+    init(_ writer: consuming ResponseWriter) {
+        self.writer = consume writer
+    }
+
+    func take() -> ResponseWriter? {
+        self.lock.withLock { _ in
+            self.writer.take()
+        }
+    }
+}
+
+/// A request body that fails once more than `limit` bytes arrive.
+struct LimitedBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable where Base.Element == ByteBuffer {
+    typealias Element = ByteBuffer
+    let base: Base
+    let limit: Int
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: Base.AsyncIterator
+        let limit: Int
+        var seen = 0
+
+        mutating func next() async throws -> ByteBuffer? {
+            guard let chunk = try await self.base.next() else { return nil }
+            self.seen += chunk.readableBytes
+            if self.seen > self.limit { throw BodyTooLarge(limit: self.limit) }
+            return chunk
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: self.base.makeAsyncIterator(), limit: self.limit) }
+}
+
+extension Substring {
+    var trimmingSlashes: Substring {
+        var result = self
+        while result.hasPrefix("/") { result = result.dropFirst() }
+        while result.hasSuffix("/") { result = result.dropLast() }
+        return result
+    }
+}
+
+/// Exits the process after a short delay (forced shutdown).
+enum ForcedExit {
+    static func exit(code: Int32, after delay: Duration) {
+        let nanos = UInt32(min(delay.components.seconds * 1_000_000 + delay.components.attoseconds / 1_000_000_000_000, 10_000_000))
+        Thread.detach {
+            usleep(nanos)
+            _exit(code)
+        }
+    }
+
+    enum Thread {
+        static func detach(_ body: @escaping @Sendable () -> Void) {
+            final class Box: @unchecked Sendable {
+                let body: @Sendable () -> Void
+                init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+            }
+            var thread = pthread_t()
+            let box = Unmanaged.passRetained(Box(body)).toOpaque()
+            pthread_create(&thread, nil, { raw in
+                let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+                box.body()
+                return nil
+            }, box)
+            pthread_detach(thread)
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,169 @@
+/// The Dapr HTTP API routes, matched by hand (a fixed, small table: faster and clearer than a
+/// generic router). Path parameters are unescaped like daprd does (`QueryUnescape`).
+enum DaprRoute: Equatable {
+    case healthz
+    case healthzOutbound
+    case metadata
+    case setMetadata(key: String)
+    case shutdown
+    case getState(store: String, key: String)
+    case saveState(store: String)
+    case deleteState(store: String, key: String)
+    case bulkState(store: String)
+    case stateTransaction(store: String)
+    case publish(pubsub: String, topic: String)
+    case bulkPublish(pubsub: String, topic: String)
+    case invokeBinding(name: String)
+    case bulkSecrets(store: String)
+    case getSecret(store: String, key: String)
+    /// `/v1.0/invoke/{id}/method/{method}`: target and raw method path.
+    case invoke(appID: String, method: String)
+    /// Nothing matched: the invoke fallback (header or basic-auth form) decides.
+    case fallback
+
+    /// The API group and version daprd uses for allow/deny lists (`state`, `v1.0`).
+    var accessGroup: (name: String, version: String, route: String)? {
+        switch self {
+        case .healthz, .healthzOutbound, .fallback: nil
+        case .metadata, .setMetadata: ("metadata", "v1.0", "metadata")
+        case .shutdown: ("shutdown", "v1.0", "shutdown")
+        case .getState, .saveState, .deleteState, .bulkState, .stateTransaction: ("state", "v1.0", "state")
+        case .publish: ("publish", "v1.0", "publish")
+        case .bulkPublish: ("publish", "v1.0-alpha1", "publish/bulk")
+        case .invokeBinding: ("bindings", "v1.0", "bindings")
+        case .bulkSecrets, .getSecret: ("secrets", "v1.0", "secrets")
+        case .invoke: ("invoke", "v1.0", "invoke")
+        }
+    }
+
+    /// Matches a method and a raw path (no query).
+    static func match(method: String, path rawPath: String) -> DaprRoute {
+        var segments = rawPath.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        if rawPath.hasSuffix("/") && rawPath.count > 1 { segments.append("") }
+        guard let version = segments.first, version == "v1.0" || version == "v1.0-alpha1" else { return .fallback }
+        let rest = Array(segments.dropFirst())
+        let isPostOrPut = method == "POST" || method == "PUT"
+        func param(_ index: Int) -> String? {
+            guard index < rest.count else { return nil }
+            return PercentDecoding.queryUnescape(rest[index])
+        }
+        guard let area = rest.first else { return .fallback }
+        if version == "v1.0-alpha1" {
+            if area == "publish", rest.count >= 4, rest[1] == "bulk", isPostOrPut, let pubsub = param(2) {
+                return .bulkPublish(pubsub: pubsub, topic: Self.tail(rest, from: 3))
+            }
+            return .fallback
+        }
+        switch area {
+        case "healthz":
+            guard method == "GET" else { return .fallback }
+            if rest.count == 1 { return .healthz }
+            if rest.count == 2, rest[1] == "outbound" { return .healthzOutbound }
+        case "metadata":
+            if rest.count == 1, method == "GET" { return .metadata }
+            if rest.count == 2, method == "PUT", let key = param(1) { return .setMetadata(key: key) }
+        case "shutdown":
+            if rest.count == 1, method == "POST" { return .shutdown }
+        case "state":
+            guard rest.count >= 2, let store = param(1) else { break }
+            if rest.count == 2, isPostOrPut { return .saveState(store: store) }
+            if rest.count == 3, let key = param(2) {
+                if isPostOrPut && rest[2] == "bulk" { return .bulkState(store: store) }
+                if isPostOrPut && rest[2] == "transaction" { return .stateTransaction(store: store) }
+                if method == "GET" { return .getState(store: store, key: key) }
+                if method == "DELETE" { return .deleteState(store: store, key: key) }
+            }
+        case "publish":
+            guard isPostOrPut, rest.count >= 3 else { break }
+            if rest[1] == "bulk", rest.count >= 4, let pubsub = param(2) {
+                return .bulkPublish(pubsub: pubsub, topic: Self.tail(rest, from: 3))
+            }
+            if let pubsub = param(1) { return .publish(pubsub: pubsub, topic: Self.tail(rest, from: 2)) }
+        case "bindings":
+            if rest.count == 2, isPostOrPut, let name = param(1) { return .invokeBinding(name: name) }
+        case "secrets":
+            guard method == "GET", rest.count == 3, let store = param(1) else { break }
+            if rest[2] == "bulk" { return .bulkSecrets(store: store) }
+            if let key = param(2) { return .getSecret(store: store, key: key) }
+        case "invoke":
+            // /v1.0/invoke/<id>/method/<method...>: the id runs up to the first "/method/".
+            let joined = rest.dropFirst().joined(separator: "/")
+            guard let marker = joined.firstRange(of: "/method/") ?? (joined.hasSuffix("/method") ? joined.firstRange(of: "/method") : nil) else {
+                break
+            }
+            let rawID = String(joined[joined.startIndex..<marker.lowerBound])
+            let method = String(joined[marker.upperBound...])
+            guard !rawID.isEmpty else { break }
+            return .invoke(appID: PercentDecoding.queryUnescape(rawID) ?? rawID, method: method)
+        default:
+            break
+        }
+        return .fallback
+    }
+
+    /// Segments from `index` on, joined and unescaped (topics may contain `/`).
+    private static func tail(_ segments: [String], from index: Int) -> String {
+        let raw = segments[index...].joined(separator: "/")
+        return PercentDecoding.queryUnescape(raw) ?? raw
+    }
+}
+
+/// Percent-decoding without Foundation.
+enum PercentDecoding {
+    /// Like Go's `url.QueryUnescape`: `%XX` decoded, `+` becomes a space; nil on a bad escape.
+    static func queryUnescape(_ text: String) -> String? {
+        self.unescape(text, plusIsSpace: true)
+    }
+
+    /// Like Go's `url.PathUnescape`: `%XX` decoded, `+` kept.
+    static func pathUnescape(_ text: String) -> String? {
+        self.unescape(text, plusIsSpace: false)
+    }
+
+    private static func unescape(_ text: String, plusIsSpace: Bool) -> String? {
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) }) else { return text }
+        var output: [UInt8] = []
+        var iterator = Array(text.utf8).makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%") {
+                guard let high = iterator.next().flatMap(Self.hex), let low = iterator.next().flatMap(Self.hex) else { return nil }
+                output.append(high << 4 | low)
+            } else if plusIsSpace && byte == UInt8(ascii: "+") {
+                output.append(UInt8(ascii: " "))
+            } else {
+                output.append(byte)
+            }
+        }
+        return String(validating: output, as: UTF8.self)
+    }
+
+    private static func hex(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    /// `metadata.*` query parameters (prefix removed, first value wins) and the rest.
+    static func queryParameters(_ query: Substring) -> [(String, String)] {
+        var result: [(String, String)] = []
+        for pair in query.split(separator: "&") where !pair.isEmpty {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let key = self.queryUnescape(String(parts[0])) ?? String(parts[0])
+            let value = parts.count > 1 ? (self.queryUnescape(String(parts[1])) ?? String(parts[1])) : ""
+            result.append((key, value))
+        }
+        return result
+    }
+
+    static func metadata(from query: Substring) -> [String: String] {
+        var metadata: [String: String] = [:]
+        for (key, value) in self.queryParameters(query) where key.hasPrefix("metadata.") {
+            let name = String(key.dropFirst("metadata.".count))
+            if metadata[name] == nil { metadata[name] = value }
+        }
+        return metadata
+    }
+}

@@ -1,0 +1,323 @@
+public import HTTP1Client
+public import Logging
+public import MechaAPI
+public import MechaCore
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// The HTTP app channel: how the sidecar calls its app (`--app-protocol http`).
+public final class HTTPAppChannel: AppChannel {
+    public struct Configuration: Sendable {
+        public var host: String
+        public var port: Int
+        public var apiToken: String?
+        public var healthCheckPath: String
+        public var healthProbeTimeout: Duration
+        public var bindingOptionsTimeout: Duration
+        /// Upper bound on concurrent calls to the app; nil for unlimited.
+        public var maxConcurrency: Int?
+        public var appID: String
+
+        public init(
+            host: String,
+            port: Int,
+            appID: String,
+            apiToken: String? = nil,
+            healthCheckPath: String = "/healthz",
+            healthProbeTimeout: Duration = .milliseconds(500),
+            bindingOptionsTimeout: Duration = .seconds(3),
+            maxConcurrency: Int? = nil
+        ) {
+            self.host = host
+            self.port = port
+            self.appID = appID
+            self.apiToken = apiToken
+            self.healthCheckPath = healthCheckPath
+            self.healthProbeTimeout = healthProbeTimeout
+            self.bindingOptionsTimeout = bindingOptionsTimeout
+            self.maxConcurrency = maxConcurrency
+        }
+    }
+
+    let configuration: Configuration
+    let client: HTTP1Client
+    let logger: Logger
+    let limiter: ConcurrencyLimiter?
+    var target: HTTP1Target { HTTP1Target(host: self.configuration.host, port: self.configuration.port) }
+
+    public init(configuration: Configuration, client: HTTP1Client, logger: Logger) {
+        self.configuration = configuration
+        self.client = client
+        self.logger = logger
+        self.limiter = configuration.maxConcurrency.flatMap { $0 > 0 ? ConcurrencyLimiter(limit: $0) : nil }
+    }
+
+    private func headers(_ list: HeaderList, contentType: String?) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        for field in list where !HopByHop.isHopByHop(field.name) && field.name.lowercased() != "content-type" {
+            headers.add(name: field.name, value: field.value)
+        }
+        if let contentType, !contentType.isEmpty { headers.replaceOrAdd(name: "content-type", value: contentType) }
+        if let token = self.configuration.apiToken { headers.replaceOrAdd(name: "dapr-api-token", value: token) }
+        return headers
+    }
+
+    private func limited<Output: Sendable>(_ body: () async throws -> Output) async throws -> Output {
+        guard let limiter = self.limiter else { return try await body() }
+        await limiter.acquire()
+        defer { limiter.release() }
+        return try await body()
+    }
+
+    public func invoke<Output: Sendable>(_ request: InvocationRequest, _ handler: (InvocationResponse) async throws -> Output) async throws -> Output {
+        var uri = "/" + request.method
+        if !request.queryString.isEmpty { uri += "?" + request.queryString }
+        let body: HTTP1RequestBody
+        if let buffered = request.body.bufferedBytes {
+            body = buffered.readableBytes == 0 ? .empty : .bytes(buffered)
+        } else {
+            body = .stream(ByteStream(request.body), length: request.body.length)
+        }
+        let httpRequest = HTTP1Request(
+            target: self.target,
+            method: HTTPMethod(rawValue: request.httpVerb),
+            uri: uri,
+            headers: self.headers(request.headers, contentType: request.contentType),
+            body: body
+        )
+        return try await self.limited {
+            do {
+                return try await self.client.execute(httpRequest) { response in
+                    var headers = HeaderList()
+                    for (name, value) in response.headers where !HopByHop.isHopByHop(name) && name.lowercased() != "content-length" {
+                        headers.add(name, value)
+                    }
+                    let length = response.headers.first(name: "content-length").flatMap(Int.init)
+                    do {
+                        return try await handler(
+                            InvocationResponse(
+                                status: Int(response.status.code),
+                                headers: headers,
+                                contentType: response.headers.first(name: "content-type"),
+                                body: BodyStream(response.body, length: length)
+                            )
+                        )
+                    } catch {
+                        throw HandlerError(underlying: error)
+                    }
+                }
+            } catch let error as APIError {
+                throw error
+            } catch let error as InvocationError {
+                throw error
+            } catch let error as HandlerError {
+                throw error.underlying
+            } catch {
+                throw InvocationError("\(request.httpVerb) \"http://\(self.configuration.host):\(self.configuration.port)\(uri)\": \(error)")
+            }
+        }
+    }
+
+    struct HandlerError: Error {
+        var underlying: any Error
+    }
+
+    public func deliverTopicEvent(_ delivery: TopicEventDelivery) async -> TopicEventResult {
+        var headers = self.headers(delivery.headers, contentType: CloudEvent.contentType)
+        headers.replaceOrAdd(name: "content-type", value: CloudEvent.contentType)
+        let path = delivery.path.hasPrefix("/") ? delivery.path : "/" + delivery.path
+        let request = HTTP1Request(target: self.target, method: .POST, uri: path, headers: headers, body: .bytes(ByteBuffer(bytes: delivery.body)))
+        do {
+            return try await self.limited {
+                try await self.client.execute(request) { response -> TopicEventResult in
+                    let body = try await response.collect(upTo: 1 << 20)
+                    let code = Int(response.status.code)
+                    if code == 404 {
+                        return .drop("non-retriable error returned from app while processing pub/sub event: \(String(buffer: body)). status code returned: 404")
+                    }
+                    guard (200..<300).contains(code) else {
+                        return .retry("body: \(String(buffer: body)). status code returned: \(code)")
+                    }
+                    guard body.readableBytes > 0, let json = try? JSONValue(parsing: Array(buffer: body)),
+                        case .string(let status)? = json["status"]
+                    else { return .success }
+                    switch status {
+                    case "", "SUCCESS": return .success
+                    case "RETRY": return .retry("RETRY status returned from app")
+                    case "DROP": return .drop("DROP status returned from app")
+                    default: return .retry("unknown status returned from app, status: \(status)")
+                    }
+                }
+            }
+        } catch {
+            return .retry("error delivering to app: \(error)")
+        }
+    }
+
+    public func listSubscriptions() async throws -> [SubscriptionSpec] {
+        var headers = self.headers([:], contentType: "application/json")
+        headers.add(name: "dapr-app-id", value: self.configuration.appID)
+        let request = HTTP1Request(target: self.target, method: .GET, uri: "/dapr/subscribe", headers: headers)
+        return try await self.client.execute(request) { response in
+            let body = try await response.collect(upTo: 16 << 20)
+            let code = Int(response.status.code)
+            if code == 404 { return [] }
+            guard code == 200 else {
+                self.logger.error("app returned http status code \(code) from subscription endpoint")
+                return []
+            }
+            if body.readableBytes == 0 { return [] }
+            return try ProgrammaticSubscriptions.decode(Array(buffer: body))
+        }
+    }
+
+    public func acceptsInputBinding(route: String) async throws -> Bool {
+        let path = route.hasPrefix("/") ? route : "/" + route
+        let request = HTTP1Request(target: self.target, method: .OPTIONS, uri: path, headers: self.headers([:], contentType: "application/json"))
+        return try await Deadline.run(within: self.configuration.bindingOptionsTimeout) {
+            try await self.client.execute(request) { response in
+                _ = try await response.collect(upTo: 1 << 20)
+                let code = Int(response.status.code)
+                return (200..<300).contains(code) || code == 405
+            }
+        }
+    }
+
+    public func deliverBindingEvent(route: String, event: BindingEvent) async throws {
+        var headers = HeaderList()
+        for (key, value) in event.metadata.sorted(by: { $0.key < $1.key }) { headers.add(key.lowercased(), value) }
+        let path = route.hasPrefix("/") ? route : "/" + route
+        let request = HTTP1Request(
+            target: self.target,
+            method: .POST,
+            uri: path,
+            headers: self.headers(headers, contentType: "application/json"),
+            body: event.data.isEmpty ? .empty : .bytes(ByteBuffer(bytes: event.data))
+        )
+        try await self.limited {
+            try await self.client.execute(request) { response in
+                let body = try await response.collect(upTo: 1 << 20)
+                let code = Int(response.status.code)
+                guard (200..<300).contains(code) else {
+                    throw BindingError("fails to send binding event to http app channel, status code: \(code) body: \(String(buffer: body))")
+                }
+            }
+        }
+    }
+
+    public func probeHealth() async -> Bool {
+        // Health probes carry no app token, as in daprd.
+        let request = HTTP1Request(target: self.target, method: .GET, uri: self.configuration.healthCheckPath)
+        do {
+            return try await Deadline.run(within: self.configuration.healthProbeTimeout) {
+                try await self.client.execute(request) { response in
+                    _ = try await response.collect(upTo: 1 << 20)
+                    return (200..<300).contains(Int(response.status.code))
+                }
+            }
+        } catch {
+            return false
+        }
+    }
+
+    public func waitUntilReachable(until stop: StopSignal) async {
+        var attempts = 0
+        while !stop.isStopped {
+            if await TCPProbe.canConnect(host: self.configuration.host, port: self.configuration.port) { return }
+            attempts += 1
+            if attempts == 1 {
+                self.logger.info("application protocol: http. waiting on port \(self.configuration.port).  This will block until the app is listening on that port.")
+            } else if attempts % 100 == 0 {
+                self.logger.info("waiting for application to listen on port \(self.configuration.port)")
+            }
+            if await stop.sleep(for: .milliseconds(100)) { return }
+        }
+    }
+}
+
+/// Hop-by-hop headers (RFC 7230 §6.1) never forwarded by a proxy.
+enum HopByHop {
+    static let names: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "http2-settings", "te", "trailer",
+        "proxy-authorization", "proxy-authenticate",
+    ]
+
+    static func isHopByHop(_ name: String) -> Bool { self.names.contains(name.lowercased()) }
+}
+
+/// Runs an operation with a deadline; the operation is cancelled when it passes.
+enum Deadline {
+    struct Exceeded: Error, CustomStringConvertible {
+        var description: String { "deadline exceeded" }
+    }
+
+    static func run<Output: Sendable>(within timeout: Duration, _ operation: @escaping @Sendable () async throws -> Output) async throws -> Output {
+        try await withThrowingTaskGroup(of: Output?.self) { group in
+            group.addTask { try await operation() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let output = first else { throw Exceeded() }
+            return output
+        }
+    }
+}
+
+/// Checks whether something accepts TCP connections on a port.
+enum TCPProbe {
+    static func canConnect(host: String, port: Int) async -> Bool {
+        do {
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(.milliseconds(500))
+                .connect(host: host, port: port)
+                .get()
+            try? await channel.close()
+            return true
+        } catch {
+            return false
+        }
+    }
+}
+
+/// A counting semaphore for async code (`--app-max-concurrency`).
+final class ConcurrencyLimiter: Sendable {
+    private struct State {
+        var available: Int
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state: Mutex<State>
+
+    init(limit: Int) {
+        self.state = Mutex(State(available: limit))
+    }
+
+    func acquire() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let acquired = self.state.withLock { state -> Bool in
+                if state.available > 0 {
+                    state.available -= 1
+                    return true
+                }
+                state.waiters.append(continuation)
+                return false
+            }
+            if acquired { continuation.resume() }
+        }
+    }
+
+    func release() {
+        let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if state.waiters.isEmpty {
+                state.available += 1
+                return nil
+            }
+            return state.waiters.removeFirst()
+        }
+        waiter?.resume()
+    }
+}

@@ -1,0 +1,91 @@
+import HTTPTypes
+public import HummingbirdCore
+public import Logging
+public import MechaAPI
+import MechaCore
+import NIOCore
+import NIOPosix
+public import ServiceLifecycle
+
+/// The sidecar-to-sidecar listener (`--dapr-internal-grpc-port`): receives invocations forwarded by
+/// other sidecars and hands them to the local app. Caller identity headers are trusted here: the
+/// port is meant for sidecars only (mTLS will authenticate them).
+public struct InternalInvokeServer: Sendable {
+    let api: DaprAPI
+    let host: String
+    let port: Int
+    let maxBodySize: Int
+    let logger: Logger
+
+    public static let targetHeader = "x-mecha-target-app"
+    public static let sidecarErrorHeader = "x-mecha-sidecar-error"
+
+    public init(api: DaprAPI, host: String, port: Int, maxBodySize: Int, logger: Logger) {
+        self.api = api
+        self.host = host
+        self.port = port
+        self.maxBodySize = maxBodySize
+        self.logger = logger
+    }
+
+    public func makeService(onListening: @escaping @Sendable (Int) -> Void = { _ in }) throws -> any Service {
+        try HTTPServerBuilder.http1().buildServer(
+            configuration: ServerConfiguration(address: .hostname(self.host, port: self.port), backlog: 1024),
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            logger: self.logger,
+            responder: { request, writer, _ in
+                try await self.respond(to: request, writer: writer)
+            },
+            onServerRunning: { channel in
+                onListening(channel.localAddress?.port ?? self.port)
+            }
+        )
+    }
+
+    func respond(to request: Request, writer: consuming ResponseWriter) async throws {
+        let target = request.headers[HTTPField.Name(Self.targetHeader)!] ?? ""
+        guard target == self.api.identity.appID else {
+            var headers = HTTPFields()
+            headers.add(Self.sidecarErrorHeader, "misdirected")
+            let error = APIError.directInvoke(appID: target, "this sidecar serves \(self.api.identity.appID)")
+            try await HTTPReply.error(APIError(errorCode: error.errorCode, message: error.message, httpStatus: 421, grpcStatus: .unavailable), headers: headers).write(to: writer)
+            return
+        }
+        let (path, query) = DaprHTTPServer.split(request.head.path ?? "/")
+        var headers = HeaderList()
+        for field in request.headers {
+            let name = field.name.canonicalName
+            if HopByHop.isHopByHop(name) || name == "host" || name == "content-length" || name == "content-type" || name == Self.targetHeader { continue }
+            headers.add(field.name.rawName, field.value)
+        }
+        let length = request.headers[.contentLength].flatMap(Int.init)
+        let body: BodyStream
+        if length == 0 || (length == nil && request.headers[.transferEncoding] == nil) {
+            body = .empty
+        } else {
+            body = BodyStream(LimitedBody(base: request.body, limit: self.maxBodySize), length: length)
+        }
+        let invocation = InvocationRequest(
+            method: String(path.trimmingSlashes.isEmpty ? "" : path.dropFirst()),
+            httpVerb: request.head.method.rawValue,
+            queryString: String(query),
+            headers: headers,
+            contentType: request.headers[.contentType],
+            body: body
+        )
+        let box = WriterBox(writer)
+        do {
+            try await self.api.invoke.invokeLocal(invocation, target: target) { response in
+                try await DaprHTTPServer.stream(response, to: box)
+            }
+        } catch let error as APIError {
+            if let writer = box.take() { try await HTTPReply.error(error).write(to: writer) } else { throw error }
+        } catch {
+            if let writer = box.take() {
+                try await HTTPReply.error(.directInvoke(appID: target, "\(error)")).write(to: writer)
+            } else {
+                throw error
+            }
+        }
+    }
+}

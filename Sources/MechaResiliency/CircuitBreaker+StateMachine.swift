@@ -1,0 +1,92 @@
+/// Dapr's circuit breaker as a pure state machine: closed → open after `trip` says so, open → half-open
+/// after `timeout`, half-open lets `maxRequests` probes through and closes on success or re-opens on
+/// failure. Time is passed in; the machine never reads a clock.
+public struct CircuitBreakerStateMachine: Sendable {
+    public enum State: Sendable, Hashable {
+        case closed(Counts)
+        case open(since: ContinuousClock.Instant)
+        case halfOpen(inFlight: Int, successes: Int)
+    }
+
+    public struct Counts: Sendable, Hashable {
+        public var requests = 0
+        public var totalSuccesses = 0
+        public var totalFailures = 0
+        public var consecutiveSuccesses = 0
+        public var consecutiveFailures = 0
+        public var windowStart: ContinuousClock.Instant?
+        public init() {}
+    }
+
+    public enum Decision: Sendable, Hashable {
+        case allow
+        case reject
+    }
+
+    public let maxRequests: Int
+    /// Closed-state counting window; zero means counts never reset while closed.
+    public let interval: Duration
+    /// How long the breaker stays open before probing.
+    public let timeout: Duration
+    /// Trips the breaker given the closed-state counts (Dapr: `consecutiveFailures > 5`).
+    public let trip: @Sendable (Counts) -> Bool
+    public private(set) var state: State = .closed(Counts())
+
+    public init(maxRequests: Int = 1, interval: Duration = .zero, timeout: Duration = .seconds(60), trip: @escaping @Sendable (Counts) -> Bool) {
+        self.maxRequests = max(1, maxRequests)
+        self.interval = interval
+        self.timeout = timeout
+        self.trip = trip
+    }
+
+    /// Asks whether a request may go through now.
+    public mutating func requestStarting(at now: ContinuousClock.Instant) -> Decision {
+        switch self.state {
+        case .closed(var counts):
+            if self.interval > .zero {
+                if let start = counts.windowStart, now - start >= self.interval {
+                    counts = Counts()
+                }
+                if counts.windowStart == nil { counts.windowStart = now }
+            }
+            counts.requests += 1
+            self.state = .closed(counts)
+            return .allow
+        case .open(let since):
+            guard now - since >= self.timeout else { return .reject }
+            self.state = .halfOpen(inFlight: 1, successes: 0)
+            return .allow
+        case .halfOpen(let inFlight, let successes):
+            guard inFlight + successes < self.maxRequests else { return .reject }
+            self.state = .halfOpen(inFlight: inFlight + 1, successes: successes)
+            return .allow
+        }
+    }
+
+    /// Records how an allowed request ended.
+    public mutating func requestFinished(success: Bool, at now: ContinuousClock.Instant) {
+        switch self.state {
+        case .closed(var counts):
+            if success {
+                counts.totalSuccesses += 1
+                counts.consecutiveSuccesses += 1
+                counts.consecutiveFailures = 0
+            } else {
+                counts.totalFailures += 1
+                counts.consecutiveFailures += 1
+                counts.consecutiveSuccesses = 0
+            }
+            self.state = !success && self.trip(counts) ? .open(since: now) : .closed(counts)
+        case .open:
+            break
+        case .halfOpen(let inFlight, let successes):
+            if !success {
+                self.state = .open(since: now)
+            } else if successes + 1 >= self.maxRequests {
+                self.state = .closed(Counts())
+            } else {
+                self.state = .halfOpen(inFlight: max(0, inFlight - 1), successes: successes + 1)
+            }
+        }
+    }
+}

@@ -1,0 +1,30 @@
+import Synchronization
+
+/// A `Policy` around `CircuitBreakerStateMachine`: rejects calls with `ResiliencyError(.circuitOpen)`
+/// while open. The lock is held only for state transitions, never across the operation.
+public final class CircuitBreaker: Policy {
+    public let name: String
+    private let machine: Mutex<CircuitBreakerStateMachine>
+    private let now: @Sendable () -> ContinuousClock.Instant
+
+    public init(name: String, machine: CircuitBreakerStateMachine, now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
+        self.name = name
+        self.machine = Mutex(machine)
+        self.now = now
+    }
+
+    public var state: CircuitBreakerStateMachine.State { self.machine.withLock { $0.state } }
+
+    public func execute<Output: Sendable>(_ operation: @Sendable () async throws -> Output) async throws -> Output {
+        let decision = self.machine.withLock { $0.requestStarting(at: self.now()) }
+        guard decision == .allow else { throw ResiliencyError(.circuitOpen, policyName: self.name) }
+        do {
+            let output = try await operation()
+            self.machine.withLock { $0.requestFinished(success: true, at: self.now()) }
+            return output
+        } catch {
+            self.machine.withLock { $0.requestFinished(success: false, at: self.now()) }
+            throw error
+        }
+    }
+}

@@ -1,0 +1,191 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+public import Logging
+public import MechaCore
+import MechaResiliency
+
+/// Why the sidecar cannot start with these components.
+public struct ComponentInitError: Error, Sendable, CustomStringConvertible {
+    public var errors: [String]
+    public init(_ errors: [String]) { self.errors = errors }
+    public var description: String { self.errors.joined(separator: "\n") }
+}
+
+/// Builds live components from resources: scopes, duplicate names, secret references, placeholders,
+/// init timeouts and `ignoreErrors`, in Dapr's order (secret stores first, then file order).
+public struct ComponentLoader: Sendable {
+    public var registry: ComponentRegistry
+    public var context: ComponentContext
+    public var environment: [String: String]
+
+    public init(registry: ComponentRegistry, context: ComponentContext, environment: [String: String]) {
+        self.registry = registry
+        self.context = context
+        self.environment = environment
+    }
+
+    /// Initialises every in-scope component into `store`. Throws when a component without
+    /// `ignoreErrors` fails; failed ones with `ignoreErrors` are recorded in the store as unhealthy.
+    public func load(_ resources: [ComponentResource], into store: ComponentStore) async throws {
+        let logger = self.context.logger
+        var inScope: [ComponentResource] = []
+        var seen: [String: ComponentResource] = [:]
+        var errors: [String] = []
+        for resource in resources {
+            if let existing = seen[resource.name] {
+                errors.append(
+                    "\(resource.source): duplicate definition of Component name \(resource.name) (\(resource.type)/\(resource.version)) with existing \(existing.name) (\(existing.type)/\(existing.version)) from \(existing.source.file)"
+                )
+                continue
+            }
+            seen[resource.name] = resource
+            guard resource.isInScope(appID: self.context.appID) else {
+                logger.debug("component not in scope of this app; skipped", metadata: ["component": "\(resource.name)"])
+                continue
+            }
+            // Unknown types are reported before anything is initialised, naming file and field.
+            if case .failure(let lookup) = self.registry.factory(for: resource.type, version: resource.version) {
+                let error = ResourceError(source: resource.source, field: "spec.type", reason: lookup.description)
+                if resource.ignoreErrors {
+                    logger.error("ignoring error processing component", metadata: ["error": "\(error)"])
+                    store.markFailed(self.unresolvedSpec(resource), reason: lookup.description)
+                } else {
+                    errors.append(error.description)
+                }
+                continue
+            }
+            inScope.append(resource)
+        }
+        guard errors.isEmpty else { throw ComponentInitError(errors) }
+
+        let ordered = inScope.filter { $0.type.category == .secretstores } + inScope.filter { $0.type.category != .secretstores }
+        for resource in ordered {
+            do {
+                let spec = try await self.resolve(resource, secrets: store)
+                let component = try await self.initialise(spec)
+                store.add(component, spec: spec)
+                logger.info("Component loaded: \(resource.name) (\(resource.type)/\(resource.version.isEmpty ? "v1" : resource.version))")
+            } catch {
+                let message: String
+                if let resourceError = error as? ResourceError {
+                    message = resourceError.description
+                } else {
+                    message = "\(resource.source): initialization error occurred for \(resource.name) (\(resource.type)/\(resource.version)): \(error)"
+                }
+                if resource.ignoreErrors {
+                    logger.error("ignoring error processing component (ignoreErrors: true)", metadata: ["error": "\(message)"])
+                    store.markFailed(self.unresolvedSpec(resource), reason: "\(error)")
+                } else {
+                    throw ComponentInitError([message])
+                }
+            }
+        }
+    }
+
+    /// Builds a component that is not kept in a store (e.g. the name resolver): secret references
+    /// resolved from `secrets`, init timeout applied.
+    public func build(_ resource: ComponentResource, secrets: ComponentStore) async throws -> (any Component, ComponentSpec) {
+        let spec = try await self.resolve(resource, secrets: secrets)
+        return (try await self.initialise(spec), spec)
+    }
+
+    /// Builds one component, bounded by its init timeout.
+    func initialise(_ spec: ComponentSpec) async throws -> any Component {
+        let factory = try self.registry.factory(for: spec.type, version: spec.version).get()
+        let context = self.context
+        do {
+            return try await TimeoutPolicy(name: "initTimeout", timeout: spec.initTimeout).execute {
+                try await factory.make(spec: spec, context: context)
+            }
+        } catch let error as ComponentConfigurationError {
+            throw spec.error(error)
+        } catch let error as ResiliencyError where error.code == .timeout {
+            throw InitTimeout(description: "init timeout for component \(spec.name) (\(spec.type)/\(spec.version)) after \(GoDuration.format(spec.initTimeout))")
+        }
+    }
+
+    struct InitTimeout: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Resolves secret references, environment references and placeholders into plain strings.
+    func resolve(_ resource: ComponentResource, secrets: ComponentStore) async throws -> ComponentSpec {
+        var metadata = ComponentMetadata()
+        for item in resource.metadata {
+            let field = item.field
+            var value: String
+            switch item.value {
+            case .literal(let text):
+                value = text
+            case .envRef(let variable):
+                guard let text = self.environment[variable] else {
+                    throw ResourceError(source: resource.source, field: "\(field).envRef", reason: "environment variable \(variable) is not set")
+                }
+                value = text
+            case .secretKeyRef(let name, let key):
+                guard let storeName = resource.secretStore else {
+                    throw ResourceError(
+                        source: resource.source,
+                        field: "\(field).secretKeyRef",
+                        reason: "secretKeyRef needs auth.secretStore naming the secret store to read it from"
+                    )
+                }
+                guard let store = secrets.secretStore(named: storeName) else {
+                    throw ResourceError(source: resource.source, field: "auth.secretStore", reason: "secret store \(storeName) is not loaded")
+                }
+                let data: [String: String]
+                do {
+                    data = try await store.secret(named: name, metadata: [:])
+                } catch {
+                    throw ResourceError(source: resource.source, field: "\(field).secretKeyRef", reason: "cannot read secret \(name) from \(storeName): \(error)")
+                }
+                guard let secret = data[key] else {
+                    throw ResourceError(source: resource.source, field: "\(field).secretKeyRef.key", reason: "secret \(name) in \(storeName) has no key \(key)")
+                }
+                value = secret
+            }
+            value = try self.substitutePlaceholders(value, resource: resource, field: field)
+            metadata.set(item.name, value, field: "\(field).value")
+        }
+        // Pub/sub consumers default to one group per app id (competing consumers), as in Dapr.
+        if resource.type.category == .pubsub, (metadata["consumerID"] ?? "").trimmingSpaces().isEmpty {
+            metadata["consumerID"] = self.context.appID
+        }
+        return ComponentSpec(
+            name: resource.name,
+            namespace: resource.namespace,
+            type: resource.type,
+            version: resource.version,
+            metadata: metadata,
+            initTimeout: resource.initTimeout,
+            ignoreErrors: resource.ignoreErrors,
+            scopes: resource.scopes,
+            source: resource.source
+        )
+    }
+
+    /// `{uuid}`, `{appID}`, `{namespace}` (as `<namespace>.<appID>`) and `{podName}`.
+    func substitutePlaceholders(_ value: String, resource: ComponentResource, field: String) throws -> String {
+        guard value.contains("{") else { return value }
+        var result = value
+        while let range = result.firstRange(of: "{uuid}") {
+            result.replaceSubrange(range, with: UUID().uuidString.lowercased())
+        }
+        result = result.replacing("{appID}", with: self.context.appID)
+        result = result.replacing("{namespace}", with: "\(self.context.namespace).\(self.context.appID)")
+        if result.contains("{podName}") {
+            guard let pod = self.environment["POD_NAME"], !pod.isEmpty else {
+                throw ResourceError(source: resource.source, field: field, reason: "{podName} is used but POD_NAME is not set")
+            }
+            result = result.replacing("{podName}", with: pod)
+        }
+        return result
+    }
+
+    private func unresolvedSpec(_ resource: ComponentResource) -> ComponentSpec {
+        ComponentSpec(name: resource.name, namespace: resource.namespace, type: resource.type, version: resource.version, source: resource.source)
+    }
+}

@@ -1,0 +1,285 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import HTTP1Client
+public import Logging
+import MechaAPI
+public import MechaConfig
+public import MechaCore
+
+import MechaHTTP
+import MechaMesh
+public import MechaRuntime
+import NIOCore
+import NIOPosix
+public import ServiceLifecycle
+public import UnixSignals
+import Synchronization
+
+/// The data plane: loads resources, builds components and building blocks, serves the Dapr API and
+/// the sidecar-to-sidecar listener, talks to the app, and shuts down gracefully (drain deliveries,
+/// finish requests, close components) on a signal or `POST /v1.0/shutdown`.
+public final class Sidecar: Sendable {
+    public static let version = "0.1.0"
+
+    public let options: SidecarOptions
+    let registry: ComponentRegistry
+    let environment: [String: String]
+    let logger: Logger
+    private let group = Mutex<ServiceGroup?>(nil)
+    private let ports = PortBook()
+    private let readiness = Mutex<Readiness?>(nil)
+
+    public init(options: SidecarOptions, registry: ComponentRegistry, environment: [String: String], logger: Logger) {
+        self.options = options
+        self.registry = registry
+        self.environment = environment
+        self.logger = logger
+    }
+
+    /// The ports actually bound, once listening (useful with port 0).
+    public func listeningPorts() async -> (http: Int, internal: Int) {
+        await self.ports.waitUntilReady()
+    }
+
+    /// Waits until `/v1.0/healthz` would answer 2xx; false after `timeout`.
+    public func waitUntilHealthy(timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let readiness = self.readiness.withLock({ $0 }), readiness.notReadyTargets.isEmpty { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+
+    /// Starts a graceful shutdown.
+    public func shutdown() async {
+        let group = self.group.withLock { $0 }
+        await group?.triggerGracefulShutdown()
+    }
+
+    /// Runs until shut down. Configuration errors throw before anything listens.
+    public func run(gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint]) async throws {
+        let core = try await self.prepare()
+        var configuration = ServiceGroupConfiguration(
+            services: [.init(service: core, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: gracefulShutdownSignals,
+            logger: self.logger
+        )
+        configuration.maximumGracefulShutdownDuration = self.options.gracefulShutdownTimeout + .seconds(5)
+        configuration.logging.keys.serviceKey = "service"
+        let serviceGroup = ServiceGroup(configuration: configuration)
+        self.group.withLock { $0 = serviceGroup }
+        try await serviceGroup.run()
+    }
+
+    // MARK: Assembly
+
+    /// Everything that can fail on bad configuration happens here, before any port opens.
+    func prepare() async throws -> SidecarCore {
+        let options = self.options
+        let instanceID = RandomID.uuid()
+        let identity = SidecarIdentity(appID: options.appID, namespace: options.namespace, instanceID: instanceID, runtimeVersion: Self.version)
+
+        var configuration: ConfigurationSpec?
+        if let path = options.configPath {
+            configuration = try ResourceLoader.loadConfiguration(file: path)
+        }
+        let resources = try self.loadResources()
+        for skipped in resources.skipped { self.logger.info("\(skipped.source): \(skipped.reason)") }
+
+        let componentLogger = Logger(label: "mecha.component", factory: { _ in self.logger.handler })
+        let context = ComponentContext(
+            appID: options.appID,
+            namespace: options.namespace,
+            dataDirectory: options.mechaHome,
+            instanceID: instanceID,
+            logger: componentLogger
+        )
+        let loader = ComponentLoader(registry: self.registry, context: context, environment: self.environment)
+        let components = ComponentStore()
+        try await loader.load(resources.components, into: components)
+
+        let resolverResource = EmbeddedDefaults.nameResolver(configuration, mechaHome: options.mechaHome)
+        let resolver: any NameResolver
+        do {
+            let (component, _) = try await loader.build(resolverResource, secrets: components)
+            guard let built = component as? any NameResolver else { throw ComponentInitError(["\(resolverResource.type) is not a name resolver"]) }
+            resolver = built
+        } catch let error as ResourceError {
+            throw error
+        } catch {
+            throw ComponentInitError(["name resolution \(resolverResource.type): \(error)"])
+        }
+
+        let client = HTTP1Client()
+        var appChannel: HTTPAppChannel?
+        if let port = options.appPort, port > 0 {
+            guard options.appProtocol == .http || options.appProtocol == .h2c else {
+                throw SidecarError("--app-protocol \(options.appProtocol.rawValue) is not supported yet: the gRPC app channel arrives with the gRPC API; use http")
+            }
+            appChannel = HTTPAppChannel(
+                configuration: .init(
+                    host: options.appChannelAddress,
+                    port: port,
+                    appID: options.appID,
+                    apiToken: self.environment["APP_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
+                    healthCheckPath: options.appHealthCheckPath,
+                    healthProbeTimeout: options.appHealthProbeTimeout,
+                    maxConcurrency: options.appMaxConcurrency.flatMap { $0 > 0 ? $0 : nil }
+                ),
+                client: client,
+                logger: self.logger
+            )
+        }
+
+        let readiness = Readiness()
+        self.readiness.withLock { $0 = readiness }
+        if options.enableAppHealthCheck && appChannel != nil { readiness.enableAppHealthChecks() }
+        let now: @Sendable () -> Timestamp = { WallClock.now() }
+        let subscriptions = SubscriptionManager(
+            components: components,
+            identity: identity,
+            appChannel: appChannel,
+            readiness: readiness,
+            declarative: resources.subscriptions,
+            logger: self.logger,
+            now: now
+        )
+        let appConnection: AppConnectionProperties? = options.appPort.map { port in
+            AppConnectionProperties(
+                port: port,
+                protocol: options.appProtocol.rawValue,
+                channelAddress: options.appChannelAddress,
+                maxConcurrency: options.appMaxConcurrency ?? -1,
+                healthCheckPath: options.enableAppHealthCheck ? options.appHealthCheckPath : nil,
+                healthProbeInterval: options.enableAppHealthCheck ? options.appHealthProbeInterval : nil,
+                healthProbeTimeout: options.enableAppHealthCheck ? options.appHealthProbeTimeout : nil,
+                healthThreshold: options.enableAppHealthCheck ? options.appHealthThreshold : nil
+            )
+        }
+        let api = DaprAPI(
+            identity: identity,
+            state: StateAPI(components: components, identity: identity),
+            pubsub: PubSubAPI(components: components, identity: identity, now: now),
+            invoke: InvokeAPI(identity: identity, appChannel: appChannel, remote: SidecarInvoker(resolver: resolver, client: client, logger: self.logger)),
+            bindings: BindingsAPI(components: components),
+            secrets: SecretsAPI(components: components, scopes: configuration?.secretScopes ?? []),
+            metadata: MetadataAPI(
+                identity: identity,
+                components: components,
+                subscriptions: subscriptions,
+                enabledFeatures: configuration?.enabledFeatures ?? [],
+                appConnection: appConnection
+            ),
+            readiness: readiness,
+            shutdown: { [weak self] in
+                guard let self else { return }
+                Task { await self.shutdown() }
+            }
+        )
+        let httpServer = DaprHTTPServer(
+            api: api,
+            configuration: .init(
+                addresses: options.listenAddresses,
+                port: options.httpPort,
+                maxBodySize: options.maxBodySize,
+                apiToken: self.environment["DAPR_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
+                apiAllowed: configuration?.apiAllowed,
+                apiDenied: configuration?.apiDenied ?? []
+            ),
+            logger: self.logger
+        )
+        let internalServer = InternalInvokeServer(
+            api: api,
+            host: options.internalListenAddress,
+            port: options.internalPort,
+            maxBodySize: options.maxBodySize,
+            logger: self.logger
+        )
+        self.ports.expect(httpListeners: options.listenAddresses.count)
+        let servers = try httpServer.makeServices { port in self.ports.httpListening(port) }
+            + [try internalServer.makeService { port in self.ports.internalListening(port) }]
+        return SidecarCore(
+            options: options,
+            identity: identity,
+            components: components,
+            resolver: resolver,
+            client: client,
+            appChannel: appChannel,
+            readiness: readiness,
+            subscriptions: subscriptions,
+            inputBindings: InputBindingManager(components: components, appChannel: appChannel, readiness: readiness, logger: self.logger),
+            servers: servers,
+            ports: self.ports,
+            logger: self.logger
+        )
+    }
+
+    /// `--resources-path` directories; without any, `<mecha home>/components` if it exists, else the
+    /// embedded defaults.
+    func loadResources() throws -> LoadedResources {
+        if !self.options.resourcesPaths.isEmpty {
+            return try ResourceLoader.load(paths: self.options.resourcesPaths)
+        }
+        let home = self.options.mechaHome + "/components"
+        var info = stat()
+        if stat(home, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR {
+            self.logger.info("loading resources from \(home)")
+            return try ResourceLoader.load(paths: [home])
+        }
+        var defaults = LoadedResources()
+        defaults.components = EmbeddedDefaults.components(mechaHome: self.options.mechaHome)
+        self.logger.info("no resources path given: using the embedded defaults (statestore, pubsub) in \(self.options.mechaHome)/mecha.db")
+        return defaults
+    }
+}
+
+/// A startup problem that is not a resource error.
+public struct SidecarError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Ports the listeners actually bound.
+final class PortBook: Sendable {
+    private struct State {
+        var expectedHTTP = 1
+        var http: [Int] = []
+        var internalPort: Int?
+        var waiters: [CheckedContinuation<(http: Int, internal: Int), Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    func expect(httpListeners: Int) { self.state.withLock { $0.expectedHTTP = max(1, httpListeners) } }
+
+    func httpListening(_ port: Int) {
+        self.update { $0.http.append(port) }
+    }
+
+    func internalListening(_ port: Int) {
+        self.update { $0.internalPort = port }
+    }
+
+    private func update(_ change: (inout State) -> Void) {
+        let (waiters, ports) = self.state.withLock { state -> ([CheckedContinuation<(http: Int, internal: Int), Never>], (Int, Int)?) in
+            change(&state)
+            guard state.http.count >= state.expectedHTTP, let internalPort = state.internalPort else { return ([], nil) }
+            defer { state.waiters = [] }
+            return (state.waiters, (state.http[0], internalPort))
+        }
+        if let ports { for waiter in waiters { waiter.resume(returning: ports) } }
+    }
+
+    func waitUntilReady() async -> (http: Int, internal: Int) {
+        await withCheckedContinuation { continuation in
+            let ready = self.state.withLock { state -> (Int, Int)? in
+                if state.http.count >= state.expectedHTTP, let internalPort = state.internalPort { return (state.http[0], internalPort) }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import HTTP1Client
+import Logging
+import MechaAPI
+import MechaCore
+import MechaHTTP
+import MechaRuntime
+import ServiceLifecycle
+
+/// The running sidecar as one service. Startup and shutdown order live here:
+/// listen → register → wait for the app → subscriptions and bindings → ready; on shutdown:
+/// deregister, drain deliveries while servers finish their requests, then stop component work,
+/// close the HTTP client and the components.
+struct SidecarCore: Service {
+    let options: SidecarOptions
+    let identity: SidecarIdentity
+    let components: ComponentStore
+    let resolver: any NameResolver
+    let client: HTTP1Client
+    let appChannel: HTTPAppChannel?
+    let readiness: Readiness
+    let subscriptions: SubscriptionManager
+    let inputBindings: InputBindingManager
+    let servers: [any Service]
+    let ports: PortBook
+    let logger: Logger
+
+    func run() async throws {
+        let deliveryStop = StopSignal()
+        let componentStop = StopSignal()
+        let started = ContinuousClock.now
+        try await withGracefulShutdownHandler {
+            try await withThrowingTaskGroup(of: Void.self) { outer in
+                outer.addTask { await self.client.run() }
+                for entry in self.components.entries {
+                    outer.addTask {
+                        do {
+                            try await entry.component.run(until: componentStop)
+                        } catch {
+                            self.logger.error("component \(entry.spec.name) background work failed: \(error)")
+                        }
+                    }
+                }
+                outer.addTask { try? await self.resolver.run(until: componentStop) }
+                outer.addTask {
+                    defer {
+                        componentStop.stop()
+                        self.client.shutdown()
+                    }
+                    try await withThrowingTaskGroup(of: Void.self) { inner in
+                        for server in self.servers {
+                            inner.addTask { try await server.run() }
+                        }
+                        inner.addTask { await self.startup(deliveryStop: deliveryStop, started: started) }
+                        inner.addTask { await self.checkAppHealth(until: deliveryStop) }
+                        try await inner.waitForAll()
+                    }
+                }
+                try await outer.waitForAll()
+            }
+        } onGracefulShutdown: {
+            self.logger.info("shutting down: draining in-flight deliveries")
+            self.readiness.markShuttingDown()
+            deliveryStop.stop()
+        }
+        for entry in self.components.entries.reversed() {
+            do {
+                try await entry.component.close()
+            } catch {
+                self.logger.warning("closing component \(entry.spec.name) failed: \(error)")
+            }
+        }
+        try? await self.resolver.close()
+        self.logger.info("dapr shutdown complete")
+    }
+
+    func startup(deliveryStop: StopSignal, started: ContinuousClock.Instant) async {
+        let (httpPort, internalPort) = await self.ports.waitUntilReady()
+        self.readiness.markOutboundReady()
+        self.logger.info("HTTP API listening on \(self.options.listenAddresses.joined(separator: ", ")) port \(httpPort); sidecar-to-sidecar on port \(internalPort)")
+        let instance = AppInstance(
+            appID: self.identity.appID,
+            namespace: self.identity.namespace,
+            host: self.options.internalListenAddress == "0.0.0.0" ? "127.0.0.1" : self.options.internalListenAddress,
+            internalPort: internalPort,
+            httpPort: httpPort,
+            instanceID: self.identity.instanceID,
+            processID: getpid(),
+            hostname: Self.hostname()
+        )
+        do {
+            try await self.resolver.register(instance)
+        } catch {
+            self.logger.error("name resolution registration failed: \(error)")
+        }
+        if let appChannel = self.appChannel {
+            await appChannel.waitUntilReachable(until: deliveryStop)
+            if self.options.enableAppHealthCheck {
+                while !self.readiness.isAppHealthy, !deliveryStop.isStopped {
+                    _ = await deliveryStop.sleep(for: .milliseconds(100))
+                }
+            }
+        }
+        if !deliveryStop.isStopped {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.subscriptions.run(until: deliveryStop) }
+                group.addTask { await self.inputBindings.run(until: deliveryStop) }
+                group.addTask {
+                    await self.subscriptions.waitUntilStarted()
+                    self.readiness.markRuntimeReady()
+                    let elapsed = ContinuousClock.now - started
+                    self.logger.info("dapr initialized. Status: Running. Init Elapsed \(elapsed.milliseconds)ms")
+                }
+            }
+        }
+        await deliveryStop.wait()
+        try? await self.resolver.deregister(instanceID: self.identity.instanceID)
+    }
+
+    /// `--enable-app-health-check`: probe every interval; unhealthy after `threshold` failures in a
+    /// row, healthy again after one success.
+    func checkAppHealth(until stop: StopSignal) async {
+        guard self.options.enableAppHealthCheck, let appChannel = self.appChannel else { return }
+        var failures = 0
+        while !stop.isStopped {
+            if await appChannel.probeHealth() {
+                if !self.readiness.isAppHealthy { self.logger.info("App entered healthy status") }
+                failures = 0
+                self.readiness.setAppHealthy(true)
+            } else {
+                failures += 1
+                if failures >= self.options.appHealthThreshold, self.readiness.isAppHealthy {
+                    self.logger.warning("App entered un-healthy status")
+                    self.readiness.setAppHealthy(false)
+                }
+            }
+            if await stop.sleep(for: self.options.appHealthProbeInterval) { return }
+        }
+    }
+
+    static func hostname() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count)
+        return String(cString: buffer)
+    }
+}

@@ -1,0 +1,42 @@
+/// Everything `mecha sidecar` (daprd's flags) configures.
+public struct SidecarOptions: Sendable {
+    public enum AppProtocol: String, Sendable, CaseIterable {
+        case http
+        case https
+        case grpc
+        case grpcs
+        case h2c
+    }
+
+    public var appID: String
+    public var appPort: Int?
+    public var appProtocol: AppProtocol = .http
+    public var appChannelAddress = "127.0.0.1"
+    public var httpPort = 3500
+    public var grpcPort = 50001
+    /// 0 picks a free port.
+    public var internalPort = 0
+    public var internalListenAddress = "127.0.0.1"
+    public var metricsPort = 9090
+    public var enableMetrics = true
+    public var resourcesPaths: [String] = []
+    public var configPath: String?
+    public var enableAppHealthCheck = false
+    public var appHealthCheckPath = "/healthz"
+    public var appHealthProbeInterval: Duration = .seconds(5)
+    public var appHealthProbeTimeout: Duration = .milliseconds(500)
+    public var appHealthThreshold = 3
+    /// nil or ≤ 0: unlimited.
+    public var appMaxConcurrency: Int?
+    public var maxBodySize = 4 << 20
+    public var listenAddresses: [String] = ["127.0.0.1"]
+    public var namespace = "default"
+    /// Where embedded databases and default components live (`~/.mecha`).
+    public var mechaHome: String
+    public var gracefulShutdownTimeout: Duration = .seconds(5)
+
+    public init(appID: String, mechaHome: String) {
+        self.appID = appID
+        self.mechaHome = mechaHome
+    }
+}

@@ -1,0 +1,96 @@
+/// A `mecha sidecar` process started by a test on free ports, with its own home directory unless
+/// one is shared on purpose (sidecars sharing a home share the embedded database).
+public final class SidecarHarness: Sendable {
+    public let appID: String
+    public let httpPort: Int
+    public let appPort: Int?
+    public let home: String
+    public let process: TestProcess
+    public let arguments: [String]
+
+    /// Starts the sidecar and waits until `/v1.0/healthz/outbound` answers 204.
+    public init(
+        appID: String,
+        appPort: Int? = nil,
+        home: String,
+        resourcesPaths: [String] = [],
+        extraArguments: [String] = [],
+        environment: [String: String] = [:],
+        httpPort: Int? = nil,
+        waitForHealthz: Bool = false,
+        logName: String? = nil
+    ) async throws {
+        self.appID = appID
+        self.appPort = appPort
+        self.home = home
+        self.httpPort = httpPort ?? TestEnvironment.freePort()
+        var arguments = [
+            "sidecar", "--app-id", appID, "--dapr-http-port", String(self.httpPort), "--dapr-grpc-port", String(TestEnvironment.freePort()),
+            "--mecha-home", home, "--log-level", "debug",
+        ]
+        if let appPort { arguments += ["--app-port", String(appPort)] }
+        for path in resourcesPaths { arguments += ["--resources-path", path] }
+        arguments += extraArguments
+        self.arguments = arguments
+        self.process = try TestProcess(try MechaBinaries.mecha, arguments, environment: environment, logPath: home + "/\(logName ?? appID)-sidecar.log")
+        try await self.waitUntilUp(healthz: waitForHealthz)
+    }
+
+    private init(copying other: SidecarHarness, logName: String) throws {
+        self.appID = other.appID
+        self.appPort = other.appPort
+        self.home = other.home
+        self.httpPort = other.httpPort
+        self.arguments = other.arguments
+        self.process = try TestProcess(try MechaBinaries.mecha, other.arguments, logPath: other.home + "/\(logName).log")
+    }
+
+    func waitUntilUp(healthz: Bool) async throws {
+        let port = self.httpPort
+        let process = self.process
+        try await TestHTTP.with { http in
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline {
+                guard process.isRunning else {
+                    throw HarnessError("sidecar \(self.appID) exited during startup:\n\(process.output)")
+                }
+                if let response = try? await http.get(port: port, healthz ? "/v1.0/healthz" : "/v1.0/healthz/outbound"), response.status == 204 {
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            throw HarnessError("sidecar \(self.appID) not healthy within 30s:\n\(process.output)")
+        }
+    }
+
+    /// Starts the same sidecar again (same ports, same home) after it stopped.
+    public func restarted(logName: String, waitForHealthz: Bool = false) async throws -> SidecarHarness {
+        let next = try SidecarHarness(copying: self, logName: logName)
+        try await next.waitUntilUp(healthz: waitForHealthz)
+        return next
+    }
+
+    public func stop() async { await self.process.stop() }
+}
+
+/// A `mecha-testapp` process on a free port.
+public final class TestAppHarness: Sendable {
+    public let port: Int
+    public let process: TestProcess
+
+    public init(directory: String, name: String, subscriptions: String = "[]", port: Int? = nil) async throws {
+        self.port = port ?? TestEnvironment.freePort()
+        self.process = try TestProcess(
+            try MechaBinaries.testApp,
+            [],
+            environment: ["APP_PORT": String(self.port), "SUBSCRIPTIONS": subscriptions],
+            logPath: directory + "/\(name)-app.log"
+        )
+        let port = self.port
+        try await TestHTTP.with { http in
+            _ = try await http.waitFor(port: port, "/healthz", timeout: .seconds(20))
+        }
+    }
+
+    public func stop() async { await self.process.stop() }
+}

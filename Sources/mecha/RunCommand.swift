@@ -1,0 +1,295 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Logging
+import MechaComponents
+import MechaCore
+import MechaSidecar
+import NIOCore
+import NIOPosix
+import UnixSignals
+
+/// `mecha run [flags] -- <app command>` (and `dapr run …`): a sidecar and the app together.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a sidecar and your app together, like `dapr run`.",
+        discussion: "Example: mecha run --app-id orders --app-port 8080 -- python3 app.py"
+    )
+
+    @Option(name: [.customShort("a"), .customLong("app-id")], help: "The app id (random when omitted).") var appID: String = ""
+    @Option(name: [.customShort("p"), .customLong("app-port")], help: "The port your app listens on.") var appPort: Int = -1
+    @Option(name: [.customShort("P"), .customLong("app-protocol")], help: "http or grpc.") var appProtocol: String = "http"
+    @Option(name: .customLong("app-channel-address"), help: "The address your app listens on.") var appChannelAddress: String = "127.0.0.1"
+    @Option(name: [.customShort("H"), .customLong("dapr-http-port")], help: "HTTP API port (default 3500, or a free port if taken).") var httpPort: Int = -1
+    @Option(name: [.customShort("G"), .customLong("dapr-grpc-port")], help: "gRPC API port (default 50001, or a free port if taken).") var grpcPort: Int = -1
+    @Option(name: [.customShort("I"), .customLong("dapr-internal-grpc-port")], help: "Sidecar-to-sidecar port (default: a free port).") var internalPort: Int = -1
+    @Option(name: [.customShort("M"), .customLong("metrics-port")], help: "Metrics port.") var metricsPort: Int = -1
+    @Option(name: .customLong("resources-path"), help: "Resource YAML directory or file; repeatable.") var resourcesPaths: [String] = []
+    @Option(name: [.customShort("d"), .customLong("components-path")], help: .hidden) var componentsPath: String?
+    @Option(name: [.customShort("c"), .customLong("config")], help: "A Configuration YAML file.") var config: String?
+    @Option(name: .customLong("log-level"), help: "debug, info, warn or error.") var logLevel: String = "info"
+    @Flag(name: .customLong("log-as-json"), help: "Sidecar logs as JSON lines.") var logAsJSON = false
+    @Flag(name: .customLong("enable-api-logging"), help: .hidden) var enableAPILogging = false
+    @Option(name: .customLong("app-max-concurrency"), help: "Limit of concurrent calls to the app.") var appMaxConcurrency: Int = -1
+    @Option(name: .customLong("max-body-size"), help: "Largest request body (e.g. 4Mi).") var maxBodySize: String = "4Mi"
+    @Option(name: .customLong("read-buffer-size"), help: .hidden) var readBufferSize: String?
+    @Flag(name: .customLong("enable-app-health-check"), help: "Probe the app's health endpoint.") var enableAppHealthCheck = false
+    @Option(name: .customLong("app-health-check-path"), help: "Path of the app's health endpoint.") var appHealthCheckPath: String = ""
+    @Option(name: .customLong("app-health-probe-interval"), help: "Seconds between probes.") var appHealthProbeInterval: Int = 0
+    @Option(name: .customLong("app-health-probe-timeout"), help: "Milliseconds per probe.") var appHealthProbeTimeout: Int = 0
+    @Option(name: .customLong("app-health-threshold"), help: "Failures before unhealthy.") var appHealthThreshold: Int = 0
+    @Option(name: .customLong("dapr-listen-addresses"), help: "Addresses the API listens on.") var listenAddresses: String = ""
+    @Option(name: .customLong("mecha-home"), help: "Directory for embedded databases (default ~/.mecha).") var mechaHome: String?
+    @Option(name: .customLong("placement-host-address"), help: .hidden) var placementHostAddress: String?
+    @Option(name: .customLong("scheduler-host-address"), help: .hidden) var schedulerHostAddress: String?
+    @Option(name: [.customShort("u"), .customLong("unix-domain-socket")], help: .hidden) var unixDomainSocket: String?
+    @Option(name: [.customShort("f"), .customLong("run-file")], help: .hidden) var runFile: String?
+    @Flag(name: [.customShort("k"), .customLong("kubernetes")], help: .hidden) var kubernetes = false
+    @Flag(name: .customLong("app-ssl"), help: .hidden) var appSSL = false
+
+    @Argument(parsing: .captureForPassthrough, help: "The app command (after --).") var command: [String] = []
+
+    func run() async throws {
+        if self.runFile != nil || self.kubernetes {
+            Console.failure("multi-app run files (-f) and --kubernetes are not supported by mecha run yet")
+            throw ExitCode(1)
+        }
+        let appCommand = self.command.first == "--" ? Array(self.command.dropFirst()) : self.command
+        let appID = self.appID.isEmpty ? RandomName.make() : self.appID
+        let httpPort = self.httpPort >= 0 ? self.httpPort : FreePort.preferring(3500)
+        let grpcPort = self.grpcPort >= 0 ? self.grpcPort : FreePort.preferring(50001)
+
+        var arguments = ["--app-id", appID, "--dapr-http-port", String(httpPort), "--dapr-grpc-port", String(grpcPort)]
+        arguments += ["--app-protocol", self.appProtocol, "--app-channel-address", self.appChannelAddress]
+        if self.appPort > 0 { arguments += ["--app-port", String(self.appPort)] }
+        if self.internalPort > 0 { arguments += ["--dapr-internal-grpc-port", String(self.internalPort)] }
+        if self.metricsPort > 0 { arguments += ["--metrics-port", String(self.metricsPort)] }
+        for path in self.resourcesPaths { arguments += ["--resources-path", path] }
+        if self.resourcesPaths.isEmpty, let path = self.componentsPath { arguments += ["--resources-path", path] }
+        if let config = self.config { arguments += ["--config", config] }
+        arguments += ["--log-level", self.logLevel, "--max-body-size", self.maxBodySize, "--app-max-concurrency", String(self.appMaxConcurrency)]
+        if self.logAsJSON { arguments.append("--log-as-json") }
+        if self.enableAppHealthCheck { arguments.append("--enable-app-health-check") }
+        if !self.appHealthCheckPath.isEmpty { arguments += ["--app-health-check-path", self.appHealthCheckPath] }
+        if self.appHealthProbeInterval > 0 { arguments += ["--app-health-probe-interval", String(self.appHealthProbeInterval)] }
+        if self.appHealthProbeTimeout > 0 { arguments += ["--app-health-probe-timeout", String(self.appHealthProbeTimeout)] }
+        if self.appHealthThreshold > 0 { arguments += ["--app-health-threshold", String(self.appHealthThreshold)] }
+        if !self.listenAddresses.isEmpty { arguments += ["--dapr-listen-addresses", self.listenAddresses] }
+        if let home = self.mechaHome { arguments += ["--mecha-home", home] }
+        if self.appSSL { arguments.append("--app-ssl") }
+
+        let environment = ProcessEnvironment.current
+        let flags: SidecarFlags
+        let options: SidecarOptions
+        do {
+            flags = try SidecarFlags.parse(arguments)
+            options = try flags.options(environment: environment)
+        } catch {
+            Console.failure(SidecarFlags.message(for: error))
+            throw ExitCode(1)
+        }
+        LoggingSystem.bootstrap { label in
+            SidecarLogHandler(label: label, level: flags.level, json: flags.logAsJSON, appID: appID)
+        }
+        var logger = Logger(label: "dapr.runtime")
+        logger.logLevel = flags.level
+
+        if appCommand.isEmpty { print("WARNING: no application command found.") }
+        Console.info("Starting Dapr with id \(appID). HTTP Port: \(httpPort). gRPC Port: \(grpcPort)")
+        let sidecar = Sidecar(options: options, registry: BuiltInComponents.registry, environment: environment, logger: logger)
+        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+
+        let exitCode: Int32 = await withTaskGroup(of: RunEvent.self) { group in
+            group.addTask {
+                do {
+                    try await sidecar.run(gracefulShutdownSignals: [])
+                    return .sidecarExited(nil)
+                } catch {
+                    return .sidecarExited(StartupErrorText.describe(error))
+                }
+            }
+            group.addTask {
+                for await signal in signals { return .signal(signal) }
+                return .signal(nil)
+            }
+            group.addTask {
+                _ = await sidecar.listeningPorts()
+                return .listening
+            }
+
+            var child: ChildProcess?
+            var appExit: Int32?
+            var sidecarFailure: String?
+            var shuttingDown = false
+            while let event = await group.next() {
+                switch event {
+                case .listening:
+                    if !appCommand.isEmpty {
+                        var appEnvironment = environment
+                        appEnvironment["APP_ID"] = appID
+                        appEnvironment["APP_CHANNEL_ADDRESS"] = self.appChannelAddress
+                        appEnvironment["APP_PROTOCOL"] = self.appProtocol
+                        if self.appPort > 0 { appEnvironment["APP_PORT"] = String(self.appPort) }
+                        appEnvironment["DAPR_HTTP_PORT"] = String(httpPort)
+                        appEnvironment["DAPR_GRPC_PORT"] = String(grpcPort)
+                        appEnvironment["DAPR_METRICS_PORT"] = String(options.metricsPort)
+                        do {
+                            let process = try ChildProcess(arguments: appCommand, environment: appEnvironment, outputPrefix: "== APP == ")
+                            child = process
+                            Console.info("Updating metadata for appPID: \(process.pid)")
+                            Console.info("Updating metadata for app command: \(appCommand.joined(separator: " "))")
+                            group.addTask { .appExited(await process.wait()) }
+                        } catch {
+                            Console.failure("\(error)")
+                            appExit = 1
+                            shuttingDown = true
+                            await sidecar.shutdown()
+                            continue
+                        }
+                    }
+                    group.addTask {
+                        .healthy(await sidecar.waitUntilHealthy(timeout: .seconds(60)))
+                    }
+                case .healthy(let healthy):
+                    guard !shuttingDown else { continue }
+                    if healthy {
+                        Console.success(
+                            appCommand.isEmpty
+                                ? "You're up and running! Dapr logs will appear here.\n"
+                                : "You're up and running! Both Dapr and your app logs will appear here.\n"
+                        )
+                    } else {
+                        Console.warning("Dapr sidecar might not be responding.")
+                    }
+                case .signal(let signal):
+                    guard signal != nil, !shuttingDown else { continue }
+                    shuttingDown = true
+                    Console.info("\nterminated signal received: shutting down")
+                    if let process = child, !process.hasExited {
+                        process.signal(signal == .sigint ? SIGINT : SIGTERM)
+                        group.addTask {
+                            try? await Task.sleep(for: .seconds(5))
+                            return .killApp
+                        }
+                    } else {
+                        await sidecar.shutdown()
+                    }
+                case .killApp:
+                    if let process = child, !process.hasExited { process.signal(SIGKILL) }
+                case .appExited(let status):
+                    let code = ChildProcess.exitCode(status)
+                    appExit = code
+                    if code == 0 {
+                        Console.success("Exited App successfully")
+                    } else if status & 0x7f != 0 {
+                        Console.failure("The App process was terminated by signal: \(status & 0x7f)")
+                    } else {
+                        Console.failure("The App process exited with error code: \(code)")
+                    }
+                    shuttingDown = true
+                    await sidecar.shutdown()
+                case .sidecarExited(let failure):
+                    sidecarFailure = failure
+                    if let failure {
+                        Console.failure(failure)
+                    } else {
+                        Console.success("Exited Dapr successfully")
+                    }
+                    if let process = child, !process.hasExited {
+                        process.signal(SIGTERM)
+                        let status = await process.wait()
+                        appExit = appExit ?? ChildProcess.exitCode(status)
+                    }
+                    group.cancelAll()
+                    return sidecarFailure != nil ? 1 : (appExit ?? 0)
+                }
+            }
+            return appExit ?? 0
+        }
+        if exitCode != 0 { throw ExitCode(exitCode) }
+    }
+
+    enum RunEvent: Sendable {
+        case listening
+        case healthy(Bool)
+        case signal(UnixSignal?)
+        case appExited(Int32)
+        case killApp
+        case sidecarExited(String?)
+    }
+}
+
+/// The CLI's status lines, with the Dapr CLI's prefixes.
+enum Console {
+    static func info(_ message: String) { self.emit("ℹ️  " + message) }
+    static func success(_ message: String) { self.emit("✅  " + message) }
+    static func warning(_ message: String) { self.emit("⚠  " + message) }
+    static func failure(_ message: String) { self.emit("❌  " + message) }
+
+    private static func emit(_ line: String) {
+        let text = line + "\n"
+        _ = text.utf8CString.withUnsafeBufferPointer { write(1, $0.baseAddress, $0.count - 1) }
+    }
+}
+
+/// Ports for `mecha run`.
+enum FreePort {
+    /// `preferred` when nothing listens there, else any free port.
+    static func preferring(_ preferred: Int) -> Int {
+        self.isFree(preferred) ? preferred : self.any()
+    }
+
+    static func isFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    static func any() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// Random app ids like the Dapr CLI's (`adjective-noun`).
+enum RandomName {
+    static let adjectives = ["brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lively", "merry", "nimble", "proud", "quick", "shiny", "witty", "zesty"]
+    static let nouns = ["otter", "falcon", "badger", "heron", "lynx", "marmot", "panda", "puffin", "raven", "salmon", "tapir", "walrus", "wombat", "yak", "zebra", "gecko"]
+
+    static func make() -> String {
+        "\(self.adjectives.randomElement()!)-\(self.nouns.randomElement()!)"
+    }
+}
+
+extension SidecarFlags {
+    static func message(for error: any Error) -> String {
+        if let validation = error as? ValidationError { return validation.message }
+        return self.message(for: error as (any Error)?)
+    }
+
+    static func message(for error: (any Error)?) -> String {
+        guard let error else { return "" }
+        return Self.fullMessage(for: error)
+    }
+}

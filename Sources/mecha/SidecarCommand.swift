@@ -1,0 +1,243 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Logging
+import MechaComponents
+import MechaConfig
+import MechaCore
+import MechaRuntime
+import MechaSidecar
+
+/// `mecha sidecar`: the data plane, with daprd's flags (also what `daprd` runs as).
+struct SidecarCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sidecar",
+        abstract: "Run the sidecar (the data plane), with daprd's flags."
+    )
+
+    @OptionGroup var flags: SidecarFlags
+
+    func run() async throws {
+        let environment = ProcessEnvironment.current
+        let options: SidecarOptions
+        do {
+            options = try self.flags.options(environment: environment)
+        } catch let error as ValidationError {
+            throw error
+        }
+        LoggingSystem.bootstrap { label in
+            SidecarLogHandler(label: label, level: self.flags.level, json: self.flags.logAsJSON, appID: options.appID)
+        }
+        var logger = Logger(label: "dapr.runtime")
+        logger.logLevel = self.flags.level
+        for ignored in self.flags.ignoredFlags { logger.info("flag --\(ignored) is accepted for compatibility and has no effect yet") }
+        logger.info("starting Mecha \(Sidecar.version) (Dapr API compatible) app_id=\(options.appID)")
+        let sidecar = Sidecar(options: options, registry: BuiltInComponents.registry, environment: environment, logger: logger)
+        do {
+            try await sidecar.run()
+        } catch {
+            logger.critical("\(StartupErrorText.describe(error))")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// daprd's flags. Every flag daprd accepts parses; the ones Mecha does not implement yet are
+/// reported once at startup.
+struct SidecarFlags: ParsableArguments {
+    @Option(name: .customLong("app-id"), help: "The id of the app this sidecar serves.") var appID: String = ""
+    @Option(name: .customLong("app-port"), help: "The port the app listens on (empty or 0: no app channel).") var appPort: String = ""
+    @Option(name: .customLong("app-protocol"), help: "http, https, grpc, grpcs or h2c.") var appProtocol: String = "http"
+    @Option(name: .customLong("app-channel-address"), help: "The address the app listens on.") var appChannelAddress: String = "127.0.0.1"
+    @Flag(name: .customLong("app-ssl"), help: .hidden) var appSSL = false
+    @Option(name: .customLong("app-max-concurrency"), help: "Limit of concurrent calls to the app (-1: unlimited).") var appMaxConcurrency: Int = -1
+    @Option(name: .customLong("app-health-check-path"), help: "Path of the app's health endpoint.") var appHealthCheckPath: String = "/healthz"
+    @Flag(name: .customLong("enable-app-health-check"), inversion: .prefixedNo, help: "Probe the app's health endpoint.") var enableAppHealthCheck = false
+    @Option(name: .customLong("app-health-probe-interval"), help: "Seconds between health probes.") var appHealthProbeInterval: Int = 5
+    @Option(name: .customLong("app-health-probe-timeout"), help: "Milliseconds a health probe may take.") var appHealthProbeTimeout: Int = 500
+    @Option(name: .customLong("app-health-threshold"), help: "Failed probes before the app counts as unhealthy.") var appHealthThreshold: Int = 3
+    @Option(name: .customLong("app-binding-options-timeout"), help: .hidden) var appBindingOptionsTimeout: String?
+
+    @Option(name: .customLong("dapr-http-port"), help: "Port of the HTTP API.") var httpPort: String = "3500"
+    @Option(name: .customLong("dapr-grpc-port"), help: "Port of the gRPC API (reserved until the gRPC API lands).") var grpcPort: String = "50001"
+    @Option(name: .customLong("dapr-internal-grpc-port"), help: "Port for sidecar-to-sidecar calls (empty or 0: any free port).") var internalPort: String = ""
+    @Option(name: .customLong("dapr-internal-grpc-listen-address"), help: "Address for sidecar-to-sidecar calls.") var internalListenAddress: String = "127.0.0.1"
+    @Option(name: .customLong("dapr-listen-addresses"), help: "Comma-separated addresses the API listens on (default 127.0.0.1).") var listenAddresses: String = ""
+    @Option(name: .customLong("metrics-port"), help: "Port of the metrics endpoint (reserved).") var metricsPort: String = "9090"
+    @Flag(name: .customLong("enable-metrics"), inversion: .prefixedNo, help: .hidden) var enableMetrics = true
+    @Option(name: .customLong("metrics-listen-address"), help: .hidden) var metricsListenAddress: String?
+
+    @Option(name: .customLong("resources-path"), help: "A directory (or file) of resource YAML; repeatable.") var resourcesPaths: [String] = []
+    @Option(name: .customLong("components-path"), help: .hidden) var componentsPath: String?
+    @Option(name: .customLong("config"), help: "A Configuration YAML file.") var config: [String] = []
+    @Option(name: .customLong("log-level"), help: "debug, info, warn, error or fatal.") var logLevel: String = "info"
+    @Flag(name: .customLong("log-as-json"), inversion: .prefixedNo, help: "Write logs as JSON lines.") var logAsJSON = false
+    @Option(name: .customLong("log-file"), help: .hidden) var logFile: String?
+    @Flag(name: .customLong("enable-api-logging"), inversion: .prefixedNo, help: .hidden) var enableAPILogging = false
+    @Option(name: .customLong("max-body-size"), help: "Largest request body (e.g. 4Mi).") var maxBodySize: String?
+    @Option(name: .customLong("dapr-http-max-request-size"), help: "Largest request body in MB (deprecated).") var maxRequestSizeMB: Int?
+    @Option(name: .customLong("read-buffer-size"), help: .hidden) var readBufferSize: String?
+    @Option(name: .customLong("dapr-http-read-buffer-size"), help: .hidden) var httpReadBufferSize: Int?
+    @Option(name: .customLong("dapr-graceful-shutdown-seconds"), help: "Seconds to drain on shutdown.") var gracefulShutdownSeconds: Int = 5
+    @Option(name: .customLong("mecha-home"), help: "Directory for embedded databases and default components (default ~/.mecha or $MECHA_HOME).") var mechaHome: String?
+
+    // Accepted for compatibility with daprd's command line; not implemented yet.
+    @Option(name: .customLong("mode"), help: .hidden) var mode: String?
+    @Option(name: .customLong("dapr-public-port"), help: .hidden) var publicPort: String?
+    @Option(name: .customLong("dapr-public-listen-address"), help: .hidden) var publicListenAddress: String?
+    @Option(name: .customLong("profile-port"), help: .hidden) var profilePort: String?
+    @Flag(name: .customLong("enable-profiling"), inversion: .prefixedNo, help: .hidden) var enableProfiling = false
+    @Option(name: .customLong("unix-domain-socket"), help: .hidden) var unixDomainSocket: String?
+    @Option(name: .customLong("dapr-block-shutdown-duration"), help: .hidden) var blockShutdownDuration: String?
+    @Option(name: .customLong("placement-host-address"), help: .hidden) var placementHostAddress: String?
+    @Option(name: .customLong("scheduler-host-address"), help: .hidden) var schedulerHostAddress: [String] = []
+    @Option(name: .customLong("control-plane-address"), help: .hidden) var controlPlaneAddress: String?
+    @Option(name: .customLong("sentry-address"), help: .hidden) var sentryAddress: String?
+    @Option(name: .customLong("control-plane-trust-domain"), help: .hidden) var trustDomain: String?
+    @Option(name: .customLong("control-plane-namespace"), help: .hidden) var controlPlaneNamespace: String?
+    @Flag(name: .customLong("enable-mtls"), inversion: .prefixedNo, help: .hidden) var enableMTLS = false
+    @Option(name: .customLong("allowed-origins"), help: .hidden) var allowedOrigins: String?
+    @Flag(name: .customLong("disable-builtin-k8s-secret-store"), inversion: .prefixedNo, help: .hidden) var disableK8sSecretStore = false
+    @Option(name: .customLong("disable-init-endpoints"), help: .hidden) var disableInitEndpoints: [String] = []
+    @Option(name: .customLong("actors-disseminate-timeout"), help: .hidden) var actorsDisseminateTimeout: String?
+    @Option(name: .customLong("hot-reload-reconcile-interval"), help: .hidden) var hotReloadInterval: String?
+
+    var level: Logger.Level {
+        switch self.logLevel.lowercased() {
+        case "debug": .debug
+        case "warn", "warning": .warning
+        case "error": .error
+        case "fatal": .critical
+        default: .info
+        }
+    }
+
+    var ignoredFlags: [String] {
+        var names: [String] = []
+        if self.publicPort != nil { names.append("dapr-public-port") }
+        if self.profilePort != nil || self.enableProfiling { names.append("enable-profiling") }
+        if self.unixDomainSocket != nil { names.append("unix-domain-socket") }
+        if self.placementHostAddress.map({ !$0.isEmpty }) ?? false { names.append("placement-host-address") }
+        if !self.schedulerHostAddress.filter({ !$0.isEmpty }).isEmpty { names.append("scheduler-host-address") }
+        if self.enableMTLS { names.append("enable-mtls") }
+        if self.allowedOrigins != nil { names.append("allowed-origins") }
+        if self.logFile != nil { names.append("log-file") }
+        if self.config.count > 1 { names.append("config (only the first file is used)") }
+        return names
+    }
+
+    func validate() throws {
+        guard ["debug", "info", "warn", "warning", "error", "fatal"].contains(self.logLevel.lowercased()) else {
+            throw ValidationError("invalid value for --log-level: \(self.logLevel)")
+        }
+    }
+
+    /// Turns flags into options, with daprd's checks and messages.
+    func options(environment: [String: String]) throws -> SidecarOptions {
+        guard !self.appID.isEmpty else { throw ValidationError("parameter app-id cannot be empty") }
+        guard !self.appID.contains(".") else { throw ValidationError("parameter app-id cannot contain dots") }
+        let home = self.mechaHome ?? environment["MECHA_HOME"] ?? ((environment["HOME"] ?? "/tmp") + "/.mecha")
+        var options = SidecarOptions(appID: self.appID, mechaHome: home)
+        let httpPort = try Self.port(self.httpPort, flag: "dapr-http-port")
+        let grpcPort = try Self.port(self.grpcPort, flag: "dapr-grpc-port")
+        options.httpPort = httpPort
+        options.grpcPort = grpcPort
+        if !self.appPort.isEmpty {
+            guard let port = Int(self.appPort), (0...65535).contains(port) else {
+                throw ValidationError("error parsing app-port: invalid value \"\(self.appPort)\"")
+            }
+            if port > 0 {
+                guard port != httpPort else { throw ValidationError("the 'dapr-http-port' argument value \(httpPort) conflicts with 'app-port'") }
+                guard port != grpcPort else { throw ValidationError("the 'dapr-grpc-port' argument value \(grpcPort) conflicts with 'app-port'") }
+                options.appPort = port
+            }
+        }
+        let protocolName = self.appProtocol.isEmpty ? "http" : self.appProtocol.lowercased()
+        guard var appProtocol = SidecarOptions.AppProtocol(rawValue: protocolName) else {
+            throw ValidationError("invalid value for 'app-protocol': \(self.appProtocol)")
+        }
+        if self.appSSL { appProtocol = appProtocol == .grpc ? .grpcs : (appProtocol == .http ? .https : appProtocol) }
+        options.appProtocol = appProtocol
+        options.appChannelAddress = self.appChannelAddress
+        options.internalPort = self.internalPort.isEmpty ? 0 : try Self.port(self.internalPort, flag: "dapr-internal-grpc-port")
+        options.internalListenAddress = self.internalListenAddress.isEmpty ? "127.0.0.1" : self.internalListenAddress
+        options.metricsPort = try Self.port(self.metricsPort, flag: "metrics-port")
+        options.enableMetrics = self.enableMetrics
+        var paths = self.resourcesPaths.flatMap { $0.split(separator: ",").map(String.init) }.filter { !$0.isEmpty }
+        if paths.isEmpty, let components = self.componentsPath, !components.isEmpty { paths = [components] }
+        options.resourcesPaths = paths
+        options.configPath = self.config.first { !$0.isEmpty }
+        options.enableAppHealthCheck = self.enableAppHealthCheck
+        options.appHealthCheckPath = self.appHealthCheckPath
+        options.appHealthProbeInterval = .seconds(self.appHealthProbeInterval > 0 ? self.appHealthProbeInterval : 5)
+        options.appHealthProbeTimeout = .milliseconds(self.appHealthProbeTimeout > 0 ? self.appHealthProbeTimeout : 500)
+        guard options.appHealthProbeTimeout < options.appHealthProbeInterval else {
+            throw ValidationError("value for 'health-probe-timeout' must be smaller than 'health-probe-interval'")
+        }
+        options.appHealthThreshold = max(1, self.appHealthThreshold)
+        options.appMaxConcurrency = self.appMaxConcurrency > 0 ? self.appMaxConcurrency : nil
+        if let text = self.maxBodySize {
+            guard let bytes = Quantity.bytes(text) else { throw ValidationError("invalid value for 'max-body-size' option: \(text)") }
+            options.maxBodySize = bytes
+        } else if let megabytes = self.maxRequestSizeMB, megabytes > 0 {
+            options.maxBodySize = megabytes << 20
+        }
+        let addresses = self.listenAddresses.split(separator: ",").map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
+        options.listenAddresses = addresses.isEmpty ? ["127.0.0.1"] : addresses
+        options.namespace = environment["NAMESPACE"].flatMap { $0.isEmpty ? nil : $0 } ?? "default"
+        options.gracefulShutdownTimeout = .seconds(self.gracefulShutdownSeconds >= 0 ? self.gracefulShutdownSeconds : 5)
+        return options
+    }
+
+    static func port(_ text: String, flag: String) throws -> Int {
+        guard let port = Int(text), (0...65535).contains(port) else {
+            throw ValidationError("error parsing \(flag) flag: invalid port \"\(text)\"")
+        }
+        return port
+    }
+}
+
+/// Kubernetes-style quantities (`4Mi`, `512Ki`, `1G`, `4194304`).
+enum Quantity {
+    static func bytes(_ text: String) -> Int? {
+        let trimmed = text.trimmingSpaces()
+        let units: [(String, Int)] = [("Ki", 1 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("k", 1000), ("K", 1000), ("M", 1_000_000), ("G", 1_000_000_000)]
+        for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
+            guard let number = Int(trimmed.dropLast(suffix.count)), number >= 0 else { return nil }
+            return number * scale
+        }
+        guard let number = Int(trimmed), number >= 0 else { return nil }
+        return number
+    }
+}
+
+/// Turns startup errors into one readable message each.
+enum StartupErrorText {
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let error as ResourceLoadError:
+            return "invalid resources:\n" + error.errors.map { "  - \($0)" }.joined(separator: "\n")
+        case let error as ComponentInitError:
+            return "component initialization failed:\n" + error.errors.map { "  - \($0)" }.joined(separator: "\n")
+        default:
+            return "fatal error: \(error)"
+        }
+    }
+}
+
+/// The process environment as a dictionary.
+enum ProcessEnvironment {
+    static var current: [String: String] {
+        var result: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            pointer += 1
+        }
+        return result
+    }
+}
