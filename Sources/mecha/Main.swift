@@ -62,6 +62,13 @@ enum ArgumentNormalizer {
                 continue
             }
             var argument = argument
+            // `--flag -1`: ArgumentParser would read -1 as a flag, so join it as `--flag=-1`.
+            if argument.hasPrefix("-"), Int(argument) != nil, let previous = output.last, previous.hasPrefix("--"),
+                !previous.contains("="), !booleans.contains(String(previous.dropFirst(2)))
+            {
+                output[output.count - 1] = previous + "=" + argument
+                continue
+            }
             // -app-id → --app-id (single-dash long flags, as Go's flag package allows)
             if argument.hasPrefix("-"), !argument.hasPrefix("--"), argument.count > 2, !(argument.dropFirst().first?.isNumber ?? false) {
                 argument = "-" + argument

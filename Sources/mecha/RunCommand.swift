@@ -69,7 +69,7 @@ struct RunCommand: AsyncParsableCommand {
         for path in self.resourcesPaths { arguments += ["--resources-path", path] }
         if self.resourcesPaths.isEmpty, let path = self.componentsPath { arguments += ["--resources-path", path] }
         if let config = self.config { arguments += ["--config", config] }
-        arguments += ["--log-level", self.logLevel, "--max-body-size", self.maxBodySize, "--app-max-concurrency", String(self.appMaxConcurrency)]
+        arguments += ["--log-level", self.logLevel, "--max-body-size", self.maxBodySize, "--app-max-concurrency=\(self.appMaxConcurrency)"]
         if self.logAsJSON { arguments.append("--log-as-json") }
         if self.enableAppHealthCheck { arguments.append("--enable-app-health-check") }
         if !self.appHealthCheckPath.isEmpty { arguments += ["--app-health-check-path", self.appHealthCheckPath] }
