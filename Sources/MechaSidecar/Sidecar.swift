@@ -115,7 +115,7 @@ public final class Sidecar: Sendable {
         let client = HTTP1Client()
         var appChannel: HTTPAppChannel?
         if let port = options.appPort, port > 0 {
-            guard options.appProtocol == .http || options.appProtocol == .h2c else {
+            guard options.appProtocol == .http else {
                 throw SidecarError("--app-protocol \(options.appProtocol.rawValue) is not supported yet: the gRPC app channel arrives with the gRPC API; use http")
             }
             appChannel = HTTPAppChannel(
