@@ -150,7 +150,11 @@ let package = Package(
         .testTarget(name: "MechaCoreTests", dependencies: ["MechaCore"], swiftSettings: swiftSettings),
         .testTarget(name: "MechaConfigTests", dependencies: ["MechaConfig", "MechaCore"], swiftSettings: swiftSettings),
         .testTarget(name: "MechaResiliencyTests", dependencies: ["MechaResiliency", "MechaCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "HTTP1ClientTests", dependencies: ["HTTP1Client"] + nio, swiftSettings: swiftSettings),
+        .testTarget(
+            name: "HTTP1ClientTests",
+            dependencies: ["HTTP1Client", .product(name: "NIOHTTP1", package: "swift-nio")] + nio,
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "MechaEmbeddedTests",
             dependencies: [

@@ -45,6 +45,21 @@ struct ConnectionPoolStateMachine {
     enum EstablishedAction: Equatable {
         case handOver(to: WaiterID)
         case park
+        /// Nobody wants it and the pool is shutting down: close it.
+        case close
+    }
+
+    /// A connection went away while callers were queued at the limit: a new connection was reserved
+    /// for the first of them.
+    struct Reconnect: Equatable {
+        var connection: ConnectionID
+        var waiter: WaiterID
+    }
+
+    enum FailedAction: Equatable {
+        /// Fail the waiter the connection was being established for (nil when it went away), and
+        /// establish `reconnect` for the next queued waiter, if any.
+        case fail(WaiterID?, reconnect: Reconnect?)
     }
 
     let maxConnectionsPerKey: Int
@@ -103,17 +118,23 @@ struct ConnectionPoolStateMachine {
             self.connections[id]?.state = .leased
             return .handOver(to: waiter)
         }
+        if self.shuttingDown {
+            self.remove(id)
+            return .close
+        }
         self.connections[id]?.state = .idle(since: now)
         self.idleByKey[connection.key, default: []].append(id)
         return .park
     }
 
-    /// A reserved connection could not be established. Returns the waiter to fail, if any.
-    mutating func connectionFailed(_ id: ConnectionID) -> WaiterID? {
-        guard let connection = self.connections.removeValue(forKey: id) else { return nil }
-        self.countByKey[connection.key, default: 1] -= 1
-        if case .connecting(let waiter?) = connection.state { return waiter }
-        return nil
+    /// A reserved connection could not be established: its waiter (if still there) fails; a queued
+    /// waiter gets its own attempt, so nobody waits forever for capacity that was never used.
+    mutating func connectionFailed(_ id: ConnectionID) -> FailedAction {
+        guard let connection = self.connections[id] else { return .fail(nil, reconnect: nil) }
+        self.remove(id)
+        var waiter: WaiterID?
+        if case .connecting(let reserved?) = connection.state { waiter = reserved }
+        return .fail(waiter, reconnect: self.reconnectForQueuedWaiter(connection.key))
     }
 
     /// A leased connection is back. `reusable` is false after `Connection: close`, errors or
@@ -135,9 +156,13 @@ struct ConnectionPoolStateMachine {
         return .close(id, thenConnect: nil, for: nil)
     }
 
-    /// The peer closed a connection (idle or not). Forget it.
-    mutating func connectionClosed(_ id: ConnectionID) {
+    /// The connection closed (peer, error or our own request). Forget it; if callers are queued for
+    /// its key, a new connection is reserved for the first (its capacity is free now, and a later
+    /// release of the closed connection will not hand anything over).
+    mutating func connectionClosed(_ id: ConnectionID) -> Reconnect? {
+        guard let connection = self.connections[id] else { return nil }
         self.remove(id)
+        return self.reconnectForQueuedWaiter(connection.key)
     }
 
     /// Idle connections older than `timeout`, removed from the pool; the shell closes them.
@@ -164,6 +189,13 @@ struct ConnectionPoolStateMachine {
     }
 
     var isEmpty: Bool { self.connections.isEmpty }
+
+    private mutating func reconnectForQueuedWaiter(_ key: Key) -> Reconnect? {
+        guard !self.shuttingDown, self.countByKey[key, default: 0] < self.maxConnectionsPerKey,
+            let waiter = self.popWaiter(key)
+        else { return nil }
+        return Reconnect(connection: self.reserve(key, for: waiter), waiter: waiter)
+    }
 
     private mutating func popWaiter(_ key: Key) -> WaiterID? {
         guard var waiters = self.waitersByKey[key], !waiters.isEmpty else { return nil }

@@ -2,6 +2,9 @@ public import NIOCore
 public import NIOHTTP1
 public import NIOPosix
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A pooled, streaming HTTP/1.1 client.
 ///
@@ -30,12 +33,20 @@ public final class HTTP1Client: Sendable {
         var key: Key
     }
 
+    private enum Phase {
+        /// `run()` has not started yet: requests may queue (their connections open once it runs).
+        case initial
+        case running
+        /// `run()` returned: nothing can be served any more.
+        case finished
+    }
+
     private struct State {
         var machine: ConnectionPoolStateMachine
         var waiters: [Int: CheckedContinuation<PooledConnection, any Error>] = [:]
         var live: [Int: PooledConnection] = [:]
         var nextWaiterID = 0
-        var running = false
+        var phase = Phase.initial
     }
 
     public let configuration: Configuration
@@ -53,19 +64,26 @@ public final class HTTP1Client: Sendable {
 
     // MARK: Lifecycle
 
-    /// Hosts the connections. Returns after `shutdown()` once every connection has closed, or when cancelled.
+    /// Hosts the connections. Returns after `shutdown()` once every connection has closed (leased
+    /// ones close when their exchange ends), or at once when cancelled (connections are closed).
     public func run() async {
-        self.state.withLock { $0.running = true }
-        await withDiscardingTaskGroup { group in
-            group.addTask { await self.sweepIdleConnections() }
-            for await request in self.connectRequests {
-                group.addTask { await self.runConnection(request) }
+        self.state.withLock { state in
+            if state.phase == .initial { state.phase = .running }
+        }
+        await withTaskGroup(of: Void.self) { outer in
+            outer.addTask { await self.sweepIdleConnections() }
+            // Ends when `shutdown()` finishes the request stream (or on cancellation), then waits for
+            // every connection task: in-flight exchanges complete, their connections close on release.
+            await withDiscardingTaskGroup { group in
+                for await request in self.connectRequests {
+                    group.addTask { await self.runConnection(request) }
+                }
             }
-            group.cancelAll()
+            outer.cancelAll()
         }
         // Anything still waiting can no longer be served.
         let waiters = self.state.withLock { state -> [CheckedContinuation<PooledConnection, any Error>] in
-            state.running = false
+            state.phase = .finished
             defer { state.waiters = [:] }
             return Array(state.waiters.values)
         }
@@ -102,8 +120,9 @@ public final class HTTP1Client: Sendable {
 
     private func runConnection(_ request: ConnectRequest) async {
         do {
+            let (seconds, attoseconds) = self.configuration.connectTimeout.components
             let bootstrap = ClientBootstrap(group: self.eventLoopGroup)
-                .connectTimeout(.nanoseconds(Int64(self.configuration.connectTimeout.components.seconds * 1_000_000_000)))
+                .connectTimeout(.nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
             let channel = try await bootstrap.connect(host: request.key.host, port: request.key.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -127,29 +146,51 @@ public final class HTTP1Client: Sendable {
                     connection.requestClose()
                 }
             }
-            self.state.withLock { state in
+            let reconnect = self.state.withLock { state in
                 state.live[request.id] = nil
-                state.machine.connectionClosed(request.id)
+                return state.machine.connectionClosed(request.id)
             }
+            if let reconnect { self.connectContinuation.yield(ConnectRequest(id: reconnect.connection, key: request.key)) }
         } catch {
-            let waiter = self.state.withLock { state -> CheckedContinuation<PooledConnection, any Error>? in
+            let (waiter, reconnect) = self.state.withLock { state -> (CheckedContinuation<PooledConnection, any Error>?, ConnectionPoolStateMachine.Reconnect?) in
                 state.live[request.id] = nil
-                guard let waiterID = state.machine.connectionFailed(request.id) else { return nil }
-                return state.waiters.removeValue(forKey: waiterID)
+                switch state.machine.connectionFailed(request.id) {
+                case .fail(let waiterID, let reconnect):
+                    return (waiterID.flatMap { state.waiters.removeValue(forKey: $0) }, reconnect)
+                }
             }
             waiter?.resume(throwing: error)
+            if let reconnect { self.connectContinuation.yield(ConnectRequest(id: reconnect.connection, key: request.key)) }
         }
     }
 
     private func established(_ connection: PooledConnection) {
-        let waiter = self.state.withLock { state -> CheckedContinuation<PooledConnection, any Error>? in
+        enum Next {
+            case handOver(CheckedContinuation<PooledConnection, any Error>)
+            case none
+            case close
+            /// Leased to a waiter that is no longer registered: give it back to the pool.
+            case orphaned
+        }
+        let next = self.state.withLock { state -> Next in
             state.live[connection.id] = connection
             switch state.machine.connectionEstablished(connection.id, now: .now) {
-            case .handOver(let waiterID): return state.waiters.removeValue(forKey: waiterID)
-            case .park: return nil
+            case .handOver(let waiterID):
+                if let waiter = state.waiters.removeValue(forKey: waiterID) { return .handOver(waiter) }
+                return .orphaned
+            case .park:
+                return .none
+            case .close:
+                state.live[connection.id] = nil
+                return .close
             }
         }
-        waiter?.resume(returning: connection)
+        switch next {
+        case .handOver(let waiter): waiter.resume(returning: connection)
+        case .none: break
+        case .close: connection.requestClose()
+        case .orphaned: self.release(connection, reusable: true)
+        }
     }
 
     // MARK: Leasing
@@ -177,7 +218,7 @@ public final class HTTP1Client: Sendable {
                     case wait
                 }
                 let next = self.state.withLock { state -> Next in
-                    guard state.running, !state.machine.shuttingDown else { return .fail(HTTP1ClientError.shutDown) }
+                    guard state.phase != .finished, !state.machine.shuttingDown else { return .fail(HTTP1ClientError.shutDown) }
                     if Task.isCancelled { return .fail(CancellationError()) }
                     switch state.machine.leaseRequested(key, waiter: waiterID) {
                     case .use(let id):
@@ -241,8 +282,13 @@ public final class HTTP1Client: Sendable {
     // MARK: Exchange
 
     /// Sends `request` and calls `handler` with the response. The connection is reused afterwards if
-    /// the body was read to the end and the server allows keep-alive. A request with a replayable body
-    /// that fails on a reused connection before any response byte arrived is retried once on a new one.
+    /// the body was read to the end and the server allows keep-alive.
+    ///
+    /// A reused keep-alive connection may have been closed by the server just as the request went
+    /// out (an idle connection's closure is only noticed when it is next used). Then a request with a
+    /// replayable body is retried once on a new connection, when it could not be written or the
+    /// connection closed or was reset before any response byte. Nothing is retried after a malformed
+    /// response or once the calling task is cancelled.
     public func execute<Output: Sendable>(
         _ request: HTTP1Request,
         _ handler: (HTTP1Response) async throws -> Output
@@ -256,7 +302,8 @@ public final class HTTP1Client: Sendable {
             do {
                 return try await self.exchange(request, on: connection, handler)
             } catch let error as FailedBeforeResponse {
-                if reused && !retried && request.body.isReplayable {
+                let retryable = error.nothingSent || error.closedWithoutResponse
+                if reused && !retried && request.body.isReplayable && retryable && !Task.isCancelled {
                     retried = true
                     continue
                 }
@@ -265,14 +312,20 @@ public final class HTTP1Client: Sendable {
         }
     }
 
+
+
     /// The handler threw; the connection was already released.
     private struct HandlerFailed: Error {
         var underlying: any Error
     }
 
-    /// Failed before any response byte arrived: safe to retry a replayable request.
+    /// Failed before any response byte arrived.
     private struct FailedBeforeResponse: Error {
         var underlying: any Error
+        /// The request could not be written (the server cannot have acted on it).
+        var nothingSent = false
+        /// The connection closed cleanly before any response byte (the server may have acted on it).
+        var closedWithoutResponse = false
     }
 
     private func exchange<Output: Sendable>(
@@ -310,13 +363,27 @@ public final class HTTP1Client: Sendable {
                 try await connection.outbound.write(.head(head))
                 return try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
-                        for try await chunk in stream {
-                            try await connection.outbound.write(.body(.byteBuffer(chunk)))
+                        do {
+                            for try await chunk in stream {
+                                try await connection.outbound.write(.body(.byteBuffer(chunk)))
+                            }
+                            try await connection.outbound.write(.end(nil))
+                            exchange.requestSent()
+                        } catch {
+                            // The request cannot be completed: close the connection so the reader
+                            // stops waiting for a response the server will never send.
+                            exchange.requestBodyFailed(error)
+                            connection.channel.close(promise: nil)
+                            throw error
                         }
-                        try await connection.outbound.write(.end(nil))
-                        exchange.requestSent()
                     }
-                    let output = try await self.readResponse(on: connection, exchange: exchange, handler)
+                    let output: Output
+                    do {
+                        output = try await self.readResponse(on: connection, exchange: exchange, handler)
+                    } catch let error as FailedBeforeResponse {
+                        // Report why the request body stopped rather than the resulting closed connection.
+                        throw FailedBeforeResponse(underlying: exchange.requestBodyError ?? error.underlying)
+                    }
                     // A server may answer before reading the whole request; then the connection was
                     // released as unusable and the writer is stopped.
                     if exchange.isRequestSent { try await group.waitForAll() } else { group.cancelAll() }
@@ -331,7 +398,10 @@ public final class HTTP1Client: Sendable {
         } catch {
             self.release(connection, reusable: false)
             if exchange.receivedResponse { throw error }
-            throw FailedBeforeResponse(underlying: error)
+            // A write that failed, or a connection reset before any response byte, is retryable; a
+            // malformed response is reported as is and never retried.
+            let reset = (error as? IOError).map { $0.errnoCode == ECONNRESET || $0.errnoCode == EPIPE } ?? false
+            throw FailedBeforeResponse(underlying: error, nothingSent: !exchange.isRequestSent, closedWithoutResponse: reset)
         }
     }
 
@@ -344,7 +414,7 @@ public final class HTTP1Client: Sendable {
         var responseHead: HTTPResponseHead?
         while responseHead == nil {
             guard let part = try await connection.inbound.next() else {
-                throw FailedBeforeResponse(underlying: HTTP1ClientError.connectionClosed)
+                throw FailedBeforeResponse(underlying: HTTP1ClientError.connectionClosed, closedWithoutResponse: true)
             }
             switch part {
             case .head(let head) where head.status.code >= 200 || head.status == .switchingProtocols:
@@ -403,6 +473,7 @@ final class ExchangeProgress: Sendable {
         var responseStarted = false
         var bodyComplete = false
         var unusable = false
+        var requestBodyError: (any Error)?
     }
 
     private let flags = Mutex(Flags())
@@ -411,6 +482,13 @@ final class ExchangeProgress: Sendable {
     func responseStarted() { self.flags.withLock { $0.responseStarted = true } }
     func bodyCompleted() { self.flags.withLock { $0.bodyComplete = true } }
     func markUnusable() { self.flags.withLock { $0.unusable = true } }
+    func requestBodyFailed(_ error: any Error) {
+        self.flags.withLock { flags in
+            flags.unusable = true
+            if flags.requestBodyError == nil { flags.requestBodyError = error }
+        }
+    }
+    var requestBodyError: (any Error)? { self.flags.withLock { $0.requestBodyError } }
     var isRequestSent: Bool { self.flags.withLock { $0.requestSent } }
     var receivedResponse: Bool { self.flags.withLock { $0.responseStarted } }
     var isBodyComplete: Bool { self.flags.withLock { $0.bodyComplete } }

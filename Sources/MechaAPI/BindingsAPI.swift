@@ -10,15 +10,17 @@ public struct BindingsAPI: Sendable {
         self.components = components
     }
 
+    /// daprd's order: the operation is required before the binding is looked up; operation names
+    /// match exactly (case-sensitive).
     public func invoke(name: String, request: BindingInvokeRequest) async throws(APIError) -> BindingInvokeResponse {
-        guard let binding = self.components.outputBinding(named: name), Self.allowsOutput(self.components.entry(named: name)?.spec) else {
-            throw .invokeOutputBinding(name, "couldn't find output binding \(name)")
-        }
         guard !request.operation.isEmpty else {
             throw .invokeOutputBinding(name, "operation field is missing from request")
         }
+        guard let binding = self.components.outputBinding(named: name), Self.allowsOutput(self.components.entry(named: name)?.spec) else {
+            throw .invokeOutputBinding(name, "couldn't find output binding \(name)")
+        }
         let operations = binding.operations
-        guard operations.contains(where: { $0.lowercased() == request.operation.lowercased() }) else {
+        guard operations.contains(request.operation) else {
             throw .invokeOutputBinding(name, "binding \(name) does not support operation \(request.operation). supported operations:\(operations.joined(separator: " "))")
         }
         do {

@@ -39,6 +39,10 @@ public struct InvokeAPI: Sendable {
         request.headers.add("dapr-caller-app-id", self.identity.appID)
         request.headers.add("dapr-caller-namespace", self.identity.namespace)
         request.headers.add("dapr-callee-app-id", appID)
+        if !request.headers.contains("traceparent") {
+            // daprd always sends a trace context; without tracing it is an unsampled one.
+            request.headers.add("traceparent", TraceContext.newUnsampled())
+        }
         if appID == self.identity.appID && namespace == self.identity.namespace {
             return try await self.invokeLocal(request, target: target, handler)
         }
@@ -68,5 +72,21 @@ public struct InvokeAPI: Sendable {
         } catch let error as InvocationError {
             throw APIError.directInvoke(appID: target, "error invoking app channel: \(error.description)")
         }
+    }
+}
+
+/// W3C trace context values.
+public enum TraceContext {
+    /// A fresh `traceparent` with random trace and span ids and the "not sampled" flag.
+    public static func newUnsampled() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let trace = (generator.next() as UInt64, generator.next() as UInt64)
+        let span = generator.next() as UInt64
+        return "00-\(self.hex(trace.0))\(self.hex(trace.1))-\(self.hex(span))-00"
+    }
+
+    static func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 }

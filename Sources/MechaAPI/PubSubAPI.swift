@@ -56,9 +56,6 @@ public struct PubSubAPI: Sendable {
         let (pubsub, spec) = try self.pubsub(pubsubName, metadata: metadata)
         guard !topic.isEmpty else { throw .pubsubTopicEmpty(pubsubName, metadata: metadata) }
         let raw = try Self.rawPayload(metadata, pubsub: pubsubName)
-        guard TopicScopes(metadata: spec.metadata, appID: self.identity.appID).mayPublish(topic) else {
-            throw .pubsubForbidden(topic: topic, pubsub: pubsubName, appID: self.identity.appID, metadata: ["topic": topic, "error": "not allowed"])
-        }
         let ttl = Self.ttl(metadata)
         let message = try self.message(
             data: data,
@@ -72,6 +69,11 @@ public struct PubSubAPI: Sendable {
             traceParent: traceParent,
             traceState: traceState
         )
+        // Scopes are checked when the message is handed to the component, after the envelope is
+        // built (daprd's order: a bad CloudEvent is a 500 even on a forbidden topic).
+        guard TopicScopes(metadata: spec.metadata, appID: self.identity.appID).mayPublish(topic) else {
+            throw .pubsubForbidden(topic: topic, pubsub: pubsubName, appID: self.identity.appID, metadata: ["topic": topic, "error": "not allowed"])
+        }
         do {
             try await pubsub.publish(PublishRequest(topic: topic, data: message.data, contentType: message.contentType, metadata: metadata, ttl: ttl))
         } catch {

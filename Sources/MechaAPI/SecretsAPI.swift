@@ -17,8 +17,14 @@ public struct SecretsAPI: Sendable {
         return store
     }
 
+    /// daprd's `IsSecretAllowed`: no scope for the store allows everything; a non-empty
+    /// `allowedSecrets` alone decides (`deniedSecrets` and `defaultAccess` are then ignored);
+    /// otherwise a key in `deniedSecrets` is refused and `defaultAccess` decides the rest.
     func isAllowed(_ key: String, store: String) -> Bool {
-        self.scopes[store]?.isAllowed(key) ?? true
+        guard let scope = self.scopes[store] else { return true }
+        if !scope.allowedSecrets.isEmpty { return scope.allowedSecrets.contains(key) }
+        if scope.deniedSecrets.contains(key) { return false }
+        return scope.defaultAccess == .allow
     }
 
     public func get(storeName: String, key: String, metadata: [String: String] = [:]) async throws(APIError) -> [String: String] {

@@ -87,7 +87,8 @@ public struct StateAPI: Sendable {
     public func get(storeName: String, key: String, consistency: String? = nil, metadata: [String: String] = [:]) async throws(APIError) -> StateItem? {
         let (store, spec) = try self.store(storeName)
         let stored = try self.storedKey(key, storeName: storeName, spec: spec)
-        let parsedConsistency = try self.consistency(consistency) { .stateGet(key: key, store: storeName, $0) }
+        // Reads do not validate the consistency (daprd's stores ignore a value they do not know).
+        let parsedConsistency = consistency.flatMap(StateConsistency.init(rawValue:)) ?? .eventual
         do {
             guard var item = try await store.get(StateGetRequest(key: stored, consistency: parsedConsistency, metadata: metadata)) else { return nil }
             item.key = key
@@ -128,7 +129,7 @@ public struct StateAPI: Sendable {
         var requests: [StateSetRequest] = []
         for item in items {
             guard !item.key.isEmpty else { throw .malformedRequest(message: "\"key\" is a required field") }
-            requests.append(try self.setRequest(item, storeName: storeName, spec: spec))
+            requests.append(try self.setRequest(item, storeName: storeName, spec: spec) { .invalidStateOption(store: storeName, $0) })
         }
         for request in requests {
             do {
@@ -148,7 +149,9 @@ public struct StateAPI: Sendable {
         metadata: [String: String] = [:]
     ) async throws(APIError) {
         let (store, spec) = try self.store(storeName)
-        let request = try self.deleteRequest(key: key, etag: etag, concurrency: concurrency, consistency: consistency, metadata: metadata, storeName: storeName, spec: spec)
+        let request = try self.deleteRequest(key: key, etag: etag, concurrency: concurrency, consistency: consistency, metadata: metadata, storeName: storeName, spec: spec) {
+            .invalidStateDeleteOption(key: key, $0)
+        }
         do {
             try await store.delete(request)
         } catch {
@@ -170,13 +173,17 @@ public struct StateAPI: Sendable {
             switch operation {
             case .upsert(let item):
                 guard !item.key.isEmpty else { throw .malformedRequest(message: "\"key\" is a required field") }
-                var merged = item
-                merged.metadata.merge(metadata) { own, _ in own }
-                converted.append(.set(try self.setRequest(merged, storeName: storeName, spec: spec)))
+                // The transaction's own metadata goes to the store with the whole transaction, not
+                // into each operation (as daprd).
+                converted.append(.set(try self.setRequest(item, storeName: storeName, spec: spec) { .stateTransaction($0) }))
             case .delete(let key, let etag, let opMetadata, let concurrency, let consistency):
                 guard !key.isEmpty else { throw .malformedRequest(message: "\"key\" is a required field") }
                 converted.append(
-                    .delete(try self.deleteRequest(key: key, etag: etag, concurrency: concurrency, consistency: consistency, metadata: opMetadata, storeName: storeName, spec: spec))
+                    .delete(
+                        try self.deleteRequest(key: key, etag: etag, concurrency: concurrency, consistency: consistency, metadata: opMetadata, storeName: storeName, spec: spec) {
+                            .stateTransaction($0)
+                        }
+                    )
                 )
             }
         }
@@ -189,11 +196,18 @@ public struct StateAPI: Sendable {
 
     // MARK: Request building
 
-    func setRequest(_ item: SaveStateItem, storeName: String, spec: ComponentSpec) throws(APIError) -> StateSetRequest {
+    /// `optionError` reports a bad option or TTL the way the operation reports store failures
+    /// (daprd leaves these checks to the store).
+    func setRequest(
+        _ item: SaveStateItem,
+        storeName: String,
+        spec: ComponentSpec,
+        optionError: (String) -> APIError
+    ) throws(APIError) -> StateSetRequest {
         let key = try self.storedKey(item.key, storeName: storeName, spec: spec)
-        let concurrency = try self.concurrency(item.concurrency) { .invalidStateOption(store: storeName, $0) }
-        let consistency = try self.consistency(item.consistency) { .invalidStateOption(store: storeName, $0) }
-        let ttl = try Self.ttl(item.metadata) { .invalidStateOption(store: storeName, $0) }
+        let concurrency = try self.concurrency(item.concurrency, error: optionError)
+        let consistency = try self.consistency(item.consistency, error: optionError)
+        let ttl = try Self.ttl(item.metadata, error: optionError)
         return StateSetRequest(
             key: key,
             value: item.value,
@@ -213,14 +227,15 @@ public struct StateAPI: Sendable {
         consistency: String?,
         metadata: [String: String],
         storeName: String,
-        spec: ComponentSpec
+        spec: ComponentSpec,
+        optionError: (String) -> APIError
     ) throws(APIError) -> StateDeleteRequest {
         let stored = try self.storedKey(key, storeName: storeName, spec: spec)
         return StateDeleteRequest(
             key: stored,
             etag: etag?.isEmpty == true ? nil : etag,
-            concurrency: try self.concurrency(concurrency) { .invalidStateOption(store: storeName, $0, code: "ERR_STATE_DELETE") },
-            consistency: try self.consistency(consistency) { .invalidStateOption(store: storeName, $0, code: "ERR_STATE_DELETE") },
+            concurrency: try self.concurrency(concurrency, error: optionError),
+            consistency: try self.consistency(consistency, error: optionError),
             metadata: metadata
         )
     }
@@ -251,8 +266,14 @@ public struct StateAPI: Sendable {
 }
 
 extension APIError {
-    /// A bad option or metadata value on a state request (400; daprd reports these from the store).
-    static func invalidStateOption(store: String, _ detail: String, code: String = "ERR_STATE_SAVE") -> APIError {
-        APIError(errorCode: code, message: "failed saving state in state store \(store): \(detail)", httpStatus: 400, grpcStatus: .invalidArgument)
+    /// A bad option or metadata value on a save. daprd leaves these checks to the store, so they
+    /// surface like any store failure: 500 ERR_STATE_SAVE.
+    static func invalidStateOption(store: String, _ detail: String) -> APIError {
+        APIError(errorCode: "ERR_STATE_SAVE", message: "failed saving state in state store \(store): \(detail)", httpStatus: 500, grpcStatus: .internalError)
+    }
+
+    /// The same on a delete: 500 ERR_STATE_DELETE naming the app's key.
+    static func invalidStateDeleteOption(key: String, _ detail: String) -> APIError {
+        APIError(errorCode: "ERR_STATE_DELETE", message: "failed deleting state with key \(key): \(detail)", httpStatus: 500, grpcStatus: .internalError)
     }
 }

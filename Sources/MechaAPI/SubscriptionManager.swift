@@ -105,6 +105,9 @@ public final class SubscriptionManager: Sendable {
                 self.logger.warning("subscription to topic '\(spec.topic)' on pubsub '\(spec.pubsubName)' is not allowed; not started")
                 continue
             }
+            if spec.routes.rules.isEmpty && spec.routes.defaultPath == nil {
+                self.logger.warning("subscription to topic '\(spec.topic)' on pubsub '\(spec.pubsubName)' has no route: every message is dropped\(spec.deadLetterTopic.map { " to the dead-letter topic \($0)" } ?? "")")
+            }
             do {
                 runnable.append(try Self.compile(spec))
             } catch {
@@ -219,9 +222,15 @@ public final class SubscriptionManager: Sendable {
             self.logger.error("error finding matching route for event \(eventID) in pubsub \(spec.pubsubName) and topic \(spec.topic): \(error)")
             return await self.deadLetterOr(.redeliver, message, spec, pubsub)
         }
-        let traceParent = event["traceparent"]?.stringValue ?? event["traceid"]?.stringValue ?? ""
-        headers.set("traceparent", traceParent.isEmpty ? "00-00000000000000000000000000000000-0000000000000000-00" : traceParent)
-        if let state = event["tracestate"]?.stringValue, !state.isEmpty { headers.set("tracestate", state) }
+        // daprd continues the event's trace: a valid W3C traceparent (else traceid) is passed on;
+        // a missing or invalid one becomes the all-zero context, without tracestate.
+        let traceParent = [event["traceparent"]?.stringValue, event["traceid"]?.stringValue].compactMap { $0 }.first { !$0.isEmpty } ?? ""
+        if Self.isValidTraceParent(traceParent) {
+            headers.set("traceparent", traceParent)
+            if let state = event["tracestate"]?.stringValue, !state.isEmpty { headers.set("tracestate", state) }
+        } else {
+            headers.set("traceparent", "00-00000000000000000000000000000000-0000000000000000-00")
+        }
 
         let delivery = TopicEventDelivery(path: path, body: body, headers: headers, pubsubName: spec.pubsubName, topic: spec.topic, event: event)
         switch await appChannel.deliverTopicEvent(delivery) {
@@ -234,6 +243,18 @@ public final class SubscriptionManager: Sendable {
             self.logger.warning("retriable error returned from app while processing pub/sub event \(eventID), topic: \(spec.topic): \(reason)")
             return await self.deadLetterOr(.redeliver, message, spec, pubsub)
         }
+    }
+
+    /// `version-traceid-spanid-flags` in lower-case hex, version not `ff`, ids not all zero.
+    static func isValidTraceParent(_ value: String) -> Bool {
+        let parts = value.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count >= 4, parts[0].utf8.count == 2, parts[1].utf8.count == 32, parts[2].utf8.count == 16, parts[3].utf8.count == 2 else {
+            return false
+        }
+        let isHex: (Substring) -> Bool = { $0.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) } }
+        guard parts.prefix(4).allSatisfy(isHex), parts[0] != "ff" else { return false }
+        if parts[0] == "00" && parts.count != 4 { return false }
+        return parts[1].contains { $0 != "0" } && parts[2].contains { $0 != "0" }
     }
 
     static let skippedMetadataHeaders: Set<String> = [
@@ -256,15 +277,16 @@ public final class SubscriptionManager: Sendable {
         return .success(nil)
     }
 
-    /// Publishes the original message to the dead-letter topic when one is set (then acknowledges);
-    /// otherwise returns `fallback`.
+    /// Publishes the original message to the dead-letter topic when one is set (then acknowledges,
+    /// or redelivers when that publish fails or is not allowed); otherwise returns `fallback`.
     func deadLetterOr(_ fallback: MessageDisposition, _ message: ReceivedMessage, _ spec: SubscriptionSpec, _ pubsub: any PubSub) async -> MessageDisposition {
         guard let deadLetterTopic = spec.deadLetterTopic, !deadLetterTopic.isEmpty else { return fallback }
         if let entry = self.components.entry(named: spec.pubsubName),
             !TopicScopes(metadata: entry.spec.metadata, appID: self.identity.appID).mayPublish(deadLetterTopic)
         {
+            // A refused dead-letter publish is a failed one: daprd hands the error to the component.
             self.logger.error("publishing to dead letter topic \(deadLetterTopic) is not allowed for app \(self.identity.appID)")
-            return fallback
+            return .redeliver
         }
         do {
             try await pubsub.publish(PublishRequest(topic: deadLetterTopic, data: message.data, contentType: message.contentType, metadata: message.metadata))

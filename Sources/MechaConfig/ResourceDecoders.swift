@@ -120,7 +120,7 @@ enum ResourceDecoders {
     private static func apiRule(_ node: NodeReader) throws(ResourceError) -> APIAccessRule {
         let name = try node.required("name").nonEmptyString()
         let version = try node.required("version").nonEmptyString()
-        var apiProtocol = APIAccessRule.APIProtocol.http
+        var apiProtocol: APIAccessRule.APIProtocol?
         if let protocolNode = try node.optional("protocol") {
             let text = try protocolNode.string()
             guard let parsed = APIAccessRule.APIProtocol(rawValue: text.lowercased()) else {
@@ -160,9 +160,8 @@ enum ResourceDecoders {
                 throw spec.error("a v2alpha1 Subscription needs spec.routes")
             }
         }
-        guard !routes.rules.isEmpty || routes.defaultPath != nil else {
-            throw spec.error("the subscription has no route: set spec.routes.default or at least one rule")
-        }
+        // A v2alpha1 `routes` with neither rules nor a default is kept, as daprd keeps it: nothing
+        // matches, so every message is dropped (or dead-lettered). The runtime warns about it.
         var bulk: BulkSubscribeOptions?
         if let bulkNode = try spec.optional("bulkSubscribe") {
             bulk = BulkSubscribeOptions(

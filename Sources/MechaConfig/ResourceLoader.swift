@@ -150,6 +150,11 @@ public enum ResourceLoader {
             .filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) && !$0.hasPrefix(".") }
             .sorted()
             .map { path.hasSuffix("/") ? path + $0 : path + "/" + $0 }
+            .filter { file in
+                // Only files (symlinks followed): a subdirectory named `x.yaml` is not a resource file.
+                var entry = stat()
+                return stat(file, &entry) != 0 || (entry.st_mode & S_IFMT) != S_IFDIR
+            }
     }
 
     static func readText(_ file: String) throws(ResourceError) -> String {

@@ -237,12 +237,14 @@ public struct DaprHTTPServer: Sendable {
         }
     }
 
+    /// Readiness first, then `?appid=` (present and different, even empty → mismatch), as daprd.
     func healthz(query: Substring) -> HTTPReply {
+        let notReady = self.api.readiness.notReadyTargets
+        guard notReady.isEmpty else { return .error(.healthNotReady(notReady)) }
         if let appID = PercentDecoding.queryParameters(query).first(where: { $0.0 == "appid" })?.1, appID != self.api.identity.appID {
             return .error(.healthAppIDNotMatch)
         }
-        let notReady = self.api.readiness.notReadyTargets
-        return notReady.isEmpty ? .noContent() : .error(.healthNotReady(notReady))
+        return .noContent()
     }
 
     func shutdown(_ request: Request) -> HTTPReply {
@@ -258,7 +260,22 @@ public struct DaprHTTPServer: Sendable {
     // MARK: Invocation (streaming)
 
     func invoke(target: String, method: String, query: Substring, request: Request, writer: consuming ResponseWriter) async throws {
+        // daprd looks at `dapr-app-id` (then basic auth) before the URL: either one names the target
+        // even on a `/v1.0/invoke/...` path, whose whole path is then the method.
+        var target = target
+        var method = method
+        if let headerTarget = Self.headerAppID(request) {
+            target = headerTarget
+            method = String(Self.split(request.head.path ?? "/").path)
+        }
         let box = WriterBox(writer)
+        let normalized: String
+        switch Self.normalizeMethod(method) {
+        case .success(let value): normalized = value
+        case .failure(let error):
+            try await HTTPReply.error(.directInvoke(appID: target, error.description)).write(to: box.take()!)
+            return
+        }
         var headers = HeaderList()
         for field in request.headers {
             let name = field.name.canonicalName
@@ -278,7 +295,7 @@ public struct DaprHTTPServer: Sendable {
             body = BodyStream(LimitedBody(base: request.body, limit: limit), length: length)
         }
         let invocation = InvocationRequest(
-            method: Self.cleanMethod(method),
+            method: normalized,
             httpVerb: Self.verb(request.head.method.rawValue),
             queryString: String(query),
             headers: headers,
@@ -310,7 +327,12 @@ public struct DaprHTTPServer: Sendable {
             if HopByHop.isHopByHop(lowered) || lowered == "content-length" || lowered == "content-type" || lowered == "date" || lowered == "server" { continue }
             fields.add(field.name, field.value)
         }
-        if let contentType = response.contentType { fields[.contentType] = contentType }
+        if let contentType = response.contentType {
+            fields[.contentType] = contentType
+        } else if response.status < 200 || response.status > 399 {
+            // daprd labels an app's error answer without a content type as JSON.
+            fields[.contentType] = "application/json"
+        }
         if let length = response.body.length { fields[.contentLength] = String(length) }
         guard let writer = box.take() else { return }
         var bodyWriter = try await writer.writeHead(HTTPResponse(status: .init(code: response.status), headerFields: fields))
@@ -318,6 +340,69 @@ public struct DaprHTTPServer: Sendable {
             try await bodyWriter.write(chunk)
         }
         try await bodyWriter.finish(nil)
+    }
+
+    struct InvalidMethod: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// daprd's `NormalizeMethod` on the decoded URL path (as Go's `r.URL.Path`): `#`, `?`, NUL and
+    /// control bytes are refused, then `path.Clean`. The result is escaped again for the app's URL,
+    /// so `%2F` reaches the app as `/`.
+    static func normalizeMethod(_ raw: String) -> Result<String, InvalidMethod> {
+        let decoded = PercentDecoding.pathUnescape(raw) ?? raw
+        let bytes = Array(decoded.utf8)
+        func fail(_ reason: String) -> Result<String, InvalidMethod> {
+            .failure(InvalidMethod(description: "rpc error: code = InvalidArgument desc = invalid method: \(reason)"))
+        }
+        if bytes.contains(where: { $0 == UInt8(ascii: "#") || $0 == UInt8(ascii: "?") || $0 == 0 }) {
+            return fail("method contains forbidden character: \(Self.goQuote(decoded))")
+        }
+        if let index = bytes.firstIndex(where: { $0 < 0x20 || $0 == 0x7F }) {
+            return fail("method contains control character at position \(index): \(Self.goQuote(decoded))")
+        }
+        return .success(Self.escapePath(Self.cleanMethod(decoded)))
+    }
+
+    /// Escapes a path as Go's `url.URL.EscapedPath` leaves a parsed one: unreserved characters and
+    /// the sub-delimiters `!$&'()*+,;=:@/` stay, everything else is percent-encoded.
+    static func escapePath(_ path: String) -> String {
+        let kept = Set("!$&'()*+,/:;=@-_.~".utf8)
+        var output: [UInt8] = []
+        let hex = Array("0123456789ABCDEF".utf8)
+        for byte in path.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                output.append(byte)
+            case _ where kept.contains(byte):
+                output.append(byte)
+            default:
+                output += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            }
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// Go's `%q` for the ASCII range (what error messages quote).
+    static func goQuote(_ text: String) -> String {
+        var output = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": output += "\\\""
+            case "\\": output += "\\\\"
+            case "\n": output += "\\n"
+            case "\r": output += "\\r"
+            case "\t": output += "\\t"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    let hex = String(scalar.value, radix: 16)
+                    output += "\\x" + (hex.count == 1 ? "0" + hex : hex)
+                } else {
+                    output.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return output + "\""
     }
 
     /// `path.Clean` on the method: dot segments resolved, no leading `../`, no leading slash.

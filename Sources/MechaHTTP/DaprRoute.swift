@@ -36,8 +36,17 @@ enum DaprRoute: Equatable {
         }
     }
 
-    /// Matches a method and a raw path (no query).
+    /// Matches a method and a raw path (no query). As daprd's router does, a trailing slash is
+    /// dropped when the path does not match with it.
     static func match(method: String, path rawPath: String) -> DaprRoute {
+        let route = self.matchExactly(method: method, path: rawPath)
+        if route == .fallback, rawPath.count > 1, rawPath.hasSuffix("/") {
+            return self.matchExactly(method: method, path: String(rawPath.dropLast()))
+        }
+        return route
+    }
+
+    private static func matchExactly(method: String, path rawPath: String) -> DaprRoute {
         var segments = rawPath.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         if rawPath.hasSuffix("/") && rawPath.count > 1 { segments.append("") }
         guard let version = segments.first, version == "v1.0" || version == "v1.0-alpha1" else { return .fallback }

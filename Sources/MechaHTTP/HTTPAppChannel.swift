@@ -127,7 +127,7 @@ public final class HTTPAppChannel: AppChannel {
     public func deliverTopicEvent(_ delivery: TopicEventDelivery) async -> TopicEventResult {
         var headers = self.headers(delivery.headers, contentType: CloudEvent.contentType)
         headers.replaceOrAdd(name: "content-type", value: CloudEvent.contentType)
-        let path = delivery.path.hasPrefix("/") ? delivery.path : "/" + delivery.path
+        let path = Self.cleanRoute(delivery.path)
         let request = HTTP1Request(target: self.target, method: .POST, uri: path, headers: headers, body: .bytes(ByteBuffer(bytes: delivery.body)))
         do {
             return try await self.limited {
@@ -154,6 +154,20 @@ public final class HTTPAppChannel: AppChannel {
         } catch {
             return .retry("error delivering to app: \(error)")
         }
+    }
+
+    /// A subscription route as daprd requests it: a leading `/` added, then Go's `path.Clean`.
+    static func cleanRoute(_ route: String) -> String {
+        var output: [Substring] = []
+        for segment in route.split(separator: "/", omittingEmptySubsequences: true) {
+            if segment == "." { continue }
+            if segment == ".." {
+                if !output.isEmpty { output.removeLast() }
+                continue
+            }
+            output.append(segment)
+        }
+        return "/" + output.joined(separator: "/")
     }
 
     public func listSubscriptions() async throws -> [SubscriptionSpec] {

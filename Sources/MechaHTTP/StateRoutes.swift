@@ -119,7 +119,7 @@ struct StateRoutes {
                 keys.append(key)
             }
         }
-        var metadata = try Self.stringMap(field("metadata"), field: "metadata")
+        var metadata = try Self.deserializing { () throws(APIError) in try Self.stringMap(field("metadata"), field: "metadata") }
         metadata.merge(PercentDecoding.metadata(from: query)) { _, query in query }
         let items = try await self.api.bulkGet(storeName: store, keys: keys, metadata: metadata)
         let rendered: [JSONValue] = items.map { result in
@@ -134,6 +134,18 @@ struct StateRoutes {
             return .object(fields)
         }
         return .json(.array(rendered), trailingNewline: true)
+    }
+
+    /// Runs a decoding step for a route whose decode failures read `failed deserializing HTTP body: …`
+    /// (bulk get, transactions, bindings; only the save route reports the decoder's text alone).
+    static func deserializing<Value>(_ step: () throws(APIError) -> Value) throws(APIError) -> Value {
+        do {
+            return try step()
+        } catch {
+            let prefix = "failed deserializing HTTP body: "
+            guard error.errorCode == "ERR_MALFORMED_REQUEST", error.details == nil, !error.message.hasPrefix(prefix) else { throw error }
+            throw .malformedRequest(error.message)
+        }
     }
 
     /// Stored bytes embedded in a JSON response: as JSON when they are JSON, else as a string.
@@ -151,8 +163,10 @@ struct StateRoutes {
         }
         guard case .object(let members) = json else { throw .malformedRequest("expected a JSON object") }
         func field(_ name: String) -> JSONValue? { members.last { $0.0.lowercased() == name }?.1 }
-        let requestMetadata = try Self.stringMap(field("metadata"), field: "metadata")
+        var requestMetadata = try Self.deserializing { () throws(APIError) in try Self.stringMap(field("metadata"), field: "metadata") }
         let queryMetadata = PercentDecoding.metadata(from: query)
+        // URL metadata reaches both the transaction and each operation (it wins over the body's).
+        requestMetadata.merge(queryMetadata) { _, query in query }
         var operations: [TransactionOperationRequest] = []
         for operation in field("operations")?.arrayValues ?? [] {
             guard case .object(let opMembers) = operation else { throw .malformedRequest("operations must be objects") }
@@ -160,9 +174,9 @@ struct StateRoutes {
             let request = opMembers.last { $0.0.lowercased() == "request" }?.1 ?? .null
             switch kind {
             case "upsert":
-                operations.append(.upsert(try Self.saveItem(request, queryMetadata: queryMetadata)))
+                operations.append(.upsert(try Self.deserializing { () throws(APIError) in try Self.saveItem(request, queryMetadata: queryMetadata) }))
             case "delete":
-                let item = try Self.saveItem(request, queryMetadata: queryMetadata)
+                let item = try Self.deserializing { () throws(APIError) in try Self.saveItem(request, queryMetadata: queryMetadata) }
                 operations.append(.delete(key: item.key, etag: item.etag, metadata: item.metadata, concurrency: item.concurrency, consistency: item.consistency))
             default:
                 throw .stateOperationNotSupported(kind)
@@ -241,13 +255,19 @@ struct BindingRoutes {
         }
         guard case .object(let members) = json else { throw .malformedRequest("expected a JSON object") }
         func field(_ name: String) -> JSONValue? { members.last { $0.0.lowercased() == name }?.1 }
-        let metadata = try StateRoutes.stringMap(field("metadata"), field: "metadata")
-        let operation = field("operation")?.stringValue ?? ""
+        let metadata = try StateRoutes.deserializing { () throws(APIError) in try StateRoutes.stringMap(field("metadata"), field: "metadata") }
+        let operation: String
+        switch field("operation") {
+        case .string(let text)?: operation = text
+        case nil, .null?: operation = ""
+        case let other?: throw .malformedRequest("json: cannot unmarshal \(other.typeName) into Go struct field OutputBindingRequest.operation of type string")
+        }
         let data = (field("data") ?? .null).serialized
         let response = try await self.api.invoke(name: name, request: BindingInvokeRequest(operation: operation, data: data, metadata: metadata))
         var headers = HTTPFields()
         for (key, value) in response.metadata.sorted(by: { $0.key < $1.key }) { headers.add("metadata.\(key)", value) }
-        if response.data.isEmpty { return .noContent(headers) }
+        // daprd answers 204 only when the binding returned no response at all; an empty answer is a 200.
+        if !response.hasResponse { return .noContent(headers) }
         return .bytes(response.data, headers: headers)
     }
 }

@@ -18,12 +18,17 @@ public final class SidecarInvoker: RemoteInvoker {
     let resolver: any NameResolver
     let client: HTTP1Client
     let logger: Logger
+    /// This host's address and name, for `X-Forwarded-*` / `Forwarded` on outgoing calls.
+    let hostAddress: String
+    let hostname: String
     private let counters = Mutex<[String: Int]>([:])
 
-    public init(resolver: any NameResolver, client: HTTP1Client, logger: Logger) {
+    public init(resolver: any NameResolver, client: HTTP1Client, logger: Logger, hostAddress: String = "127.0.0.1", hostname: String = "localhost") {
         self.resolver = resolver
         self.client = client
         self.logger = logger
+        self.hostAddress = hostAddress
+        self.hostname = hostname
     }
 
     public func invoke<Output: Sendable>(
@@ -83,6 +88,11 @@ public final class SidecarInvoker: RemoteInvoker {
         var headers = HTTPHeaders()
         for field in request.headers { headers.add(name: field.name, value: field.value) }
         headers.replaceOrAdd(name: Self.targetHeader, value: appID)
+        // As daprd adds them on the sidecar-to-sidecar hop.
+        headers.add(name: "x-forwarded-for", value: self.hostAddress)
+        headers.add(name: "x-forwarded-host", value: self.hostname)
+        let forwardedFor = self.hostAddress.contains(":") ? "\"[\(self.hostAddress)]\"" : self.hostAddress
+        headers.add(name: "forwarded", value: "for=\(forwardedFor);by=\(forwardedFor);host=\(self.hostname)")
         if let contentType = request.contentType { headers.replaceOrAdd(name: "content-type", value: contentType) }
         var uri = "/" + request.method
         if !request.queryString.isEmpty { uri += "?" + request.queryString }

@@ -38,7 +38,8 @@ public struct Backoff: Sendable, Hashable {
                 if seconds >= cap { break }
             }
             seconds = min(seconds, cap)
-            let factor = 1 + 0.5 * (2 * min(max(jitter, 0), 1) - 1) * 0.5
+            // Dapr's randomisation factor 0.5: the delay lands in [0.5·d, 1.5·d].
+            let factor = 1 + 0.5 * (2 * min(max(jitter, 0), 1) - 1)
             return .nanoseconds(Int64(min(seconds * factor, cap) * 1e9))
         }
     }

@@ -30,7 +30,13 @@ public struct CircuitBreakerStateMachine: Sendable {
     public let timeout: Duration
     /// Trips the breaker given the closed-state counts (Dapr: `consecutiveFailures > 5`).
     public let trip: @Sendable (Counts) -> Bool
-    public private(set) var state: State = .closed(Counts())
+    public private(set) var state: State = .closed(Counts()) {
+        didSet { if self.state.phase != oldValue.phase || self.state.isFreshWindow(after: oldValue) { self.generation &+= 1 } }
+    }
+    /// Bumped whenever the breaker changes state or starts a new counting window. A request reports
+    /// its outcome with the generation it started in; outcomes from an earlier generation are ignored
+    /// (a slow request started while closed must not close a half-open breaker).
+    public private(set) var generation: UInt64 = 0
 
     public init(maxRequests: Int = 1, interval: Duration = .zero, timeout: Duration = .seconds(60), trip: @escaping @Sendable (Counts) -> Bool) {
         self.maxRequests = max(1, maxRequests)
@@ -63,7 +69,14 @@ public struct CircuitBreakerStateMachine: Sendable {
         }
     }
 
-    /// Records how an allowed request ended.
+    /// Records how an allowed request ended, `generation` being the value read right after
+    /// `requestStarting` allowed it. Stale outcomes are ignored.
+    public mutating func requestFinished(success: Bool, at now: ContinuousClock.Instant, generation: UInt64) {
+        guard generation == self.generation else { return }
+        self.requestFinished(success: success, at: now)
+    }
+
+    /// Records how an allowed request ended (as belonging to the current generation).
     public mutating func requestFinished(success: Bool, at now: ContinuousClock.Instant) {
         switch self.state {
         case .closed(var counts):
@@ -88,5 +101,23 @@ public struct CircuitBreakerStateMachine: Sendable {
                 self.state = .halfOpen(inFlight: max(0, inFlight - 1), successes: successes + 1)
             }
         }
+    }
+}
+
+extension CircuitBreakerStateMachine.State {
+    fileprivate enum Phase { case closed, open, halfOpen }
+
+    fileprivate var phase: Phase {
+        switch self {
+        case .closed: .closed
+        case .open: .open
+        case .halfOpen: .halfOpen
+        }
+    }
+
+    /// A closed breaker whose counting window restarted.
+    fileprivate func isFreshWindow(after old: Self) -> Bool {
+        guard case .closed(let new) = self, case .closed(let previous) = old else { return false }
+        return new.windowStart != previous.windowStart && previous.windowStart != nil
     }
 }

@@ -16,14 +16,16 @@ public final class CircuitBreaker: Policy {
     public var state: CircuitBreakerStateMachine.State { self.machine.withLock { $0.state } }
 
     public func execute<Output: Sendable>(_ operation: @Sendable () async throws -> Output) async throws -> Output {
-        let decision = self.machine.withLock { $0.requestStarting(at: self.now()) }
+        let (decision, generation) = self.machine.withLock { machine in
+            (machine.requestStarting(at: self.now()), machine.generation)
+        }
         guard decision == .allow else { throw ResiliencyError(.circuitOpen, policyName: self.name) }
         do {
             let output = try await operation()
-            self.machine.withLock { $0.requestFinished(success: true, at: self.now()) }
+            self.machine.withLock { $0.requestFinished(success: true, at: self.now(), generation: generation) }
             return output
         } catch {
-            self.machine.withLock { $0.requestFinished(success: false, at: self.now()) }
+            self.machine.withLock { $0.requestFinished(success: false, at: self.now(), generation: generation) }
             throw error
         }
     }

@@ -35,6 +35,11 @@ public struct ComponentLoader: Sendable {
         var seen: [String: ComponentResource] = [:]
         var errors: [String] = []
         for resource in resources {
+            // Scopes first, as in Dapr: a same-named component meant for another app is no conflict.
+            guard resource.isInScope(appID: self.context.appID) else {
+                logger.debug("component not in scope of this app; skipped", metadata: ["component": "\(resource.name)"])
+                continue
+            }
             if let existing = seen[resource.name] {
                 errors.append(
                     "\(resource.source): duplicate definition of Component name \(resource.name) (\(resource.type)/\(resource.version)) with existing \(existing.name) (\(existing.type)/\(existing.version)) from \(existing.source.file)"
@@ -42,10 +47,6 @@ public struct ComponentLoader: Sendable {
                 continue
             }
             seen[resource.name] = resource
-            guard resource.isInScope(appID: self.context.appID) else {
-                logger.debug("component not in scope of this app; skipped", metadata: ["component": "\(resource.name)"])
-                continue
-            }
             // Unknown types are reported before anything is initialised, naming file and field.
             if case .failure(let lookup) = self.registry.factory(for: resource.type, version: resource.version) {
                 let error = ResourceError(source: resource.source, field: "spec.type", reason: lookup.description)

@@ -37,9 +37,10 @@ public final class Sidecar: Sendable {
         self.logger = logger
     }
 
-    /// The ports actually bound, once listening (useful with port 0).
-    public func listeningPorts() async -> (http: Int, internal: Int) {
-        await self.ports.waitUntilReady()
+    /// The ports actually bound, once listening (useful with port 0). Throws the startup error when
+    /// the sidecar fails before listening.
+    public func listeningPorts() async throws -> (http: Int, internal: Int) {
+        try await self.ports.waitUntilReady()
     }
 
     /// Waits until `/v1.0/healthz` would answer 2xx; false after `timeout`.
@@ -60,6 +61,16 @@ public final class Sidecar: Sendable {
 
     /// Runs until shut down. Configuration errors throw before anything listens.
     public func run(gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint]) async throws {
+        do {
+            try await self.runGroup(gracefulShutdownSignals: gracefulShutdownSignals)
+        } catch {
+            self.ports.fail(error)
+            throw error
+        }
+        self.ports.fail(SidecarError("the sidecar stopped"))
+    }
+
+    private func runGroup(gracefulShutdownSignals: [UnixSignal]) async throws {
         let core = try await self.prepare()
         var configuration = ServiceGroupConfiguration(
             services: [.init(service: core, successTerminationBehavior: .gracefullyShutdownGroup)],
@@ -146,23 +157,29 @@ public final class Sidecar: Sendable {
             logger: self.logger,
             now: now
         )
-        let appConnection: AppConnectionProperties? = options.appPort.map { port in
-            AppConnectionProperties(
-                port: port,
-                protocol: options.appProtocol.rawValue,
-                channelAddress: options.appChannelAddress,
-                maxConcurrency: options.appMaxConcurrency ?? -1,
-                healthCheckPath: options.enableAppHealthCheck ? options.appHealthCheckPath : nil,
-                healthProbeInterval: options.enableAppHealthCheck ? options.appHealthProbeInterval : nil,
-                healthProbeTimeout: options.enableAppHealthCheck ? options.appHealthProbeTimeout : nil,
-                healthThreshold: options.enableAppHealthCheck ? options.appHealthThreshold : nil
-            )
-        }
+        // daprd reports the protocol and address even without an app port.
+        let appConnection = AppConnectionProperties(
+            port: options.appPort ?? 0,
+            protocol: options.appProtocol.rawValue,
+            channelAddress: options.appChannelAddress,
+            maxConcurrency: options.appMaxConcurrency ?? -1,
+            healthCheckPath: options.enableAppHealthCheck ? options.appHealthCheckPath : nil,
+            healthProbeInterval: options.enableAppHealthCheck ? options.appHealthProbeInterval : nil,
+            healthProbeTimeout: options.enableAppHealthCheck ? options.appHealthProbeTimeout : nil,
+            healthThreshold: options.enableAppHealthCheck ? options.appHealthThreshold : nil
+        )
         let api = DaprAPI(
             identity: identity,
             state: StateAPI(components: components, identity: identity),
             pubsub: PubSubAPI(components: components, identity: identity, now: now),
-            invoke: InvokeAPI(identity: identity, appChannel: appChannel, remote: SidecarInvoker(resolver: resolver, client: client, logger: self.logger)),
+            invoke: InvokeAPI(identity: identity, appChannel: appChannel, remote: SidecarInvoker(
+                    resolver: resolver,
+                    client: client,
+                    logger: self.logger,
+                    hostAddress: options.internalListenAddress == "0.0.0.0" ? "127.0.0.1" : options.internalListenAddress,
+                    hostname: SidecarCore.hostname()
+                )
+            ),
             bindings: BindingsAPI(components: components),
             secrets: SecretsAPI(components: components, scopes: configuration?.secretScopes ?? []),
             metadata: MetadataAPI(
@@ -247,7 +264,8 @@ final class PortBook: Sendable {
         var expectedHTTP = 1
         var http: [Int] = []
         var internalPort: Int?
-        var waiters: [CheckedContinuation<(http: Int, internal: Int), Never>] = []
+        var waiters: [CheckedContinuation<(http: Int, internal: Int), any Error>] = []
+        var failure: (any Error)?
     }
 
     private let state = Mutex(State())
@@ -262,8 +280,18 @@ final class PortBook: Sendable {
         self.update { $0.internalPort = port }
     }
 
+    /// The sidecar stopped or failed: waiters that never saw ports get `error`.
+    func fail(_ error: any Error) {
+        let waiters = self.state.withLock { state -> [CheckedContinuation<(http: Int, internal: Int), any Error>] in
+            if state.failure == nil { state.failure = error }
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(throwing: error) }
+    }
+
     private func update(_ change: (inout State) -> Void) {
-        let (waiters, ports) = self.state.withLock { state -> ([CheckedContinuation<(http: Int, internal: Int), Never>], (Int, Int)?) in
+        let (waiters, ports) = self.state.withLock { state -> ([CheckedContinuation<(http: Int, internal: Int), any Error>], (Int, Int)?) in
             change(&state)
             guard state.http.count >= state.expectedHTTP, let internalPort = state.internalPort else { return ([], nil) }
             defer { state.waiters = [] }
@@ -272,14 +300,15 @@ final class PortBook: Sendable {
         if let ports { for waiter in waiters { waiter.resume(returning: ports) } }
     }
 
-    func waitUntilReady() async -> (http: Int, internal: Int) {
-        await withCheckedContinuation { continuation in
-            let ready = self.state.withLock { state -> (Int, Int)? in
-                if state.http.count >= state.expectedHTTP, let internalPort = state.internalPort { return (state.http[0], internalPort) }
+    func waitUntilReady() async throws -> (http: Int, internal: Int) {
+        try await withCheckedThrowingContinuation { continuation in
+            let ready = self.state.withLock { state -> Result<(http: Int, internal: Int), any Error>? in
+                if state.http.count >= state.expectedHTTP, let internalPort = state.internalPort { return .success((state.http[0], internalPort)) }
+                if let failure = state.failure { return .failure(failure) }
                 state.waiters.append(continuation)
                 return nil
             }
-            if let ready { continuation.resume(returning: ready) }
+            if let ready { continuation.resume(with: ready) }
         }
     }
 }

@@ -77,7 +77,7 @@ struct SidecarCore: Service {
     }
 
     func startup(deliveryStop: StopSignal, started: ContinuousClock.Instant) async {
-        let (httpPort, internalPort) = await self.ports.waitUntilReady()
+        guard let (httpPort, internalPort) = try? await self.ports.waitUntilReady() else { return }
         self.readiness.markOutboundReady()
         self.logger.info("HTTP API listening on \(self.options.listenAddresses.joined(separator: ", ")) port \(httpPort); sidecar-to-sidecar on port \(internalPort)")
         let instance = AppInstance(

@@ -115,7 +115,8 @@ struct RunCommand: AsyncParsableCommand {
                 return .signal(nil)
             }
             group.addTask {
-                _ = await sidecar.listeningPorts()
+                // A sidecar that fails to start reports it through `.sidecarExited`.
+                guard (try? await sidecar.listeningPorts()) != nil else { return .signal(nil) }
                 return .listening
             }
 

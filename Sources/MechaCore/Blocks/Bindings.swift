@@ -15,11 +15,22 @@ public struct BindingInvokeResponse: Sendable, Hashable {
     public var data: [UInt8]
     public var metadata: [String: String]
     public var contentType: String?
+    /// False for `.noResponse`: the operation produced no response at all (HTTP 204), as opposed
+    /// to a response with empty data (HTTP 200).
+    public var hasResponse: Bool
 
     public init(data: [UInt8] = [], metadata: [String: String] = [:], contentType: String? = nil) {
         self.data = data
         self.metadata = metadata
         self.contentType = contentType
+        self.hasResponse = true
+    }
+
+    /// No response (Dapr's nil response), e.g. after a delete.
+    public static var noResponse: BindingInvokeResponse {
+        var response = BindingInvokeResponse()
+        response.hasResponse = false
+        return response
     }
 }
 

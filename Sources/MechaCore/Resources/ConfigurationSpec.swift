@@ -60,11 +60,11 @@ public struct SecretScope: Sendable, Hashable {
         self.deniedSecrets = deniedSecrets
     }
 
-    /// Dapr's rule: a denied list always wins; a non-empty allowed list admits only its members;
+    /// daprd's rule: a non-empty allowed list alone decides; otherwise a denied secret is refused;
     /// otherwise the default access decides.
     public func isAllowed(_ key: String) -> Bool {
-        if self.deniedSecrets.contains(key) { return false }
         if !self.allowedSecrets.isEmpty { return self.allowedSecrets.contains(key) }
+        if self.deniedSecrets.contains(key) { return false }
         return self.defaultAccess == .allow
     }
 }
@@ -80,10 +80,10 @@ public struct APIAccessRule: Sendable, Hashable {
     public var name: String
     /// API version (`v1.0`, `v1.0-alpha1`, `v1`, `v1alpha1`).
     public var version: String
-    /// Protocol the rule applies to; Dapr defaults to HTTP when absent.
-    public var apiProtocol: APIProtocol
+    /// Protocol the rule applies to. A rule without one applies to neither surface, as in daprd.
+    public var apiProtocol: APIProtocol?
 
-    public init(name: String, version: String, apiProtocol: APIProtocol = .http) {
+    public init(name: String, version: String, apiProtocol: APIProtocol? = nil) {
         self.name = name
         self.version = version
         self.apiProtocol = apiProtocol

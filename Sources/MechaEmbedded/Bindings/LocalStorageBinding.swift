@@ -140,9 +140,9 @@ public struct LocalStorageBinding: OutputBinding {
     private func delete(_ request: BindingInvokeRequest) throws(BindingError) -> BindingInvokeResponse {
         let target = try self.resolve(request.metadata["fileName"] ?? "")
         // Like Go's os.Remove: a file, or else an empty directory.
-        if unlink(target.absolute) == 0 { return BindingInvokeResponse() }
+        if unlink(target.absolute) == 0 { return .noResponse }
         var code = errno
-        if rmdir(target.absolute) == 0 { return BindingInvokeResponse() }
+        if rmdir(target.absolute) == 0 { return .noResponse }
         let directoryCode = errno
         if directoryCode != ENOTDIR { code = directoryCode }
         throw BindingError("error deleting file \(target.absolute): \(errorText(code))")

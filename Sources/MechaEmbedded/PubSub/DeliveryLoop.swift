@@ -38,7 +38,8 @@ struct RedeliveryBackoff: Sendable {
 /// The delivery loop shared by every queue-backed pub/sub: claims up to `concurrency` messages,
 /// runs the handler for each concurrently, settles each by its disposition, and sleeps until rung
 /// or the poll interval passes when there is nothing to do. On `stop` it claims nothing more and
-/// waits for every running handler before returning (drain).
+/// waits for every running handler before returning (drain). Cancellation ends it the same way, with
+/// the running handlers' tasks cancelled.
 enum DeliveryLoop {
     static func run(
         queue: some MessageQueue,
@@ -58,7 +59,9 @@ enum DeliveryLoop {
                 await stop.wait()
                 doorbell.ring()
             }
-            while !stop.isStopped {
+            // Cancellation is a hard stop: without this check a cancelled loop would spin, since
+            // the doorbell returns at once in a cancelled task.
+            while !stop.isStopped && !Task.isCancelled {
                 let free = limit - inFlight.value
                 var claimed: [ClaimedMessage] = []
                 if free > 0 {

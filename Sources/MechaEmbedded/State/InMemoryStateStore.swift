@@ -65,7 +65,9 @@ public final class InMemoryStateStore: TransactionalStateStore {
                     } else if request.concurrency == .firstWrite, live != nil {
                         throw StateStoreError(.etagMismatch, key: request.key, detail: "item already exists and no etag was passed")
                     }
-                    working[request.key] = Entry(value: request.value, etag: RandomID.uuid(), expiresAt: request.ttl.map { now.adding($0) })
+                    // A zero or negative TTL means no expiry (and clears an earlier one).
+                    let expiresAt = request.ttl.flatMap { $0 > .zero ? now.adding($0) : nil }
+                    working[request.key] = Entry(value: request.value, etag: RandomID.uuid(), expiresAt: expiresAt)
                 case .delete(let request):
                     if let etag = request.etag {
                         guard let live else {

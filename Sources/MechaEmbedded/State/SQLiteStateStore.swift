@@ -113,7 +113,12 @@ public final class SQLiteStateStore: TransactionalStateStore {
                 case .set(let request):
                     let (text, binary) = Self.encode(request.value)
                     let etag = RandomID.uuid()
-                    let expiry: SQLiteValue = request.ttl.map { .text("+\($0.components.seconds) seconds") } ?? .null
+                    // A zero or negative TTL means no expiry; a fraction of a second counts as a whole one.
+                    let expiry: SQLiteValue = request.ttl.flatMap { ttl -> SQLiteValue? in
+                        guard ttl > .zero else { return nil }
+                        let (seconds, attoseconds) = ttl.components
+                        return .text("+\(seconds + (attoseconds > 0 ? 1 : 0)) seconds")
+                    } ?? .null
                     let values: [SQLiteValue] = [.text(text), .integer(binary ? 1 : 0), .text(etag), expiry]
                     if let expected = request.etag {
                         let changed = try connection.run(

@@ -23,8 +23,6 @@ public struct TestHTTP: Sendable {
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { client.shutdown() }
-            // Give run() a moment to mark the client running before the first request.
-            try await Task.sleep(for: .milliseconds(5))
             let output = try await body(TestHTTP(client: client))
             return output
         }
