@@ -30,6 +30,10 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
     ],
     targets: [
         // Protocols and Sendable values only: resource specs, building-block contracts, errors.
@@ -84,6 +88,21 @@ let package = Package(
             ] + nio,
             swiftSettings: swiftSettings
         ),
+        // grpc-swift-2 adapter for dapr.proto.runtime.v1 and the gRPC app channel. Generated/ is
+        // produced by scripts/generate-protos from Protos/ and committed.
+        .target(
+            name: "MechaGRPC",
+            dependencies: [
+                "MechaAPI", "MechaCore", "MechaRuntime",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ] + nio,
+            swiftSettings: swiftSettings
+        ),
         // Sidecar-to-sidecar transport and name resolution on the outbound path.
         .target(
             name: "MechaMesh",
@@ -114,7 +133,7 @@ let package = Package(
         .target(
             name: "MechaSidecar",
             dependencies: [
-                "MechaCore", "MechaConfig", "MechaRuntime", "MechaAPI", "MechaHTTP", "MechaMesh", "HTTP1Client",
+                "MechaCore", "MechaConfig", "MechaRuntime", "MechaAPI", "MechaHTTP", "MechaGRPC", "MechaMesh", "HTTP1Client",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

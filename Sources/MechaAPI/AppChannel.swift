@@ -85,17 +85,27 @@ public protocol AppChannel: Sendable {
     /// Asks the app which topics it subscribes to (`GET /dapr/subscribe`).
     func listSubscriptions() async throws -> [SubscriptionSpec]
 
-    /// Whether the app accepts events for the input binding at `route` (`OPTIONS /route`).
-    func acceptsInputBinding(route: String) async throws -> Bool
+    /// Whether the app accepts events for the input binding `name` (HTTP: `OPTIONS /route`; gRPC:
+    /// the name is in `ListInputBindings`).
+    func acceptsInputBinding(name: String, route: String) async throws -> Bool
 
-    /// Delivers an input binding event; throws when the app does not accept it.
-    func deliverBindingEvent(route: String, event: BindingEvent) async throws
+    /// Delivers an input binding event; throws when the app does not accept it. A gRPC app may
+    /// answer with state to save and output bindings to call (`BindingEventReply`).
+    func deliverBindingEvent(name: String, route: String, event: BindingEvent) async throws -> BindingEventReply?
 
     /// One health probe (`GET <app-health-check-path>`).
     func probeHealth() async -> Bool
 
     /// Returns once the app accepts connections (or `stop` fires).
     func waitUntilReachable(until stop: StopSignal) async
+
+    /// Background work the channel needs while the sidecar runs (e.g. a gRPC client's connections).
+    /// Returns when `stop` fires. The default returns at once.
+    func run(until stop: StopSignal) async
+}
+
+extension AppChannel {
+    public func run(until stop: StopSignal) async {}
 }
 
 /// Invocations that could not reach the app or its sidecar.
@@ -118,4 +128,23 @@ public protocol RemoteInvoker: Sendable {
         request: InvocationRequest,
         _ handler: (InvocationResponse) async throws -> Output
     ) async throws -> Output
+}
+
+/// What an app may ask for in answer to an input binding event (gRPC `BindingEventResponse`):
+/// states to save in a store, and output bindings to send `data` to.
+public struct BindingEventReply: Sendable {
+    public var storeName: String
+    public var states: [SaveStateItem]
+    public var outputBindings: [String]
+    public var data: [UInt8]
+    /// Send to the output bindings one after another (false) or all at once (true).
+    public var parallel: Bool
+
+    public init(storeName: String = "", states: [SaveStateItem] = [], outputBindings: [String] = [], data: [UInt8] = [], parallel: Bool = false) {
+        self.storeName = storeName
+        self.states = states
+        self.outputBindings = outputBindings
+        self.data = data
+        self.parallel = parallel
+    }
 }

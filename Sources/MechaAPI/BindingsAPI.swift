@@ -46,12 +46,16 @@ public struct InputBindingManager: Sendable {
     let components: ComponentStore
     let appChannel: (any AppChannel)?
     let readiness: Readiness
+    let state: StateAPI?
+    let bindings: BindingsAPI?
     let logger: Logger
 
-    public init(components: ComponentStore, appChannel: (any AppChannel)?, readiness: Readiness, logger: Logger) {
+    public init(components: ComponentStore, appChannel: (any AppChannel)?, readiness: Readiness, state: StateAPI? = nil, bindings: BindingsAPI? = nil, logger: Logger) {
         self.components = components
         self.appChannel = appChannel
         self.readiness = readiness
+        self.state = state
+        self.bindings = bindings
         self.logger = logger
     }
 
@@ -66,7 +70,7 @@ public struct InputBindingManager: Sendable {
                 group.addTask {
                     if directions == nil {
                         do {
-                            guard try await appChannel.acceptsInputBinding(route: route) else {
+                            guard try await appChannel.acceptsInputBinding(name: entry.spec.name, route: route) else {
                                 self.logger.info("app has not subscribed to binding \(entry.spec.name).")
                                 return
                             }
@@ -81,18 +85,50 @@ public struct InputBindingManager: Sendable {
         }
     }
 
+    /// Saves the states and calls the output bindings an app asked for in its answer.
+    func apply(_ reply: BindingEventReply, from name: String) async {
+        if !reply.storeName.isEmpty, !reply.states.isEmpty, let state = self.state {
+            do {
+                try await state.save(storeName: reply.storeName, items: reply.states)
+            } catch {
+                self.logger.error("saving the state returned for binding \(name) failed: \(error)")
+            }
+        }
+        guard !reply.outputBindings.isEmpty, let bindings = self.bindings else { return }
+        let request = BindingInvokeRequest(operation: "create", data: reply.data)
+        if reply.parallel {
+            await withDiscardingTaskGroup { group in
+                for target in reply.outputBindings {
+                    group.addTask { await self.send(request, to: target, bindings: bindings, from: name) }
+                }
+            }
+        } else {
+            for target in reply.outputBindings { await self.send(request, to: target, bindings: bindings, from: name) }
+        }
+    }
+
+    func send(_ request: BindingInvokeRequest, to target: String, bindings: BindingsAPI, from name: String) async {
+        do {
+            _ = try await bindings.invoke(name: target, request: request)
+        } catch {
+            self.logger.error("sending the output of binding \(name) to \(target) failed: \(error)")
+        }
+    }
+
     func read(_ binding: any InputBinding, name: String, route: String, appChannel: any AppChannel, until stop: StopSignal) async {
         var delay: Duration = .milliseconds(500)
         while !stop.isStopped {
             do {
                 try await binding.read(until: stop) { event in
                     guard self.readiness.isAppHealthy else { throw BindingError("app is not in a healthy state") }
+                    let reply: BindingEventReply?
                     do {
-                        try await appChannel.deliverBindingEvent(route: route, event: event)
+                        reply = try await appChannel.deliverBindingEvent(name: name, route: route, event: event)
                     } catch {
                         self.logger.debug("error from app consumer for binding [\(name)]: \(error)")
                         throw error
                     }
+                    if let reply { await self.apply(reply, from: name) }
                 }
                 return
             } catch {

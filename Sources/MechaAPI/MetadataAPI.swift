@@ -36,11 +36,17 @@ public struct AppConnectionProperties: Sendable, Hashable {
 
 /// `GET /v1.0/metadata` and `PUT /v1.0/metadata/{key}`.
 public final class MetadataAPI: Sendable {
-    let identity: SidecarIdentity
+    public let identity: SidecarIdentity
     let components: ComponentStore
     let subscriptions: SubscriptionManager
-    let enabledFeatures: [String]
-    let appConnection: AppConnectionProperties?
+    public let enabledFeatures: [String]
+    public let appConnection: AppConnectionProperties?
+
+    /// Every component with its health, for surfaces that render their own format.
+    public var componentStatuses: [ComponentStatus] { self.components.statuses }
+
+    /// The subscriptions in effect.
+    public var activeSubscriptions: [SubscriptionSpec] { self.subscriptions.subscriptions }
     private let extended = Mutex<[String: String]>([:])
 
     public init(

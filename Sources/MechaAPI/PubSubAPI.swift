@@ -3,13 +3,20 @@ public import MechaRuntime
 
 /// One entry of a bulk publish request.
 public struct BulkPublishRequestEntry: Sendable {
+    /// The event as the surface carries it.
+    public enum Event: Sendable {
+        /// HTTP: a JSON value (an object for JSON types, a string for text and base64 binary).
+        case json(JSONValue)
+        /// gRPC: the bytes themselves.
+        case bytes([UInt8])
+    }
+
     public var entryID: String
-    /// The event as sent: for JSON types the JSON value; for text/binary the string.
-    public var event: JSONValue
+    public var event: Event
     public var contentType: String
     public var metadata: [String: String]?
 
-    public init(entryID: String, event: JSONValue, contentType: String, metadata: [String: String]?) {
+    public init(entryID: String, event: Event, contentType: String, metadata: [String: String]?) {
         self.entryID = entryID
         self.event = event
         self.contentType = contentType
@@ -97,10 +104,15 @@ public struct PubSubAPI: Sendable {
         var seen: Set<String> = []
         for entry in entries {
             let bytes: [UInt8]
-            switch Self.bytes(of: entry.event, contentType: entry.contentType) {
-            case .success(let value): bytes = value
-            case .failure(let message):
-                throw APIError.pubsubMarshalEnvelope(topic: topic, pubsub: pubsubName, message, appID: self.identity.appID)
+            switch entry.event {
+            case .bytes(let raw):
+                bytes = raw
+            case .json(let value):
+                switch Self.bytes(of: value, contentType: entry.contentType) {
+                case .success(let value): bytes = value
+                case .failure(let message):
+                    throw APIError.pubsubMarshalEnvelope(topic: topic, pubsub: pubsubName, message, appID: self.identity.appID)
+                }
             }
             guard !entry.entryID.isEmpty, seen.insert(entry.entryID).inserted else {
                 throw .pubsubMarshalEvents(topic: topic, pubsub: pubsubName, "entryId is duplicated or not present for entry", metadata: metadata)

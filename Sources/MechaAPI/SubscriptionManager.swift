@@ -21,6 +21,7 @@ public final class SubscriptionManager: Sendable {
     private let logger: Logger
     private let now: @Sendable () -> Timestamp
     private let active = Mutex<[SubscriptionSpec]>([])
+    private let streaming = Mutex<[ObjectIdentifier: SubscriptionSpec]>([:])
     private let started = Mutex(false)
     private let startedWaiters = Mutex<[CheckedContinuation<Void, Never>]>([])
 
@@ -45,7 +46,8 @@ public final class SubscriptionManager: Sendable {
     /// The subscriptions in effect, for the metadata API (declarative first, one per pubsub+topic).
     public var subscriptions: [SubscriptionSpec] {
         let active = self.active.withLock { $0 }
-        return active.isEmpty ? self.declarative : active
+        let streams = self.streaming.withLock { Array($0.values) }.sorted { ($0.pubsubName, $0.topic) < ($1.pubsubName, $1.topic) }
+        return (active.isEmpty ? self.declarative : active) + streams
     }
 
     /// Returns once subscriptions have been loaded and their pumps started (or there is nothing to do).
@@ -132,6 +134,23 @@ public final class SubscriptionManager: Sendable {
         return ActiveSubscription(spec: spec, rules: rules)
     }
 
+    /// Runs a streaming subscription (gRPC `SubscribeTopicEventsAlpha1`) until `stop`: events go to
+    /// `deliver`; scopes, dead letters and expiry apply as for any subscription. Listed in metadata
+    /// as STREAMING while it runs.
+    public func runStreaming(_ spec: SubscriptionSpec, until stop: StopSignal, deliver: @escaping Deliver) async throws(APIError) {
+        guard let entry = self.components.entry(named: spec.pubsubName), entry.component is any PubSub else {
+            throw APIError.pubsubNotFound(spec.pubsubName)
+        }
+        guard TopicScopes(metadata: entry.spec.metadata, appID: self.identity.appID).maySubscribe(spec.topic) else {
+            throw APIError.pubsubForbidden(topic: spec.topic, pubsub: spec.pubsubName, appID: self.identity.appID)
+        }
+        let subscription = ActiveSubscription(spec: spec, rules: [(nil, "")])
+        let key = ObjectIdentifier(stop)
+        self.streaming.withLock { $0[key] = spec }
+        defer { self.streaming.withLock { _ = $0.removeValue(forKey: key) } }
+        await self.pump(subscription, until: stop, deliver: deliver)
+    }
+
     /// `GET /dapr/subscribe`, retried briefly while the app starts.
     func loadProgrammatic(_ channel: any AppChannel, until stop: StopSignal) async -> [SubscriptionSpec] {
         var delay: Duration = .milliseconds(200)
@@ -147,8 +166,19 @@ public final class SubscriptionManager: Sendable {
         return []
     }
 
+    /// Where a subscription's events go: the app channel, or a streaming subscriber.
+    public typealias Deliver = @Sendable (TopicEventDelivery) async -> TopicEventResult
+
     /// Runs one subscription until `stop`, resubscribing with backoff if the component fails.
-    func pump(_ subscription: ActiveSubscription, until stop: StopSignal) async {
+    func pump(_ subscription: ActiveSubscription, until stop: StopSignal, deliver overriding: Deliver? = nil) async {
+        let deliver: Deliver
+        if let overriding {
+            deliver = overriding
+        } else if let channel = self.appChannel {
+            deliver = { @Sendable delivery in await channel.deliverTopicEvent(delivery) }
+        } else {
+            return
+        }
         let spec = subscription.spec
         var delay: Duration = .milliseconds(250)
         while !stop.isStopped {
@@ -160,7 +190,7 @@ public final class SubscriptionManager: Sendable {
             self.logger.debug("subscribing to topic \(spec.topic) on pubsub \(spec.pubsubName)")
             do {
                 try await pubsub.subscribe(request, until: stop) { message in
-                    await self.handle(message, subscription: subscription, pubsub: pubsub)
+                    await self.handle(message, subscription: subscription, pubsub: pubsub, deliver: deliver)
                 }
                 return
             } catch {
@@ -172,10 +202,9 @@ public final class SubscriptionManager: Sendable {
     }
 
     /// One message: everything between the component handing it over and the acknowledgement.
-    func handle(_ message: ReceivedMessage, subscription: ActiveSubscription, pubsub: any PubSub) async -> MessageDisposition {
+    func handle(_ message: ReceivedMessage, subscription: ActiveSubscription, pubsub: any PubSub, deliver: Deliver) async -> MessageDisposition {
         let spec = subscription.spec
-        guard let appChannel = self.appChannel else { return .redeliver }
-        guard self.readiness.isAppHealthy else { return .redeliver }
+        guard spec.origin == .streaming || self.readiness.isAppHealthy else { return .redeliver }
 
         var headers = HeaderList()
         for (key, value) in message.metadata.sorted(by: { $0.key < $1.key }) {
@@ -233,7 +262,7 @@ public final class SubscriptionManager: Sendable {
         }
 
         let delivery = TopicEventDelivery(path: path, body: body, headers: headers, pubsubName: spec.pubsubName, topic: spec.topic, event: event)
-        switch await appChannel.deliverTopicEvent(delivery) {
+        switch await deliver(delivery) {
         case .success:
             return .acknowledge
         case .drop(let reason):

@@ -187,7 +187,7 @@ public final class HTTPAppChannel: AppChannel {
         }
     }
 
-    public func acceptsInputBinding(route: String) async throws -> Bool {
+    public func acceptsInputBinding(name: String, route: String) async throws -> Bool {
         let path = route.hasPrefix("/") ? route : "/" + route
         let request = HTTP1Request(target: self.target, method: .OPTIONS, uri: path, headers: self.headers([:], contentType: "application/json"))
         return try await Deadline.run(within: self.configuration.bindingOptionsTimeout) {
@@ -199,7 +199,7 @@ public final class HTTPAppChannel: AppChannel {
         }
     }
 
-    public func deliverBindingEvent(route: String, event: BindingEvent) async throws {
+    public func deliverBindingEvent(name: String, route: String, event: BindingEvent) async throws -> BindingEventReply? {
         var headers = HeaderList()
         for (key, value) in event.metadata.sorted(by: { $0.key < $1.key }) { headers.add(key.lowercased(), value) }
         let path = route.hasPrefix("/") ? route : "/" + route
@@ -219,6 +219,8 @@ public final class HTTPAppChannel: AppChannel {
                 }
             }
         }
+        // daprd does not act on an HTTP app's answer body.
+        return nil
     }
 
     public func probeHealth() async -> Bool {

@@ -224,7 +224,7 @@ struct PubSubRoutes {
             entries.append(
                 BulkPublishRequestEntry(
                     entryID: field("entryId")?.stringValue ?? "",
-                    event: field("event") ?? .null,
+                    event: .json(field("event") ?? .null),
                     contentType: field("contentType")?.stringValue ?? "",
                     metadata: entryMetadata
                 )

@@ -7,6 +7,7 @@ import MechaAPI
 public import MechaConfig
 public import MechaCore
 
+import MechaGRPC
 import MechaHTTP
 import MechaMesh
 public import MechaRuntime
@@ -39,7 +40,7 @@ public final class Sidecar: Sendable {
 
     /// The ports actually bound, once listening (useful with port 0). Throws the startup error when
     /// the sidecar fails before listening.
-    public func listeningPorts() async throws -> (http: Int, internal: Int) {
+    public func listeningPorts() async throws -> SidecarPorts {
         try await self.ports.waitUntilReady()
     }
 
@@ -124,7 +125,7 @@ public final class Sidecar: Sendable {
         }
 
         let client = HTTP1Client()
-        var appChannel: HTTPAppChannel?
+        var appChannel: (any AppChannel)?
         if let port = options.appPort, port > 0 {
             guard options.appProtocol == .http else {
                 throw SidecarError("--app-protocol \(options.appProtocol.rawValue) is not supported yet: the gRPC app channel arrives with the gRPC API; use http")
@@ -214,8 +215,20 @@ public final class Sidecar: Sendable {
             maxBodySize: options.maxBodySize,
             logger: self.logger
         )
-        self.ports.expect(httpListeners: options.listenAddresses.count)
+        let grpcServer = DaprGRPCServer(
+            api: api,
+            subscriptions: subscriptions,
+            configuration: .init(
+                addresses: options.listenAddresses,
+                port: options.grpcPort,
+                maxMessageSize: options.maxBodySize,
+                apiToken: self.environment["DAPR_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            ),
+            logger: self.logger
+        )
+        self.ports.expect(httpListeners: options.listenAddresses.count, grpcListeners: options.listenAddresses.count)
         let servers = try httpServer.makeServices { port in self.ports.httpListening(port) }
+            + grpcServer.makeServices { port in self.ports.grpcListening(port) }
             + [try internalServer.makeService { port in self.ports.internalListening(port) }]
         return SidecarCore(
             options: options,
@@ -226,7 +239,14 @@ public final class Sidecar: Sendable {
             appChannel: appChannel,
             readiness: readiness,
             subscriptions: subscriptions,
-            inputBindings: InputBindingManager(components: components, appChannel: appChannel, readiness: readiness, logger: self.logger),
+            inputBindings: InputBindingManager(
+                components: components,
+                appChannel: appChannel,
+                readiness: readiness,
+                state: api.state,
+                bindings: api.bindings,
+                logger: self.logger
+            ),
             servers: servers,
             ports: self.ports,
             logger: self.logger
@@ -258,31 +278,46 @@ public struct SidecarError: Error, Sendable, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// Ports the listeners actually bound.
+/// The ports a running sidecar bound (useful when configured with port 0).
+public struct SidecarPorts: Sendable, Hashable {
+    public var http: Int
+    public var grpc: Int
+    public var `internal`: Int
+}
+
+/// Ports the listeners actually bound, and who waits for them.
 final class PortBook: Sendable {
     private struct State {
         var expectedHTTP = 1
+        var expectedGRPC = 1
         var http: [Int] = []
+        var grpc: [Int] = []
         var internalPort: Int?
-        var waiters: [CheckedContinuation<(http: Int, internal: Int), any Error>] = []
+        var waiters: [CheckedContinuation<SidecarPorts, any Error>] = []
         var failure: (any Error)?
+
+        var ready: SidecarPorts? {
+            guard self.http.count >= self.expectedHTTP, self.grpc.count >= self.expectedGRPC, let internalPort = self.internalPort else { return nil }
+            return SidecarPorts(http: self.http[0], grpc: self.grpc.first ?? 0, internal: internalPort)
+        }
     }
 
     private let state = Mutex(State())
 
-    func expect(httpListeners: Int) { self.state.withLock { $0.expectedHTTP = max(1, httpListeners) } }
-
-    func httpListening(_ port: Int) {
-        self.update { $0.http.append(port) }
+    func expect(httpListeners: Int, grpcListeners: Int) {
+        self.state.withLock {
+            $0.expectedHTTP = max(1, httpListeners)
+            $0.expectedGRPC = max(0, grpcListeners)
+        }
     }
 
-    func internalListening(_ port: Int) {
-        self.update { $0.internalPort = port }
-    }
+    func httpListening(_ port: Int) { self.update { $0.http.append(port) } }
+    func grpcListening(_ port: Int) { self.update { $0.grpc.append(port) } }
+    func internalListening(_ port: Int) { self.update { $0.internalPort = port } }
 
     /// The sidecar stopped or failed: waiters that never saw ports get `error`.
     func fail(_ error: any Error) {
-        let waiters = self.state.withLock { state -> [CheckedContinuation<(http: Int, internal: Int), any Error>] in
+        let waiters = self.state.withLock { state -> [CheckedContinuation<SidecarPorts, any Error>] in
             if state.failure == nil { state.failure = error }
             defer { state.waiters = [] }
             return state.waiters
@@ -291,19 +326,19 @@ final class PortBook: Sendable {
     }
 
     private func update(_ change: (inout State) -> Void) {
-        let (waiters, ports) = self.state.withLock { state -> ([CheckedContinuation<(http: Int, internal: Int), any Error>], (Int, Int)?) in
+        let (waiters, ports) = self.state.withLock { state -> ([CheckedContinuation<SidecarPorts, any Error>], SidecarPorts?) in
             change(&state)
-            guard state.http.count >= state.expectedHTTP, let internalPort = state.internalPort else { return ([], nil) }
+            guard let ready = state.ready else { return ([], nil) }
             defer { state.waiters = [] }
-            return (state.waiters, (state.http[0], internalPort))
+            return (state.waiters, ready)
         }
         if let ports { for waiter in waiters { waiter.resume(returning: ports) } }
     }
 
-    func waitUntilReady() async throws -> (http: Int, internal: Int) {
+    func waitUntilReady() async throws -> SidecarPorts {
         try await withCheckedThrowingContinuation { continuation in
-            let ready = self.state.withLock { state -> Result<(http: Int, internal: Int), any Error>? in
-                if state.http.count >= state.expectedHTTP, let internalPort = state.internalPort { return .success((state.http[0], internalPort)) }
+            let ready = self.state.withLock { state -> Result<SidecarPorts, any Error>? in
+                if let ready = state.ready { return .success(ready) }
                 if let failure = state.failure { return .failure(failure) }
                 state.waiters.append(continuation)
                 return nil

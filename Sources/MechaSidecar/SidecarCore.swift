@@ -19,7 +19,7 @@ struct SidecarCore: Service {
     let components: ComponentStore
     let resolver: any NameResolver
     let client: HTTP1Client
-    let appChannel: HTTPAppChannel?
+    let appChannel: (any AppChannel)?
     let readiness: Readiness
     let subscriptions: SubscriptionManager
     let inputBindings: InputBindingManager
@@ -44,6 +44,9 @@ struct SidecarCore: Service {
                     }
                 }
                 outer.addTask { try? await self.resolver.run(until: componentStop) }
+                if let appChannel = self.appChannel {
+                    outer.addTask { await appChannel.run(until: componentStop) }
+                }
                 outer.addTask {
                     defer {
                         componentStop.stop()
@@ -77,9 +80,10 @@ struct SidecarCore: Service {
     }
 
     func startup(deliveryStop: StopSignal, started: ContinuousClock.Instant) async {
-        guard let (httpPort, internalPort) = try? await self.ports.waitUntilReady() else { return }
+        guard let ports = try? await self.ports.waitUntilReady() else { return }
+        let (httpPort, internalPort) = (ports.http, ports.internal)
         self.readiness.markOutboundReady()
-        self.logger.info("HTTP API listening on \(self.options.listenAddresses.joined(separator: ", ")) port \(httpPort); sidecar-to-sidecar on port \(internalPort)")
+        self.logger.info("HTTP API listening on \(self.options.listenAddresses.joined(separator: ", ")) port \(httpPort), gRPC API on port \(ports.grpc); sidecar-to-sidecar on port \(internalPort)")
         let instance = AppInstance(
             appID: self.identity.appID,
             namespace: self.identity.namespace,

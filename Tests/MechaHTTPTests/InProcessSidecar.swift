@@ -9,6 +9,7 @@ import MechaTesting
 /// with none, the embedded defaults apply.
 struct InProcessSidecar {
     let httpPort: Int
+    let grpcPort: Int
     let internalPort: Int
     let home: String
     let sidecar: Sidecar
@@ -26,6 +27,7 @@ struct InProcessSidecar {
         defer { TestEnvironment.remove(home) }
         var options = SidecarOptions(appID: appID, mechaHome: home)
         options.httpPort = 0
+        options.grpcPort = 0
         options.internalPort = 0
         options.appPort = appPort
         options.gracefulShutdownTimeout = .seconds(2)
@@ -47,8 +49,8 @@ struct InProcessSidecar {
                 try await sidecar.run(gracefulShutdownSignals: [])
                 return nil
             }
-            let (http, internalPort) = try await sidecar.listeningPorts()
-            let output = try await body(InProcessSidecar(httpPort: http, internalPort: internalPort, home: home, sidecar: sidecar))
+            let ports = try await sidecar.listeningPorts()
+            let output = try await body(InProcessSidecar(httpPort: ports.http, grpcPort: ports.grpc, internalPort: ports.internal, home: home, sidecar: sidecar))
             await sidecar.shutdown()
             try await group.waitForAll()
             return output

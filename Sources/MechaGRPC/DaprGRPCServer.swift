@@ -1,0 +1,83 @@
+public import GRPCCore
+import GRPCNIOTransportHTTP2
+public import Logging
+public import MechaAPI
+public import ServiceLifecycle
+
+/// The Dapr gRPC API (`--dapr-grpc-port`): `dapr.proto.runtime.v1.Dapr` over HTTP/2 (h2c), one
+/// server per listen address. Graceful shutdown stops accepting calls and lets running ones end.
+public struct DaprGRPCServer: Sendable {
+    public struct Configuration: Sendable {
+        public var addresses: [String]
+        public var port: Int
+        public var maxMessageSize: Int
+        public var apiToken: String?
+
+        public init(addresses: [String] = ["127.0.0.1"], port: Int = 50001, maxMessageSize: Int = 4 << 20, apiToken: String? = nil) {
+            self.addresses = addresses
+            self.port = port
+            self.maxMessageSize = maxMessageSize
+            self.apiToken = apiToken
+        }
+    }
+
+    let service: DaprService
+    let configuration: Configuration
+    let logger: Logger
+
+    public init(api: DaprAPI, subscriptions: SubscriptionManager, configuration: Configuration, logger: Logger) {
+        self.service = DaprService(api: api, subscriptions: subscriptions, maxBodySize: configuration.maxMessageSize, logger: logger)
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// One service per listen address; `onListening` receives each bound port.
+    public func makeServices(onListening: @escaping @Sendable (Int) -> Void = { _ in }) -> [any Service] {
+        self.configuration.addresses.map { host in
+            GRPCListener(
+                host: host,
+                port: self.configuration.port,
+                maxMessageSize: self.configuration.maxMessageSize,
+                services: [self.service],
+                interceptors: self.configuration.apiToken.map { [APITokenInterceptor(token: $0)] } ?? [],
+                logger: self.logger,
+                onListening: onListening
+            )
+        }
+    }
+}
+
+/// One gRPC server on one address, as a service.
+struct GRPCListener: Service {
+    let host: String
+    let port: Int
+    let maxMessageSize: Int
+    let services: [any RegistrableRPCService]
+    let interceptors: [any ServerInterceptor]
+    let logger: Logger
+    let onListening: @Sendable (Int) -> Void
+
+    func run() async throws {
+        var config = HTTP2ServerTransport.Posix.Config.defaults
+        config.rpc.maxRequestPayloadSize = self.maxMessageSize
+        let transport = HTTP2ServerTransport.Posix(
+            address: self.host.contains(":") ? .ipv6(host: self.host, port: self.port) : .ipv4(host: self.host, port: self.port),
+            transportSecurity: .plaintext,
+            config: config
+        )
+        let server = GRPCServer(transport: transport, services: self.services, interceptors: self.interceptors)
+        try await withGracefulShutdownHandler {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await server.serve() }
+                if let address = try? await transport.listeningAddress {
+                    let port = address.ipv4?.port ?? address.ipv6?.port ?? self.port
+                    self.logger.info("gRPC server listening on \(self.host):\(port)")
+                    self.onListening(port)
+                }
+                try await group.waitForAll()
+            }
+        } onGracefulShutdown: {
+            server.beginGracefulShutdown()
+        }
+    }
+}
