@@ -61,6 +61,43 @@ public struct TopicEventDelivery: Sendable {
     }
 }
 
+/// Several topic events delivered together (bulk subscribe): one request to the app, one verdict
+/// per entry.
+public struct BulkTopicEventDelivery: Sendable {
+    public struct Entry: Sendable {
+        /// A fresh id the app's answer refers to.
+        public var entryID: String
+        /// The single-event form of this entry (body, headers, parsed event).
+        public var delivery: TopicEventDelivery
+        /// `application/cloudevents+json`, or the raw payload's type for raw subscriptions.
+        public var contentType: String
+        /// The message's metadata.
+        public var metadata: [String: String]
+        /// True for raw-payload subscriptions: the event is the raw bytes, not a CloudEvent.
+        public var raw: Bool
+
+        public init(entryID: String, delivery: TopicEventDelivery, contentType: String, metadata: [String: String], raw: Bool) {
+            self.entryID = entryID
+            self.delivery = delivery
+            self.contentType = contentType
+            self.metadata = metadata
+            self.raw = raw
+        }
+    }
+
+    public var path: String
+    public var pubsubName: String
+    public var topic: String
+    public var entries: [Entry]
+
+    public init(path: String, pubsubName: String, topic: String, entries: [Entry]) {
+        self.path = path
+        self.pubsubName = pubsubName
+        self.topic = topic
+        self.entries = entries
+    }
+}
+
 /// The app's verdict on a topic event.
 public enum TopicEventResult: Sendable, Hashable {
     case success
@@ -81,6 +118,10 @@ public protocol AppChannel: Sendable {
 
     /// Delivers one topic event and interprets the app's answer.
     func deliverTopicEvent(_ delivery: TopicEventDelivery) async -> TopicEventResult
+
+    /// Delivers several events in one request (bulk subscribe) and returns the verdict per entry
+    /// id; an entry the app did not answer counts as RETRY. The default delivers them one by one.
+    func deliverBulkTopicEvent(_ delivery: BulkTopicEventDelivery) async -> [String: TopicEventResult]
 
     /// Asks the app which topics it subscribes to (`GET /dapr/subscribe`).
     func listSubscriptions() async throws -> [SubscriptionSpec]
@@ -106,6 +147,14 @@ public protocol AppChannel: Sendable {
 
 extension AppChannel {
     public func run(until stop: StopSignal) async {}
+
+    public func deliverBulkTopicEvent(_ delivery: BulkTopicEventDelivery) async -> [String: TopicEventResult] {
+        var results: [String: TopicEventResult] = [:]
+        for entry in delivery.entries {
+            results[entry.entryID] = await self.deliverTopicEvent(entry.delivery)
+        }
+        return results
+    }
 }
 
 /// Invocations that could not reach the app or its sidecar.
