@@ -23,27 +23,49 @@ public struct DaprGRPCServer: Sendable {
 
     let service: DaprService
     let configuration: Configuration
+    let proxy: GRPCProxyRouter?
     let logger: Logger
 
-    public init(api: DaprAPI, subscriptions: SubscriptionManager, configuration: Configuration, logger: Logger) {
+    /// `proxy` forwards calls for other services that carry `dapr-app-id` (gRPC proxying).
+    public init(api: DaprAPI, subscriptions: SubscriptionManager, configuration: Configuration, proxy: GRPCProxyRouter?, logger: Logger) {
         self.service = DaprService(api: api, subscriptions: subscriptions, maxBodySize: configuration.maxMessageSize, logger: logger)
         self.configuration = configuration
+        self.proxy = proxy
         self.logger = logger
     }
 
     /// One service per listen address; `onListening` receives each bound port.
     public func makeServices(onListening: @escaping @Sendable (Int) -> Void = { _ in }) -> [any Service] {
-        self.configuration.addresses.map { host in
+        var route: (@Sendable (MethodDescriptor, Metadata) async -> ProxyingServerTransport.Route)?
+        if let proxy = self.proxy {
+            route = { @Sendable descriptor, metadata in await proxy.routePublic(descriptor, metadata) }
+        }
+        return self.configuration.addresses.map { host in
             GRPCListener(
                 host: host,
                 port: self.configuration.port,
                 maxMessageSize: self.configuration.maxMessageSize,
                 services: [self.service],
                 interceptors: self.configuration.apiToken.map { [APITokenInterceptor(token: $0)] } ?? [],
+                route: route,
                 logger: self.logger,
                 onListening: onListening
             )
         }
+    }
+
+    /// The sidecar-to-sidecar gRPC listener: every call is a proxied call for the local app.
+    public static func internalListener(host: String, port: Int, maxMessageSize: Int, proxy: GRPCProxyRouter, logger: Logger, onListening: @escaping @Sendable (Int) -> Void) -> any Service {
+        GRPCListener(
+            host: host,
+            port: port,
+            maxMessageSize: maxMessageSize,
+            services: [],
+            interceptors: [],
+            route: { descriptor, metadata in await proxy.routeInternal(descriptor, metadata) },
+            logger: logger,
+            onListening: onListening
+        )
     }
 }
 
@@ -54,17 +76,19 @@ struct GRPCListener: Service {
     let maxMessageSize: Int
     let services: [any RegistrableRPCService]
     let interceptors: [any ServerInterceptor]
+    let route: (@Sendable (MethodDescriptor, Metadata) async -> ProxyingServerTransport.Route)?
     let logger: Logger
     let onListening: @Sendable (Int) -> Void
 
     func run() async throws {
         var config = HTTP2ServerTransport.Posix.Config.defaults
         config.rpc.maxRequestPayloadSize = self.maxMessageSize
-        let transport = HTTP2ServerTransport.Posix(
+        let posix = HTTP2ServerTransport.Posix(
             address: self.host.contains(":") ? .ipv6(host: self.host, port: self.port) : .ipv4(host: self.host, port: self.port),
             transportSecurity: .plaintext,
             config: config
         )
+        let transport = ProxyingServerTransport(inner: posix, logger: self.logger, route: self.route ?? { _, _ in .serve })
         let server = GRPCServer(transport: transport, services: self.services, interceptors: self.interceptors)
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in

@@ -215,21 +215,37 @@ public final class Sidecar: Sendable {
             maxBodySize: options.maxBodySize,
             logger: self.logger
         )
+        let grpcPool = GRPCTransportPool(maxMessageSize: options.maxBodySize)
+        let apiToken = self.environment["DAPR_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        let proxy = GRPCProxyRouter(
+            identity: identity,
+            resolver: resolver,
+            pool: grpcPool,
+            appAddress: options.appProtocol == .grpc ? options.appPort.map { (options.appChannelAddress, $0) } : nil,
+            apiToken: apiToken,
+            appAPIToken: self.environment["APP_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
+            logger: self.logger
+        )
         let grpcServer = DaprGRPCServer(
             api: api,
             subscriptions: subscriptions,
-            configuration: .init(
-                addresses: options.listenAddresses,
-                port: options.grpcPort,
-                maxMessageSize: options.maxBodySize,
-                apiToken: self.environment["DAPR_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
-            ),
+            configuration: .init(addresses: options.listenAddresses, port: options.grpcPort, maxMessageSize: options.maxBodySize, apiToken: apiToken),
+            proxy: proxy,
             logger: self.logger
         )
         self.ports.expect(httpListeners: options.listenAddresses.count, grpcListeners: options.listenAddresses.count)
         let servers = try httpServer.makeServices { port in self.ports.httpListening(port) }
             + grpcServer.makeServices { port in self.ports.grpcListening(port) }
             + [try internalServer.makeService { port in self.ports.internalListening(port) }]
+            + [
+                DaprGRPCServer.internalListener(
+                    host: options.internalListenAddress,
+                    port: 0,
+                    maxMessageSize: options.maxBodySize,
+                    proxy: proxy,
+                    logger: self.logger
+                ) { port in self.ports.internalGRPCListening(port) }
+            ]
         return SidecarCore(
             options: options,
             identity: identity,
@@ -248,6 +264,7 @@ public final class Sidecar: Sendable {
                 logger: self.logger
             ),
             servers: servers,
+            grpcPool: grpcPool,
             ports: self.ports,
             logger: self.logger
         )
@@ -283,6 +300,8 @@ public struct SidecarPorts: Sendable, Hashable {
     public var http: Int
     public var grpc: Int
     public var `internal`: Int
+    /// The sidecar-to-sidecar gRPC (proxy) listener.
+    public var internalGRPC: Int
 }
 
 /// Ports the listeners actually bound, and who waits for them.
@@ -293,12 +312,15 @@ final class PortBook: Sendable {
         var http: [Int] = []
         var grpc: [Int] = []
         var internalPort: Int?
+        var internalGRPCPort: Int?
         var waiters: [CheckedContinuation<SidecarPorts, any Error>] = []
         var failure: (any Error)?
 
         var ready: SidecarPorts? {
-            guard self.http.count >= self.expectedHTTP, self.grpc.count >= self.expectedGRPC, let internalPort = self.internalPort else { return nil }
-            return SidecarPorts(http: self.http[0], grpc: self.grpc.first ?? 0, internal: internalPort)
+            guard self.http.count >= self.expectedHTTP, self.grpc.count >= self.expectedGRPC, let internalPort = self.internalPort,
+                let internalGRPCPort = self.internalGRPCPort
+            else { return nil }
+            return SidecarPorts(http: self.http[0], grpc: self.grpc.first ?? 0, internal: internalPort, internalGRPC: internalGRPCPort)
         }
     }
 
@@ -314,6 +336,7 @@ final class PortBook: Sendable {
     func httpListening(_ port: Int) { self.update { $0.http.append(port) } }
     func grpcListening(_ port: Int) { self.update { $0.grpc.append(port) } }
     func internalListening(_ port: Int) { self.update { $0.internalPort = port } }
+    func internalGRPCListening(_ port: Int) { self.update { $0.internalGRPCPort = port } }
 
     /// The sidecar stopped or failed: waiters that never saw ports get `error`.
     func fail(_ error: any Error) {

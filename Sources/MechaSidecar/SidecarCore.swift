@@ -5,6 +5,7 @@ import HTTP1Client
 import Logging
 import MechaAPI
 import MechaCore
+import MechaGRPC
 import MechaHTTP
 import MechaRuntime
 import ServiceLifecycle
@@ -24,6 +25,7 @@ struct SidecarCore: Service {
     let subscriptions: SubscriptionManager
     let inputBindings: InputBindingManager
     let servers: [any Service]
+    let grpcPool: GRPCTransportPool
     let ports: PortBook
     let logger: Logger
 
@@ -34,6 +36,7 @@ struct SidecarCore: Service {
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { outer in
                 outer.addTask { await self.client.run() }
+                outer.addTask { await self.grpcPool.run() }
                 for entry in self.components.entries {
                     outer.addTask {
                         do {
@@ -51,6 +54,7 @@ struct SidecarCore: Service {
                     defer {
                         componentStop.stop()
                         self.client.shutdown()
+                        self.grpcPool.shutdown()
                     }
                     try await withThrowingTaskGroup(of: Void.self) { inner in
                         for server in self.servers {
@@ -90,6 +94,7 @@ struct SidecarCore: Service {
             host: self.options.internalListenAddress == "0.0.0.0" ? "127.0.0.1" : self.options.internalListenAddress,
             internalPort: internalPort,
             httpPort: httpPort,
+            grpcInternalPort: ports.internalGRPC,
             instanceID: self.identity.instanceID,
             processID: getpid(),
             hostname: Self.hostname()

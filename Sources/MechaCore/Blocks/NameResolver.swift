@@ -8,6 +8,8 @@ public struct AppInstance: Sendable, Hashable {
     public var internalPort: Int
     /// Port of the sidecar's public HTTP API.
     public var httpPort: Int
+    /// Port of the sidecar's internal gRPC listener (proxied gRPC calls); 0 when it has none.
+    public var grpcInternalPort: Int
     /// Unique id of the sidecar process.
     public var instanceID: String
     public var processID: Int32
@@ -19,6 +21,7 @@ public struct AppInstance: Sendable, Hashable {
         host: String,
         internalPort: Int,
         httpPort: Int,
+        grpcInternalPort: Int = 0,
         instanceID: String,
         processID: Int32,
         hostname: String
@@ -28,6 +31,7 @@ public struct AppInstance: Sendable, Hashable {
         self.host = host
         self.internalPort = internalPort
         self.httpPort = httpPort
+        self.grpcInternalPort = grpcInternalPort
         self.instanceID = instanceID
         self.processID = processID
         self.hostname = hostname

@@ -43,6 +43,11 @@ public final class SQLiteNameResolver: NameResolver {
                 CREATE INDEX IF NOT EXISTS nameresolution_instances_app ON nameresolution_instances (app_id, namespace);
                 """
             )
+            // Added after the first release: the internal gRPC (proxy) port.
+            let columns = try connection.query("PRAGMA table_info(nameresolution_instances)").compactMap { $0.count > 1 ? $0[1].string : nil }
+            if !columns.contains("grpc_internal_port") {
+                try connection.execute("ALTER TABLE nameresolution_instances ADD COLUMN grpc_internal_port INTEGER NOT NULL DEFAULT 0")
+            }
         }
     }
 
@@ -51,13 +56,13 @@ public final class SQLiteNameResolver: NameResolver {
         let now = WallClock.now().unixMilliseconds
         _ = try await self.database.execute(
             """
-            REPLACE INTO nameresolution_instances (instance_id, app_id, namespace, host, internal_port, http_port, hostname, pid, last_heartbeat)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            REPLACE INTO nameresolution_instances (instance_id, app_id, namespace, host, internal_port, http_port, hostname, pid, last_heartbeat, grpc_internal_port)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 .text(instance.instanceID), .text(instance.appID), .text(instance.namespace), .text(instance.host),
                 .integer(Int64(instance.internalPort)), .integer(Int64(instance.httpPort)), .text(instance.hostname),
-                .integer(Int64(instance.processID)), .integer(now),
+                .integer(Int64(instance.processID)), .integer(now), .integer(Int64(instance.grpcInternalPort)),
             ]
         )
     }
@@ -76,7 +81,7 @@ public final class SQLiteNameResolver: NameResolver {
         let freshSince = WallClock.now().unixMilliseconds - self.staleAfter.milliseconds
         let rows = try await self.database.query(
             """
-            SELECT instance_id, host, internal_port, http_port, hostname, pid FROM nameresolution_instances
+            SELECT instance_id, host, internal_port, http_port, hostname, pid, grpc_internal_port FROM nameresolution_instances
             WHERE app_id = ? AND namespace = ? AND last_heartbeat >= ? ORDER BY instance_id
             """,
             [.text(appID), .text(namespace), .integer(freshSince)]
@@ -89,6 +94,7 @@ public final class SQLiteNameResolver: NameResolver {
                 host: row[1].string ?? "127.0.0.1",
                 internalPort: Int(row[2].int ?? 0),
                 httpPort: Int(row[3].int ?? 0),
+                grpcInternalPort: Int(row[6].int ?? 0),
                 instanceID: row[0].string ?? "",
                 processID: Int32(row[5].int ?? 0),
                 hostname: row[4].string ?? ""

@@ -1,0 +1,181 @@
+public import GRPCCore
+public import GRPCNIOTransportHTTP2
+public import Logging
+import MechaCore
+
+/// Forwards a gRPC call as raw frames: the request's metadata and messages go to `target`, its
+/// response metadata, messages and status come back, both directions streaming. No stubs and no
+/// (de)serialization — the proxy never needs to know the service.
+enum GRPCProxy {
+    typealias ServerInbound = RPCAsyncSequence<RPCRequestPart<GRPCNIOTransportBytes>, any Error>
+    typealias ServerOutbound = RPCWriter<RPCResponsePart<GRPCNIOTransportBytes>>.Closable
+
+    /// Forwards one call. `firstMetadata` is the request metadata already read from `inbound`
+    /// (changed as the hop requires); `inbound` continues with the messages.
+    static func forward(
+        descriptor: MethodDescriptor,
+        firstMetadata: Metadata,
+        inbound: ServerInbound,
+        outbound: ServerOutbound,
+        to target: HTTP2ClientTransport.Posix,
+        logger: Logger
+    ) async {
+        do {
+            try await target.withStream(descriptor: descriptor, options: .defaults) { stream, _ in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    // Requests: metadata, then every message, then half-close.
+                    group.addTask {
+                        try await stream.outbound.write(.metadata(firstMetadata))
+                        for try await part in inbound {
+                            if case .message(let bytes) = part { try await stream.outbound.write(.message(bytes)) }
+                        }
+                        await stream.outbound.finish()
+                    }
+                    // Responses: pass every part through; the status ends the call.
+                    var sawStatus = false
+                    for try await part in stream.inbound {
+                        try await outbound.write(part)
+                        if case .status = part {
+                            sawStatus = true
+                            break
+                        }
+                    }
+                    if !sawStatus {
+                        try await outbound.write(.status(Status(code: .unavailable, message: "the proxied call ended without a status"), [:]))
+                    }
+                    await outbound.finish()
+                    group.cancelAll()
+                }
+            }
+        } catch {
+            logger.debug("proxied gRPC call \(descriptor) failed: \(error)")
+            let status: Status
+            if let rpcError = error as? RPCError {
+                status = Status(code: Status.Code(rpcError.code), message: rpcError.message)
+            } else {
+                status = Status(code: .unavailable, message: "failed to proxy request: \(error)")
+            }
+            try? await outbound.write(.status(status, [:]))
+            await outbound.finish()
+        }
+    }
+
+    /// Fails a call that cannot be proxied.
+    static func reject(_ outbound: ServerOutbound, code: Status.Code, message: String) async {
+        try? await outbound.write(.status(Status(code: code, message: message), [:]))
+        await outbound.finish()
+    }
+}
+
+/// A server transport that hands some calls to a proxy instead of the router: the public gRPC port
+/// proxies calls carrying `dapr-app-id` for services other than Dapr's own; the internal port
+/// proxies everything to the local app.
+public struct ProxyingServerTransport: ServerTransport {
+    public typealias Bytes = GRPCNIOTransportBytes
+
+    /// Decides what to do with a call, given its method and request metadata.
+    public enum Route: Sendable {
+        /// Serve it here (the Dapr API).
+        case serve
+        /// Forward it to a transport, with this metadata.
+        case forward(HTTP2ClientTransport.Posix, Metadata)
+        /// Refuse it.
+        case reject(Status.Code, String)
+    }
+
+    let inner: HTTP2ServerTransport.Posix
+    let route: @Sendable (MethodDescriptor, Metadata) async -> Route
+    let logger: Logger
+
+    public init(inner: HTTP2ServerTransport.Posix, logger: Logger, route: @escaping @Sendable (MethodDescriptor, Metadata) async -> Route) {
+        self.inner = inner
+        self.route = route
+        self.logger = logger
+    }
+
+    public func configure(context: GRPCServerContext) {
+        self.inner.configure(context: context)
+    }
+
+    public func beginGracefulShutdown() {
+        self.inner.beginGracefulShutdown()
+    }
+
+    public func listen(
+        streamHandler: @escaping @Sendable (RPCStream<Inbound, Outbound>, ServerContext) async -> Void
+    ) async throws {
+        try await self.inner.listen { stream, context in
+            var iterator = stream.inbound.makeAsyncIterator()
+            let first: RPCRequestPart<Bytes>?
+            do {
+                first = try await iterator.next()
+            } catch {
+                await stream.outbound.finish(throwing: error)
+                return
+            }
+            let metadata: Metadata
+            if case .metadata(let received)? = first { metadata = received } else { metadata = [:] }
+            let rest = RPCAsyncSequence<RPCRequestPart<Bytes>, any Error>(wrapping: IteratorSequence(iterator: iterator))
+            switch await self.route(stream.descriptor, metadata) {
+            case .serve:
+                // Put the metadata back in front of the remaining parts for the router.
+                let replay = RPCAsyncSequence<RPCRequestPart<Bytes>, any Error>(wrapping: Prepended(first: first, rest: rest))
+                await streamHandler(RPCStream(descriptor: stream.descriptor, inbound: replay, outbound: stream.outbound), context)
+            case .forward(let target, let forwardedMetadata):
+                await GRPCProxy.forward(
+                    descriptor: stream.descriptor,
+                    firstMetadata: forwardedMetadata,
+                    inbound: rest,
+                    outbound: stream.outbound,
+                    to: target,
+                    logger: self.logger
+                )
+            case .reject(let code, let message):
+                await GRPCProxy.reject(stream.outbound, code: code, message: message)
+            }
+        }
+    }
+
+    /// `listeningAddress` of the wrapped transport.
+    public var listeningAddress: GRPCNIOTransportCore.SocketAddress {
+        get async throws { try await self.inner.listeningAddress }
+    }
+}
+
+/// An async sequence continuing from an iterator already started. The iterator moves to exactly
+/// one consumer, hence `@unchecked Sendable`.
+struct IteratorSequence<Base: AsyncIteratorProtocol>: AsyncSequence, @unchecked Sendable {
+    typealias Element = Base.Element
+    let iterator: Base
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: Base
+        mutating func next() async throws -> Element? { try await self.base.next() }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: self.iterator) }
+}
+
+/// `first` (when present), then `rest`.
+struct Prepended<Rest: AsyncSequence & Sendable>: AsyncSequence, Sendable where Rest.Element: Sendable {
+    typealias Element = Rest.Element
+    let first: Element?
+    let rest: Rest
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var first: Element?
+        var rest: Rest.AsyncIterator
+
+        mutating func next() async throws -> Element? {
+            if let first = self.first {
+                self.first = nil
+                return first
+            }
+            return try await self.rest.next()
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(first: self.first, rest: self.rest.makeAsyncIterator()) }
+}
+
+import GRPCNIOTransportCore

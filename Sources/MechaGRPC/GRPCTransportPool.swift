@@ -1,0 +1,62 @@
+public import GRPCCore
+public import GRPCNIOTransportHTTP2
+import Synchronization
+
+/// HTTP/2 client transports by address, shared by everything that calls out over gRPC (proxied
+/// calls to other sidecars and to the app). Each transport's connections live in `run()`; a
+/// transport asked for before `run()` starts waits until it does.
+public final class GRPCTransportPool: Sendable {
+    private struct State {
+        var transports: [String: HTTP2ClientTransport.Posix] = [:]
+        var running = false
+        var stopped = false
+    }
+
+    private let state = Mutex(State())
+    private let starts: AsyncStream<HTTP2ClientTransport.Posix>
+    private let startContinuation: AsyncStream<HTTP2ClientTransport.Posix>.Continuation
+    let maxMessageSize: Int
+
+    public init(maxMessageSize: Int = 4 << 20) {
+        self.maxMessageSize = maxMessageSize
+        (self.starts, self.startContinuation) = AsyncStream.makeStream(of: HTTP2ClientTransport.Posix.self)
+    }
+
+    /// The transport for `host:port`, created (and connected in the background) on first use.
+    public func transport(host: String, port: Int) throws -> HTTP2ClientTransport.Posix {
+        let key = "\(host):\(port)"
+        return try self.state.withLock { state in
+            guard !state.stopped else { throw RPCError(code: .unavailable, message: "the sidecar is shutting down") }
+            if let existing = state.transports[key] { return existing }
+            var config = HTTP2ClientTransport.Posix.Config.defaults
+            config.http2.maxFrameSize = 1 << 20
+            let transport = try HTTP2ClientTransport.Posix(
+                target: host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port),
+                transportSecurity: .plaintext,
+                config: config
+            )
+            state.transports[key] = transport
+            self.startContinuation.yield(transport)
+            return transport
+        }
+    }
+
+    /// Hosts the transports' connections until `shutdown()`.
+    public func run() async {
+        await withDiscardingTaskGroup { group in
+            for await transport in self.starts {
+                group.addTask { try? await transport.connect() }
+            }
+        }
+    }
+
+    /// Closes every transport gracefully; `run()` returns once their calls have ended.
+    public func shutdown() {
+        let transports = self.state.withLock { state -> [HTTP2ClientTransport.Posix] in
+            state.stopped = true
+            return Array(state.transports.values)
+        }
+        for transport in transports { transport.beginGracefulShutdown() }
+        self.startContinuation.finish()
+    }
+}
