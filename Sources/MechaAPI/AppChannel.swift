@@ -75,13 +75,19 @@ public struct BulkTopicEventDelivery: Sendable {
         public var metadata: [String: String]
         /// True for raw-payload subscriptions: the event is the raw bytes, not a CloudEvent.
         public var raw: Bool
+        /// The message bytes as the pub/sub delivered them: the CloudEvent JSON, or for raw entries
+        /// the raw payload (HTTP sends it base64-encoded as `event`, gRPC as `bytes`). `delivery`
+        /// keeps the single-event form (for raw entries, the wrapper CloudEvent).
+        public var data: [UInt8]
 
-        public init(entryID: String, delivery: TopicEventDelivery, contentType: String, metadata: [String: String], raw: Bool) {
+        /// `data` defaults to `delivery.body`.
+        public init(entryID: String, delivery: TopicEventDelivery, contentType: String, metadata: [String: String], raw: Bool, data: [UInt8]? = nil) {
             self.entryID = entryID
             self.delivery = delivery
             self.contentType = contentType
             self.metadata = metadata
             self.raw = raw
+            self.data = data ?? delivery.body
         }
     }
 

@@ -88,6 +88,30 @@ public struct PubSubAPI: Sendable {
         }
     }
 
+    /// Checks, without publishing, that this app may publish to `topic` on `pubsubName`: the
+    /// component is loaded, the topic is not empty and publishing scopes allow it. Returns the
+    /// component.
+    @discardableResult
+    public func checkPublish(pubsubName: String, topic: String) throws(APIError) -> any PubSub {
+        let (pubsub, spec) = try self.pubsub(pubsubName, metadata: [:])
+        guard !topic.isEmpty else { throw .pubsubTopicEmpty(pubsubName) }
+        guard TopicScopes(metadata: spec.metadata, appID: self.identity.appID).mayPublish(topic) else {
+            throw .pubsubForbidden(topic: topic, pubsub: pubsubName, appID: self.identity.appID, metadata: ["topic": topic, "error": "not allowed"])
+        }
+        return pubsub
+    }
+
+    /// Publishes a CloudEvent the runtime built itself (the transactional outbox): no envelope is
+    /// added and no metadata is interpreted; scopes apply as for any publish.
+    public func publishEvent(_ event: JSONValue, pubsubName: String, topic: String, metadata: [String: String] = [:]) async throws(APIError) {
+        let pubsub = try self.checkPublish(pubsubName: pubsubName, topic: topic)
+        do {
+            try await pubsub.publish(PublishRequest(topic: topic, data: event.serialized, contentType: CloudEvent.contentType, metadata: metadata))
+        } catch {
+            throw .pubsubPublish(topic: topic, pubsub: pubsubName, "\(error)", metadata: ["topic": topic, "error": "\(error)"])
+        }
+    }
+
     /// Publishes several messages; returns the entries that failed (empty when all succeeded).
     public func bulkPublish(
         pubsubName: String,

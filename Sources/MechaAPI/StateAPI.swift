@@ -35,10 +35,22 @@ public enum TransactionOperationRequest: Sendable {
 public struct StateAPI: Sendable {
     let components: ComponentStore
     let identity: SidecarIdentity
+    /// Publishes transactional outbox messages; without it, a transaction on a store with an
+    /// outbox fails (ERR_PUBLISH_OUTBOX) rather than commit without its messages.
+    let pubsub: PubSubAPI?
+    /// Waits between attempts to publish one outbox message after the commit.
+    let outboxRetryDelays: [Duration]
 
-    public init(components: ComponentStore, identity: SidecarIdentity) {
+    public init(
+        components: ComponentStore,
+        identity: SidecarIdentity,
+        pubsub: PubSubAPI? = nil,
+        outboxRetryDelays: [Duration] = [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800)]
+    ) {
         self.components = components
         self.identity = identity
+        self.pubsub = pubsub
+        self.outboxRetryDelays = outboxRetryDelays
     }
 
     /// The named store and its spec; daprd's order: none configured (500), then not found (400).
@@ -159,7 +171,16 @@ public struct StateAPI: Sendable {
         }
     }
 
-    public func transact(storeName: String, operations: [TransactionOperationRequest], metadata: [String: String] = [:]) async throws(APIError) {
+    /// `POST /v1.0/state/{store}/transaction` and gRPC `ExecuteStateTransaction`. On a store with a
+    /// transactional outbox (`outboxPublishPubsub` + `outboxPublishTopic`), each upsert of a
+    /// committed transaction is also published; see `publishOutbox`.
+    public func transact(
+        storeName: String,
+        operations: [TransactionOperationRequest],
+        metadata: [String: String] = [:],
+        traceParent: String = "",
+        traceState: String = ""
+    ) async throws(APIError) {
         let (store, spec) = try self.store(storeName)
         guard let transactional = store as? any TransactionalStateStore, store.features.contains(.transactional) else {
             throw .stateTransactionsNotSupported(storeName)
@@ -168,14 +189,33 @@ public struct StateAPI: Sendable {
         if let maximum = transactional.maxOperationsPerTransaction, operations.count > maximum {
             throw .stateTooManyTransactions(storeName, count: operations.count, max: maximum)
         }
+        let outbox: StateOutboxSettings?
+        do {
+            outbox = try StateOutboxSettings.parse(spec.metadata)
+        } catch {
+            // The loader refuses such a store; one built some other way must not commit silently.
+            throw .pubsubOutbox(appID: self.identity.appID, "state store \(storeName): \(error)")
+        }
         var converted: [StateOperation] = []
+        var upserts: [(key: String, item: SaveStateItem)] = []
+        var projections: [String: SaveStateItem] = [:]
         for operation in operations {
             switch operation {
             case .upsert(let item):
                 guard !item.key.isEmpty else { throw .malformedRequest(message: "\"key\" is a required field") }
                 // The transaction's own metadata goes to the store with the whole transaction, not
                 // into each operation (as daprd).
-                converted.append(.set(try self.setRequest(item, storeName: storeName, spec: spec) { .stateTransaction($0) }))
+                let request = try self.setRequest(item, storeName: storeName, spec: spec) { .stateTransaction($0) }
+                if outbox != nil {
+                    // A projection is not saved: its value is what the outbox publishes for the
+                    // upsert of the same key (the first projection of a key wins, as documented).
+                    if Self.isOutboxProjection(item.metadata) {
+                        if projections[request.key] == nil { projections[request.key] = item }
+                        continue
+                    }
+                    upserts.append((request.key, item))
+                }
+                converted.append(.set(request))
             case .delete(let key, let etag, let opMetadata, let concurrency, let consistency):
                 guard !key.isEmpty else { throw .malformedRequest(message: "\"key\" is a required field") }
                 converted.append(
@@ -187,11 +227,124 @@ public struct StateAPI: Sendable {
                 )
             }
         }
+
+        // Outbox messages are built, and their destination checked, before anything is written:
+        // a message that cannot be published fails the transaction without committing it.
+        var messages: [JSONValue] = []
+        if let outbox, !upserts.isEmpty {
+            guard let pubsub = self.pubsub else {
+                throw .pubsubOutbox(appID: self.identity.appID, "pub/sub is not available to publish to \(outbox.publishPubsub)")
+            }
+            do {
+                try pubsub.checkPublish(pubsubName: outbox.publishPubsub, topic: outbox.publishTopic)
+            } catch {
+                throw .pubsubOutbox(appID: self.identity.appID, error.message)
+            }
+            let now = pubsub.now()
+            for (key, item) in upserts {
+                messages.append(self.outboxEvent(for: item, projection: projections[key], outbox: outbox, traceParent: traceParent, traceState: traceState, now: now))
+            }
+        }
+
         do {
             try await transactional.transact(converted, metadata: metadata)
         } catch {
             throw .stateTransaction("\(error)")
         }
+        if let outbox, let pubsub = self.pubsub, !messages.isEmpty {
+            try await self.publishOutbox(messages, outbox: outbox, pubsub: pubsub)
+        }
+    }
+
+    // MARK: Transactional outbox
+
+    /// Publishes the outbox messages of a committed transaction, in operation order, each retried
+    /// with backoff (`outboxRetryDelays`). daprd routes them through an internal topic so that a
+    /// message exists exactly when the state committed; Mecha publishes after the commit instead.
+    /// So: nothing is published for a transaction that did not commit, and success is reported
+    /// only when every message was accepted by the pub/sub. If one still fails, the others are
+    /// attempted all the same and the call fails with ERR_PUBLISH_OUTBOX (500), saying that the
+    /// state was committed: the caller knows the notification is missing and may retry (message
+    /// ids are fresh per transaction, so a retried transaction publishes new ids).
+    func publishOutbox(_ messages: [JSONValue], outbox: StateOutboxSettings, pubsub: PubSubAPI) async throws(APIError) {
+        var failures: [APIError] = []
+        for message in messages {
+            var attempt = 0
+            while true {
+                do {
+                    try await pubsub.publishEvent(message, pubsubName: outbox.publishPubsub, topic: outbox.publishTopic)
+                    break
+                } catch {
+                    guard attempt < self.outboxRetryDelays.count else {
+                        failures.append(error)
+                        break
+                    }
+                    try? await Task.sleep(for: self.outboxRetryDelays[attempt])
+                    attempt += 1
+                }
+            }
+        }
+        guard let first = failures.first else { return }
+        throw .pubsubOutbox(
+            appID: self.identity.appID,
+            "\(first.message) (the state transaction was committed; \(failures.count) of \(messages.count) outbox messages could not be published)"
+        )
+    }
+
+    /// The CloudEvent daprd's outbox publishes for one upsert (`PublishInternal`, then the relay):
+    /// id `outbox-<uuid>`, source the app id, type `com.dapr.event.sent`, `data` from the value (of
+    /// the projection when there is one) by its content type, `traceid` the caller's trace. Every
+    /// metadata entry of the saved upsert becomes a top-level field (so `type`, `source`, `subject`
+    /// or custom fields can be set), except `data` and `id`; `topic` and `pubsubname` always name
+    /// the destination.
+    func outboxEvent(
+        for item: SaveStateItem,
+        projection: SaveStateItem?,
+        outbox: StateOutboxSettings,
+        traceParent: String,
+        traceState: String,
+        now: Timestamp
+    ) -> JSONValue {
+        let payload = projection ?? item
+        let contentType = payload.contentType ?? payload.metadata["contentType"] ?? ""
+        let envelope = CloudEvent.make(
+            CloudEvent.Envelope(
+                id: "outbox-" + RandomID.uuid(),
+                source: self.identity.appID.isEmpty ? "Dapr" : self.identity.appID,
+                topic: outbox.publishTopic,
+                pubsubName: outbox.publishPubsub,
+                dataContentType: contentType,
+                data: Self.outboxData(payload.value, contentType: contentType),
+                traceState: traceState,
+                time: now
+            )
+        )
+        var fields: [String: JSONValue] = [:]
+        for (key, value) in envelope.objectMembers ?? [] { fields[key] = value }
+        // daprd sets `traceid` only; `traceparent` stays empty.
+        fields["traceid"] = .string(traceParent)
+        for (key, value) in item.metadata where key != "data" && key != "id" {
+            fields[key] = .string(value)
+        }
+        fields["topic"] = .string(outbox.publishTopic)
+        fields["pubsubname"] = .string(outbox.publishPubsub)
+        return .object(sorted: fields)
+    }
+
+    /// The bytes an upsert's value contributes to `data`. A JSON string value (what the HTTP API
+    /// stores for `"value":"2"`) contributes its text, as daprd formats the decoded string; any
+    /// other value contributes its bytes (for JSON content types `CloudEvent.make` parses them).
+    static func outboxData(_ value: [UInt8], contentType: String) -> [UInt8] {
+        guard !CloudEvent.isJSON(contentType), value.first == UInt8(ascii: "\""),
+            case .string(let text)? = try? JSONValue(parsing: value)
+        else { return value }
+        return Array(text.utf8)
+    }
+
+    /// `outbox.projection` set to a truthy value (daprd's kit `IsTruthy`).
+    static func isOutboxProjection(_ metadata: [String: String]) -> Bool {
+        guard let raw = metadata["outbox.projection"] else { return false }
+        return ["1", "t", "true", "y", "yes", "on"].contains(raw.trimmingSpaces().lowercased())
     }
 
     // MARK: Request building

@@ -5,7 +5,8 @@ import Synchronization
 
 /// Delivers subscribed topics to the app: one pump per (pubsub, topic) pulls from the component,
 /// unwraps/wraps CloudEvents, applies routing rules, posts to the app, and acknowledges only after
-/// the app's verdict. Dead-letter topics take what cannot be delivered.
+/// the app's verdict. Dead-letter topics take what cannot be delivered. Subscriptions with
+/// `bulkSubscribe.enabled` deliver in batches (`BulkBatcher`, `AppChannel.deliverBulkTopicEvent`).
 public final class SubscriptionManager: Sendable {
     /// A subscription with its compiled routing rules.
     struct ActiveSubscription: Sendable {
@@ -180,17 +181,40 @@ public final class SubscriptionManager: Sendable {
             return
         }
         let spec = subscription.spec
+        // Bulk subscribe (app channel only): messages wait in a batcher and go to the app together.
+        let batcher: BulkBatcher?
+        if overriding == nil, let channel = self.appChannel, let bulk = spec.bulkSubscribe, bulk.enabled {
+            batcher = BulkBatcher(
+                maxCount: bulk.maxMessagesCount > 0 ? bulk.maxMessagesCount : 100,
+                maxAwait: .milliseconds(bulk.maxAwaitDurationMs > 0 ? bulk.maxAwaitDurationMs : 1000),
+                pubsubName: spec.pubsubName,
+                topic: spec.topic,
+                stop: stop,
+                deliver: { @Sendable delivery in await channel.deliverBulkTopicEvent(delivery) }
+            )
+        } else {
+            batcher = nil
+        }
         var delay: Duration = .milliseconds(250)
         while !stop.isStopped {
             guard let pubsub = self.components.pubsub(named: spec.pubsubName), let entry = self.components.entry(named: spec.pubsubName) else { return }
             let group = entry.spec.metadata["consumerID"].flatMap { $0.isEmpty ? nil : $0 } ?? self.identity.appID
             var requestMetadata = spec.metadata
             requestMetadata["rawPayload"] = nil
-            let request = SubscribeRequest(topic: spec.topic, consumerGroup: group, metadata: requestMetadata)
+            var request = SubscribeRequest(topic: spec.topic, consumerGroup: group, metadata: requestMetadata)
+            if let batcher {
+                // A batch can only fill with messages the component hands over concurrently: ask
+                // for up to a batch in flight; the component caps it by its own setting
+                // (pubsub.sqlite: `concurrency`, default 10; pubsub.in-memory: 1).
+                request.maxConcurrency = batcher.maxCount
+            }
             self.logger.debug("subscribing to topic \(spec.topic) on pubsub \(spec.pubsubName)")
             do {
                 try await pubsub.subscribe(request, until: stop) { message in
-                    await self.handle(message, subscription: subscription, pubsub: pubsub, deliver: deliver)
+                    if let batcher {
+                        return await self.handleBulk(message, subscription: subscription, pubsub: pubsub, batcher: batcher)
+                    }
+                    return await self.handle(message, subscription: subscription, pubsub: pubsub, deliver: deliver)
                 }
                 return
             } catch {
@@ -203,8 +227,48 @@ public final class SubscriptionManager: Sendable {
 
     /// One message: everything between the component handing it over and the acknowledgement.
     func handle(_ message: ReceivedMessage, subscription: ActiveSubscription, pubsub: any PubSub, deliver: Deliver) async -> MessageDisposition {
+        switch await self.prepare(message, subscription: subscription, pubsub: pubsub) {
+        case .settled(let disposition):
+            return disposition
+        case .deliver(let delivery, let eventID):
+            return await self.settle(await deliver(delivery), eventID: eventID, message, subscription.spec, pubsub)
+        }
+    }
+
+    /// One message of a bulk subscription: prepared as a single one (an expired, unroutable or
+    /// unreadable message is settled at once, without waiting for a batch), then handed to the
+    /// batcher; the call returns when its batch has been delivered, with this entry's disposition.
+    /// A missing verdict is a RETRY; dead-letter topics apply per entry.
+    func handleBulk(_ message: ReceivedMessage, subscription: ActiveSubscription, pubsub: any PubSub, batcher: BulkBatcher) async -> MessageDisposition {
+        switch await self.prepare(message, subscription: subscription, pubsub: pubsub) {
+        case .settled(let disposition):
+            return disposition
+        case .deliver(let delivery, let eventID):
+            let raw = subscription.spec.rawPayload
+            let contentType = message.contentType.flatMap { $0.isEmpty ? nil : $0 } ?? (raw ? "application/octet-stream" : CloudEvent.contentType)
+            let entry = BulkTopicEventDelivery.Entry(
+                entryID: RandomID.uuid(),
+                delivery: delivery,
+                contentType: contentType,
+                metadata: message.metadata,
+                raw: raw,
+                data: message.data
+            )
+            return await self.settle(await batcher.submit(entry), eventID: eventID, message, subscription.spec, pubsub)
+        }
+    }
+
+    /// A message either settled before reaching the app, or ready to deliver.
+    enum Prepared: Sendable {
+        case settled(MessageDisposition)
+        case deliver(TopicEventDelivery, eventID: String)
+    }
+
+    /// Everything before the app sees a message: health, parsing or wrapping, expiry, routing,
+    /// headers. Dead letters apply to what is settled here.
+    func prepare(_ message: ReceivedMessage, subscription: ActiveSubscription, pubsub: any PubSub) async -> Prepared {
         let spec = subscription.spec
-        guard spec.origin == .streaming || self.readiness.isAppHealthy else { return .redeliver }
+        guard spec.origin == .streaming || self.readiness.isAppHealthy else { return .settled(.redeliver) }
 
         var headers = HeaderList()
         for (key, value) in message.metadata.sorted(by: { $0.key < $1.key }) {
@@ -228,7 +292,7 @@ public final class SubscriptionManager: Sendable {
         } else {
             guard let parsed = try? JSONValue(parsing: message.data), case .object = parsed else {
                 self.logger.error("error deserializing cloud event in pubsub \(spec.pubsubName) and topic \(spec.topic): not a JSON object")
-                return await self.deadLetterOr(.redeliver, message, spec, pubsub)
+                return .settled(await self.deadLetterOr(.redeliver, message, spec, pubsub))
             }
             event = parsed
             body = message.data
@@ -237,7 +301,7 @@ public final class SubscriptionManager: Sendable {
 
         if let expiration = event["expiration"]?.stringValue, let expiry = Timestamp(rfc3339: expiration), expiry < self.now() {
             self.logger.warning("dropping expired pub/sub event \(eventID) as of \(expiration)")
-            return await self.deadLetterOr(.acknowledge, message, spec, pubsub)
+            return .settled(await self.deadLetterOr(.acknowledge, message, spec, pubsub))
         }
 
         let path: String
@@ -246,10 +310,10 @@ public final class SubscriptionManager: Sendable {
             path = matched
         case .success(nil):
             self.logger.debug("no matching route for event \(eventID) in pubsub \(spec.pubsubName) and topic \(spec.topic); skipping")
-            return await self.deadLetterOr(.acknowledge, message, spec, pubsub)
+            return .settled(await self.deadLetterOr(.acknowledge, message, spec, pubsub))
         case .failure(let error):
             self.logger.error("error finding matching route for event \(eventID) in pubsub \(spec.pubsubName) and topic \(spec.topic): \(error)")
-            return await self.deadLetterOr(.redeliver, message, spec, pubsub)
+            return .settled(await self.deadLetterOr(.redeliver, message, spec, pubsub))
         }
         // daprd continues the event's trace: a valid W3C traceparent (else traceid) is passed on;
         // a missing or invalid one becomes the all-zero context, without tracestate.
@@ -261,8 +325,12 @@ public final class SubscriptionManager: Sendable {
             headers.set("traceparent", "00-00000000000000000000000000000000-0000000000000000-00")
         }
 
-        let delivery = TopicEventDelivery(path: path, body: body, headers: headers, pubsubName: spec.pubsubName, topic: spec.topic, event: event)
-        switch await deliver(delivery) {
+        return .deliver(TopicEventDelivery(path: path, body: body, headers: headers, pubsubName: spec.pubsubName, topic: spec.topic, event: event), eventID: eventID)
+    }
+
+    /// The disposition for the app's verdict on one event.
+    func settle(_ result: TopicEventResult, eventID: String, _ message: ReceivedMessage, _ spec: SubscriptionSpec, _ pubsub: any PubSub) async -> MessageDisposition {
+        switch result {
         case .success:
             return .acknowledge
         case .drop(let reason):
@@ -323,6 +391,112 @@ public final class SubscriptionManager: Sendable {
         } catch {
             self.logger.error("failed to publish to dead letter topic \(deadLetterTopic): \(error)")
             return .redeliver
+        }
+    }
+}
+
+/// The batching of one bulk subscription (daprd's default bulk subscriber): entries collect until
+/// `maxCount` are waiting, or `maxAwait` has passed since the first entry of the batch (or `stop`
+/// fires), then go to the app grouped by route path, one `deliverBulkTopicEvent` per path. Each
+/// submitter waits for its own entry's verdict; an entry the app did not answer is a RETRY.
+///
+/// A batch only holds messages the component hands over concurrently, so its size is at most the
+/// component's in-flight limit (`SubscribeRequest.maxConcurrency`, which the subscription sets to
+/// `maxCount` and the component may lower: pubsub.sqlite's `concurrency`, pubsub.in-memory's 1).
+/// Below `maxCount`, batches are flushed by time.
+final class BulkBatcher: Sendable {
+    typealias DeliverBulk = @Sendable (BulkTopicEventDelivery) async -> [String: TopicEventResult]
+
+    private struct Waiting: Sendable {
+        var entry: BulkTopicEventDelivery.Entry
+        var continuation: CheckedContinuation<TopicEventResult, Never>
+    }
+
+    private struct State {
+        var pending: [Waiting] = []
+        /// Incremented at every flush, so a timer only flushes the batch it was started for.
+        var batch = 0
+    }
+
+    private enum Action {
+        case none
+        case startTimer(batch: Int)
+        case flush([Waiting])
+    }
+
+    let maxCount: Int
+    let maxAwait: Duration
+    let pubsubName: String
+    let topic: String
+    private let stop: StopSignal
+    private let deliver: DeliverBulk
+    private let state = Mutex(State())
+
+    init(maxCount: Int, maxAwait: Duration, pubsubName: String, topic: String, stop: StopSignal, deliver: @escaping DeliverBulk) {
+        self.maxCount = max(1, maxCount)
+        self.maxAwait = maxAwait
+        self.pubsubName = pubsubName
+        self.topic = topic
+        self.stop = stop
+        self.deliver = deliver
+    }
+
+    /// Adds an entry to the current batch; returns the app's verdict on it once the batch is delivered.
+    func submit(_ entry: BulkTopicEventDelivery.Entry) async -> TopicEventResult {
+        await withCheckedContinuation { (continuation: CheckedContinuation<TopicEventResult, Never>) in
+            let action = self.state.withLock { state -> Action in
+                state.pending.append(Waiting(entry: entry, continuation: continuation))
+                if state.pending.count >= self.maxCount { return .flush(Self.take(&state)) }
+                return state.pending.count == 1 ? .startTimer(batch: state.batch) : .none
+            }
+            switch action {
+            case .none:
+                break
+            case .startTimer(let batch):
+                Task { await self.flushWhenDue(batch) }
+            case .flush(let waiting):
+                Task { await self.deliverBatch(waiting) }
+            }
+        }
+    }
+
+    private static func take(_ state: inout State) -> [Waiting] {
+        defer {
+            state.pending = []
+            state.batch += 1
+        }
+        return state.pending
+    }
+
+    /// The await window of batch `batch`: flushes it when the window ends or `stop` fires, unless
+    /// it was already flushed by count.
+    private func flushWhenDue(_ batch: Int) async {
+        await self.stop.sleep(for: self.maxAwait)
+        let waiting = self.state.withLock { state -> [Waiting] in
+            guard state.batch == batch, !state.pending.isEmpty else { return [] }
+            return Self.take(&state)
+        }
+        if !waiting.isEmpty { await self.deliverBatch(waiting) }
+    }
+
+    /// One app call per route path, in order of first appearance; every waiter gets its verdict.
+    private func deliverBatch(_ waiting: [Waiting]) async {
+        var paths: [String] = []
+        var groups: [String: [Waiting]] = [:]
+        for item in waiting {
+            let path = item.entry.delivery.path
+            if groups[path] == nil { paths.append(path) }
+            groups[path, default: []].append(item)
+        }
+        for path in paths {
+            let group = groups[path] ?? []
+            let results = await self.deliver(BulkTopicEventDelivery(path: path, pubsubName: self.pubsubName, topic: self.topic, entries: group.map(\.entry)))
+            for item in group {
+                let result =
+                    results[item.entry.entryID]
+                    ?? .retry("response not received, RETRY required while processing bulk subscribe event for entry id: \(item.entry.entryID)")
+                item.continuation.resume(returning: result)
+            }
         }
     }
 }

@@ -156,6 +156,138 @@ public final class HTTPAppChannel: AppChannel {
         }
     }
 
+    /// Bulk subscribe (daprd's HTTP postman `DeliverBulk`): one `POST <path>` with
+    /// `Content-Type: application/json`, the batch metadata as headers (`pubsubname`), and the body
+    /// `{"entries":[{"contentType","entryId","event","metadata"}],"id","metadata":{"pubsubName"},
+    /// "pubsubname","topic","type":"com.dapr.event.sent.bulk"}` (keys sorted as Go writes them;
+    /// `event` is the CloudEvent object, or for raw entries the payload in base64; an entry's
+    /// `metadata` is null when the message has none).
+    ///
+    /// The answer: a 2xx with `{"statuses":[{"entryId","status"}]}`, where `SUCCESS` is handled,
+    /// `DROP` dropped, and `RETRY`, `""` or anything else a retry; unknown entry ids are ignored and
+    /// an entry without a status is left out (the caller retries it). A 2xx body that does not
+    /// decode, any status other than 2xx and 404, or no answer retries every entry. A 404 drops every
+    /// entry without dead-lettering, as daprd does: they are logged and reported handled.
+    public func deliverBulkTopicEvent(_ delivery: BulkTopicEventDelivery) async -> [String: TopicEventResult] {
+        guard !delivery.entries.isEmpty else { return [:] }
+        let headers = self.headers(["pubsubname": delivery.pubsubName], contentType: "application/json")
+        let path = Self.cleanRoute(delivery.path)
+        let body = Self.bulkRequestBody(delivery).serialized
+        let request = HTTP1Request(target: self.target, method: .POST, uri: path, headers: headers, body: .bytes(ByteBuffer(bytes: body)))
+        let ids = Set(delivery.entries.map(\.entryID))
+        func all(_ result: TopicEventResult) -> [String: TopicEventResult] {
+            Dictionary(uniqueKeysWithValues: ids.map { ($0, result) })
+        }
+        do {
+            return try await self.limited {
+                try await self.client.execute(request) { response -> [String: TopicEventResult] in
+                    let answer = try await response.collect(upTo: 16 << 20)
+                    let code = Int(response.status.code)
+                    if code == 404 {
+                        self.logger.error("non-retriable error returned from app while processing bulk pub/sub event. status code returned: 404; dropping \(ids.count) entries of topic \(delivery.topic)")
+                        return all(.success)
+                    }
+                    guard (200..<300).contains(code) else {
+                        let reason = "retriable error returned from app while processing bulk pub/sub event, topic: \(delivery.topic). status code returned: \(code)"
+                        self.logger.warning("\(reason)")
+                        return all(.retry(reason))
+                    }
+                    switch Self.bulkStatuses(Array(buffer: answer)) {
+                    case .failure(let error):
+                        return all(.retry("failed unmarshalling app response for bulk subscribe: \(error)"))
+                    case .success(let statuses):
+                        var results: [String: TopicEventResult] = [:]
+                        for (entryID, status) in statuses {
+                            guard ids.contains(entryID) else {
+                                self.logger.warning("invalid entry id received from app while processing pub/sub event \(entryID)")
+                                continue
+                            }
+                            switch status {
+                            case "SUCCESS": results[entryID] = .success
+                            case "DROP": results[entryID] = .drop("DROP status returned from app for bulk subscribe entry id: \(entryID)")
+                            case "", "RETRY": results[entryID] = .retry("RETRY required while processing bulk subscribe event for entry id: \(entryID)")
+                            default:
+                                results[entryID] = .retry("unknown status returned from app while processing bulk subscribe event \(entryID): \(status)")
+                            }
+                        }
+                        return results
+                    }
+                }
+            }
+        } catch {
+            return all(.retry("error from app channel while sending pub/sub event to app: \(error)"))
+        }
+    }
+
+    /// The JSON body of a bulk delivery.
+    static func bulkRequestBody(_ delivery: BulkTopicEventDelivery) -> JSONValue {
+        let entries: [JSONValue] = delivery.entries.map { entry in
+            var members: [(String, JSONValue)] = []
+            if !entry.contentType.isEmpty { members.append(("contentType", .string(entry.contentType))) }
+            members.append(("entryId", .string(entry.entryID)))
+            members.append(("event", entry.raw ? .string(Base64.encode(entry.data)) : entry.delivery.event))
+            members.append(("metadata", entry.metadata.isEmpty ? .null : .object(sorted: entry.metadata.mapValues { .string($0) })))
+            return .object(members)
+        }
+        return .object([
+            ("entries", .array(entries)),
+            ("id", .string(RandomID.uuid())),
+            ("metadata", .object([("pubsubName", .string(delivery.pubsubName))])),
+            ("pubsubname", .string(delivery.pubsubName)),
+            ("topic", .string(delivery.topic)),
+            ("type", "com.dapr.event.sent.bulk"),
+        ])
+    }
+
+    struct BulkAnswerError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// `(entryId, status)` pairs of a bulk answer, decoded as Go decodes `{"statuses":[…]}` into its
+    /// struct: field names case-insensitive, `null` as absent, any other type mismatch an error.
+    static func bulkStatuses(_ body: [UInt8]) -> Result<[(String, String)], BulkAnswerError> {
+        guard !body.isEmpty else { return .failure(BulkAnswerError(description: "EOF")) }
+        let json: JSONValue
+        do {
+            json = try JSONValue(parsing: body)
+        } catch {
+            return .failure(BulkAnswerError(description: "\(error)"))
+        }
+        func field(_ members: [(String, JSONValue)], _ name: String) -> JSONValue? {
+            (members.last { $0.0 == name } ?? members.last { $0.0.lowercased() == name.lowercased() })?.1
+        }
+        let statuses: [JSONValue]
+        switch json {
+        case .null:
+            return .success([])
+        case .object(let members):
+            switch field(members, "statuses") {
+            case nil, .null?: return .success([])
+            case .array(let items)?: statuses = items
+            case let other?: return .failure(BulkAnswerError(description: "json: cannot unmarshal \(other.typeName) into field statuses"))
+            }
+        default:
+            return .failure(BulkAnswerError(description: "json: cannot unmarshal \(json.typeName) into the bulk subscribe response"))
+        }
+        var pairs: [(String, String)] = []
+        for item in statuses {
+            guard case .object(let members) = item else {
+                if item.isNull { continue }
+                return .failure(BulkAnswerError(description: "json: cannot unmarshal \(item.typeName) into a bulk subscribe response entry"))
+            }
+            var values: [String] = []
+            for name in ["entryId", "status"] {
+                switch field(members, name) {
+                case nil, .null?: values.append("")
+                case .string(let text)?: values.append(text)
+                case let other?: return .failure(BulkAnswerError(description: "json: cannot unmarshal \(other.typeName) into field \(name) of type string"))
+                }
+            }
+            pairs.append((values[0], values[1]))
+        }
+        return .success(pairs)
+    }
+
     /// A subscription route as daprd requests it: a leading `/` added, then Go's `path.Clean`.
     static func cleanRoute(_ route: String) -> String {
         var output: [Substring] = []
@@ -296,44 +428,5 @@ enum TCPProbe {
         } catch {
             return false
         }
-    }
-}
-
-/// A counting semaphore for async code (`--app-max-concurrency`).
-final class ConcurrencyLimiter: Sendable {
-    private struct State {
-        var available: Int
-        var waiters: [CheckedContinuation<Void, Never>] = []
-    }
-
-    private let state: Mutex<State>
-
-    init(limit: Int) {
-        self.state = Mutex(State(available: limit))
-    }
-
-    func acquire() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let acquired = self.state.withLock { state -> Bool in
-                if state.available > 0 {
-                    state.available -= 1
-                    return true
-                }
-                state.waiters.append(continuation)
-                return false
-            }
-            if acquired { continuation.resume() }
-        }
-    }
-
-    func release() {
-        let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
-            if state.waiters.isEmpty {
-                state.available += 1
-                return nil
-            }
-            return state.waiters.removeFirst()
-        }
-        waiter?.resume()
     }
 }

@@ -63,9 +63,11 @@ public struct ComponentLoader: Sendable {
         guard errors.isEmpty else { throw ComponentInitError(errors) }
 
         let ordered = inScope.filter { $0.type.category == .secretstores } + inScope.filter { $0.type.category != .secretstores }
+        let pubsubNames = Set(inScope.filter { $0.type.category == .pubsub }.map(\.name))
         for resource in ordered {
             do {
                 let spec = try await self.resolve(resource, secrets: store)
+                if spec.type.category == .state { try self.validateOutbox(spec, pubsubs: pubsubNames) }
                 let component = try await self.initialise(spec)
                 store.add(component, spec: spec)
                 logger.info("Component loaded: \(resource.name) (\(resource.type)/\(resource.version.isEmpty ? "v1" : resource.version))")
@@ -105,6 +107,32 @@ public struct ComponentLoader: Sendable {
             throw spec.error(error)
         } catch let error as ResiliencyError where error.code == .timeout {
             throw InitTimeout(description: "init timeout for component \(spec.name) (\(spec.type)/\(spec.version)) after \(GoDuration.format(spec.initTimeout))")
+        }
+    }
+
+    /// A state store's transactional outbox settings must be complete, and name a pub/sub this app
+    /// loads: daprd silently disables a half-configured outbox and fails every transaction of a
+    /// store whose pub/sub is missing; Mecha refuses to start instead, naming the field.
+    func validateOutbox(_ spec: ComponentSpec, pubsubs: Set<String>) throws(ResourceError) {
+        let settings: StateOutboxSettings?
+        do {
+            settings = try StateOutboxSettings.parse(spec.metadata)
+        } catch {
+            throw spec.error(error)
+        }
+        guard let settings else { return }
+        guard pubsubs.contains(settings.publishPubsub) else {
+            throw spec.error(
+                ComponentConfigurationError(
+                    key: StateOutboxSettings.publishPubsubKey,
+                    reason: "the transactional outbox publishes to pub/sub component '\(settings.publishPubsub)', which is not defined for app '\(self.context.appID)'"
+                )
+            )
+        }
+        if settings.outboxPubsub != settings.publishPubsub {
+            self.context.logger.info(
+                "state store \(spec.name): \(StateOutboxSettings.outboxPubsubKey) '\(settings.outboxPubsub)' is accepted but not used: Mecha publishes outbox messages to '\(settings.publishPubsub)' directly after the transaction commits, without an internal topic"
+            )
         }
     }
 
@@ -188,5 +216,63 @@ public struct ComponentLoader: Sendable {
 
     private func unresolvedSpec(_ resource: ComponentResource) -> ComponentSpec {
         ComponentSpec(name: resource.name, namespace: resource.namespace, type: resource.type, version: resource.version, source: resource.source)
+    }
+}
+
+/// A state store's transactional outbox (component metadata `outboxPublishPubsub`,
+/// `outboxPublishTopic`, `outboxPubsub`, `outboxDiscardWhenMissingState`, as in daprd's
+/// `pkg/runtime/pubsub/outbox.go`). With both required keys set, every upsert of a successful
+/// `ExecuteStateTransaction` is published as a CloudEvent to `outboxPublishTopic` on
+/// `outboxPublishPubsub`.
+public struct StateOutboxSettings: Sendable, Hashable {
+    public static let publishPubsubKey = "outboxPublishPubsub"
+    public static let publishTopicKey = "outboxPublishTopic"
+    public static let outboxPubsubKey = "outboxPubsub"
+    public static let discardWhenMissingStateKey = "outboxDiscardWhenMissingState"
+
+    public var publishPubsub: String
+    public var publishTopic: String
+    /// daprd's pub/sub for its internal coordination topic (default: `publishPubsub`). Mecha has no
+    /// internal topic: accepted, not used.
+    public var outboxPubsub: String
+    /// daprd drops an internal message whose transaction never committed instead of retrying it.
+    /// Mecha never publishes for an uncommitted transaction, so it changes nothing.
+    public var discardWhenMissingState: Bool
+
+    public init(publishPubsub: String, publishTopic: String, outboxPubsub: String? = nil, discardWhenMissingState: Bool = false) {
+        self.publishPubsub = publishPubsub
+        self.publishTopic = publishTopic
+        self.outboxPubsub = outboxPubsub.flatMap { $0.isEmpty ? nil : $0 } ?? publishPubsub
+        self.discardWhenMissingState = discardWhenMissingState
+    }
+
+    /// The settings, or nil when neither required key is set (empty counts as unset, as in daprd).
+    /// Throws naming the missing key when only one of the two is set.
+    public static func parse(_ metadata: ComponentMetadata) throws(ComponentConfigurationError) -> StateOutboxSettings? {
+        let pubsub = metadata[Self.publishPubsubKey]?.trimmingSpaces() ?? ""
+        let topic = metadata[Self.publishTopicKey]?.trimmingSpaces() ?? ""
+        switch (pubsub.isEmpty, topic.isEmpty) {
+        case (true, true):
+            return nil
+        case (false, true):
+            throw ComponentConfigurationError(
+                key: Self.publishTopicKey,
+                reason: "required by the transactional outbox: \(Self.publishPubsubKey) is set to '\(pubsub)' but \(Self.publishTopicKey) is missing"
+            )
+        case (true, false):
+            throw ComponentConfigurationError(
+                key: Self.publishPubsubKey,
+                reason: "required by the transactional outbox: \(Self.publishTopicKey) is set to '\(topic)' but \(Self.publishPubsubKey) is missing"
+            )
+        case (false, false):
+            let discard = (metadata[Self.discardWhenMissingStateKey] ?? "").trimmingSpaces().lowercased()
+            return StateOutboxSettings(
+                publishPubsub: pubsub,
+                publishTopic: topic,
+                outboxPubsub: metadata[Self.outboxPubsubKey]?.trimmingSpaces(),
+                // daprd's kit `IsTruthy`: anything else is false.
+                discardWhenMissingState: ["1", "t", "true", "y", "yes", "on"].contains(discard)
+            )
+        }
     }
 }

@@ -127,22 +127,39 @@ public final class Sidecar: Sendable {
         let client = HTTP1Client()
         var appChannel: (any AppChannel)?
         if let port = options.appPort, port > 0 {
-            guard options.appProtocol == .http else {
-                throw SidecarError("--app-protocol \(options.appProtocol.rawValue) is not supported yet: the gRPC app channel arrives with the gRPC API; use http")
+            let appAPIToken = self.environment["APP_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            let maxConcurrency = options.appMaxConcurrency.flatMap { $0 > 0 ? $0 : nil }
+            switch options.appProtocol {
+            case .http:
+                appChannel = HTTPAppChannel(
+                    configuration: .init(
+                        host: options.appChannelAddress,
+                        port: port,
+                        appID: options.appID,
+                        apiToken: appAPIToken,
+                        healthCheckPath: options.appHealthCheckPath,
+                        healthProbeTimeout: options.appHealthProbeTimeout,
+                        maxConcurrency: maxConcurrency
+                    ),
+                    client: client,
+                    logger: self.logger
+                )
+            case .grpc:
+                appChannel = try GRPCAppChannel(
+                    configuration: .init(
+                        host: options.appChannelAddress,
+                        port: port,
+                        appID: options.appID,
+                        apiToken: appAPIToken,
+                        healthProbeTimeout: options.appHealthProbeTimeout,
+                        maxConcurrency: maxConcurrency,
+                        maxBodySize: options.maxBodySize
+                    ),
+                    logger: self.logger
+                )
+            default:
+                throw SidecarError("--app-protocol \(options.appProtocol.rawValue) is not supported yet; use http or grpc")
             }
-            appChannel = HTTPAppChannel(
-                configuration: .init(
-                    host: options.appChannelAddress,
-                    port: port,
-                    appID: options.appID,
-                    apiToken: self.environment["APP_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
-                    healthCheckPath: options.appHealthCheckPath,
-                    healthProbeTimeout: options.appHealthProbeTimeout,
-                    maxConcurrency: options.appMaxConcurrency.flatMap { $0 > 0 ? $0 : nil }
-                ),
-                client: client,
-                logger: self.logger
-            )
         }
 
         let readiness = Readiness()
@@ -169,10 +186,11 @@ public final class Sidecar: Sendable {
             healthProbeTimeout: options.enableAppHealthCheck ? options.appHealthProbeTimeout : nil,
             healthThreshold: options.enableAppHealthCheck ? options.appHealthThreshold : nil
         )
+        let pubsubAPI = PubSubAPI(components: components, identity: identity, now: now)
         let api = DaprAPI(
             identity: identity,
-            state: StateAPI(components: components, identity: identity),
-            pubsub: PubSubAPI(components: components, identity: identity, now: now),
+            state: StateAPI(components: components, identity: identity, pubsub: pubsubAPI),
+            pubsub: pubsubAPI,
             invoke: InvokeAPI(identity: identity, appChannel: appChannel, remote: SidecarInvoker(
                     resolver: resolver,
                     client: client,

@@ -357,4 +357,16 @@ extension APIError {
             details: Self.pubsubDetails("DAPR_PUBSUB_PUBLISH_MESSAGE", pubsub: pubsub, message: message, metadata: metadata)
         )
     }
+
+    /// A transactional outbox message could not be published (daprd's `PubSubOutbox`: 500
+    /// `ERR_PUBLISH_OUTBOX`, ErrorInfo `DAPR_PUBSUB_OUTBOX` with `appID` and `error`, no ResourceInfo).
+    public static func pubsubOutbox(appID: String, _ detail: String) -> APIError {
+        .init(
+            errorCode: "ERR_PUBLISH_OUTBOX",
+            message: "error while publishing outbox message: \(detail)",
+            httpStatus: 500,
+            grpcStatus: .internalError,
+            details: .init(reason: "DAPR_PUBSUB_OUTBOX", metadata: ["appID": appID, "error": detail])
+        )
+    }
 }
