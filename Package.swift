@@ -197,6 +197,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "MechaGRPCTests",
+            dependencies: [
+                "MechaGRPC", "MechaAPI", "MechaCore", "MechaSidecar", "MechaComponents", "MechaTesting",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "BlackBoxTests",
             dependencies: ["MechaTesting", "MechaCore", "HTTP1Client"] + nio,
             path: "Tests/BlackBox",

@@ -6,11 +6,13 @@ public struct InvokeAPI: Sendable {
     let identity: SidecarIdentity
     let appChannel: (any AppChannel)?
     let remote: any RemoteInvoker
+    let readiness: Readiness?
 
-    public init(identity: SidecarIdentity, appChannel: (any AppChannel)?, remote: any RemoteInvoker) {
+    public init(identity: SidecarIdentity, appChannel: (any AppChannel)?, remote: any RemoteInvoker, readiness: Readiness? = nil) {
         self.identity = identity
         self.appChannel = appChannel
         self.remote = remote
+        self.readiness = readiness
     }
 
     /// Headers that carry caller identity; whatever the caller sent under these names is replaced.
@@ -66,6 +68,10 @@ public struct InvokeAPI: Sendable {
     ) async throws -> Output {
         guard let appChannel = self.appChannel else {
             throw APIError.directInvoke(appID: target, "cannot invoke local endpoint: app channel not initialized")
+        }
+        // With app health checks on, an unhealthy app is not called (daprd's behaviour).
+        guard self.readiness?.isAppHealthy ?? true else {
+            throw APIError.directInvoke(appID: target, "app is not in a healthy state")
         }
         do {
             return try await appChannel.invoke(request, handler)

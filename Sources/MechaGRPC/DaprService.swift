@@ -225,8 +225,15 @@ public struct DaprService: RegistrableRPCService {
         guard !request.id.isEmpty else { throw APIError.directInvokeNoAppID }
         let message = request.message
         var headers = HeaderList()
-        for (key, value) in metadata where !Self.skippedInvokeMetadata.contains(key.lowercased()) {
-            if case .string(let text) = value { headers.add(key, text) }
+        for (key, value) in metadata {
+            let lowered = key.lowercased()
+            // Pseudo-headers, transport metadata and sidecar-internal keys never reach the app.
+            if lowered.hasPrefix(":") || lowered.hasPrefix("x-mecha-") || Self.skippedInvokeMetadata.contains(lowered) { continue }
+            if case .string(let text) = value { headers.add(lowered.hasPrefix("grpc-") ? "dapr-\(lowered)" : key, text) }
+        }
+        if message.hasData, !message.data.typeURL.isEmpty {
+            // The caller's Any type URL travels with the request so a gRPC app receives it intact.
+            headers.add(AnyTypeURL.header, message.data.typeURL)
         }
         let invocation = InvocationRequest(
             method: message.method.hasPrefix("/") ? String(message.method.dropFirst()) : message.method,
@@ -246,7 +253,9 @@ public struct DaprService: RegistrableRPCService {
             result.data = any
             result.contentType = response.contentType ?? ""
             guard (200..<300).contains(response.status) else {
-                // daprd reports an app's HTTP error status to gRPC callers as a failed RPC.
+                // A gRPC app's own status passes through unchanged; an HTTP app's error status is
+                // reported to gRPC callers as a failed RPC, as daprd does.
+                if let status = AppRPCStatus.from(response.headers) { throw status.rpcError }
                 throw RPCError(
                     code: HTTPStatusMapping.grpcCode(forHTTPStatus: response.status),
                     message: "failed to invoke, id: \(request.id), err: app returned HTTP status \(response.status): \(String(buffer: body))"

@@ -280,6 +280,8 @@ public struct DaprHTTPServer: Sendable {
         for field in request.headers {
             let name = field.name.canonicalName
             if HopByHop.isHopByHop(name) || name == "host" || name == "content-length" || name == "content-type" || name == "dapr-app-id" { continue }
+            // Sidecar-internal headers are never accepted from callers.
+            if name.hasPrefix("x-mecha-") { continue }
             headers.add(field.name.rawName, field.value)
         }
         let length = request.headers[.contentLength].flatMap(Int.init)
@@ -320,11 +322,15 @@ public struct DaprHTTPServer: Sendable {
     }
 
     /// Writes an app's (or remote sidecar's) response back to the caller, streaming the body.
-    static func stream(_ response: InvocationResponse, to box: WriterBox) async throws {
+    /// `keepingInternalHeaders` is for the sidecar-to-sidecar listener, whose caller is another
+    /// sidecar that needs the `x-mecha-` headers.
+    static func stream(_ response: InvocationResponse, to box: WriterBox, keepingInternalHeaders: Bool = false) async throws {
         var fields = HTTPFields()
         for field in response.headers {
             let lowered = field.name.lowercased()
             if HopByHop.isHopByHop(lowered) || lowered == "content-length" || lowered == "content-type" || lowered == "date" || lowered == "server" { continue }
+            // Sidecar-internal headers (e.g. the gRPC app's `Any` type URL) never reach HTTP callers.
+            if !keepingInternalHeaders, lowered.hasPrefix("x-mecha-") { continue }
             fields.add(field.name, field.value)
         }
         if let contentType = response.contentType {

@@ -56,7 +56,7 @@ public final class HTTPAppChannel: AppChannel {
 
     private func headers(_ list: HeaderList, contentType: String?) -> HTTPHeaders {
         var headers = HTTPHeaders()
-        for field in list where !HopByHop.isHopByHop(field.name) && field.name.lowercased() != "content-type" {
+        for field in list where !HopByHop.isHopByHop(field.name) && field.name.lowercased() != "content-type" && !field.name.lowercased().hasPrefix("x-mecha-") {
             headers.add(name: field.name, value: field.value)
         }
         if let contentType, !contentType.isEmpty { headers.replaceOrAdd(name: "content-type", value: contentType) }

@@ -76,7 +76,7 @@ public struct InternalInvokeServer: Sendable {
         let box = WriterBox(writer)
         do {
             try await self.api.invoke.invokeLocal(invocation, target: target) { response in
-                try await DaprHTTPServer.stream(response, to: box)
+                try await DaprHTTPServer.stream(response, to: box, keepingInternalHeaders: true)
             }
         } catch let error as APIError {
             if let writer = box.take() { try await HTTPReply.error(error).write(to: writer) } else { throw error }

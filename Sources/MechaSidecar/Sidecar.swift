@@ -191,13 +191,17 @@ public final class Sidecar: Sendable {
             identity: identity,
             state: StateAPI(components: components, identity: identity, pubsub: pubsubAPI),
             pubsub: pubsubAPI,
-            invoke: InvokeAPI(identity: identity, appChannel: appChannel, remote: SidecarInvoker(
+            invoke: InvokeAPI(
+                identity: identity,
+                appChannel: appChannel,
+                remote: SidecarInvoker(
                     resolver: resolver,
                     client: client,
                     logger: self.logger,
                     hostAddress: options.internalListenAddress == "0.0.0.0" ? "127.0.0.1" : options.internalListenAddress,
                     hostname: SidecarCore.hostname()
-                )
+                ),
+                readiness: readiness
             ),
             bindings: BindingsAPI(components: components),
             secrets: SecretsAPI(components: components, scopes: configuration?.secretScopes ?? []),
