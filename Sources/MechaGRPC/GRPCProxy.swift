@@ -25,7 +25,7 @@ enum GRPCProxy {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     // Requests: metadata, then every message, then half-close.
                     group.addTask {
-                        try await stream.outbound.write(.metadata(firstMetadata))
+                        try await stream.outbound.write(.metadata(Self.forwardable(firstMetadata)))
                         for try await part in inbound {
                             if case .message(let bytes) = part { try await stream.outbound.write(.message(bytes)) }
                         }
@@ -34,11 +34,16 @@ enum GRPCProxy {
                     // Responses: pass every part through; the status ends the call.
                     var sawStatus = false
                     for try await part in stream.inbound {
-                        try await outbound.write(part)
-                        if case .status = part {
+                        switch part {
+                        case .metadata(let metadata):
+                            try await outbound.write(.metadata(Self.forwardable(metadata)))
+                        case .message:
+                            try await outbound.write(part)
+                        case .status(let status, let trailers):
+                            try await outbound.write(.status(status, Self.forwardable(trailers)))
                             sawStatus = true
-                            break
                         }
+                        if sawStatus { break }
                     }
                     if !sawStatus {
                         try await outbound.write(.status(Status(code: .unavailable, message: "the proxied call ended without a status"), [:]))
@@ -59,6 +64,25 @@ enum GRPCProxy {
             await outbound.finish()
         }
     }
+
+    /// Metadata the transports set themselves (HTTP/2 pseudo-headers, content type, encodings,
+    /// status trailers) is dropped; everything else crosses the proxy unchanged.
+    static func forwardable(_ metadata: Metadata) -> Metadata {
+        var result = Metadata()
+        for (key, value) in metadata {
+            let lowered = key.lowercased()
+            if lowered.hasPrefix(":") || Self.transportKeys.contains(lowered) { continue }
+            switch value {
+            case .string(let text): result.addString(text, forKey: key)
+            case .binary(let bytes): result.addBinary(bytes, forKey: key)
+            }
+        }
+        return result
+    }
+
+    static let transportKeys: Set<String> = [
+        "content-type", "te", "user-agent", "grpc-encoding", "grpc-accept-encoding", "grpc-status", "grpc-message", "grpc-timeout",
+    ]
 
     /// Fails a call that cannot be proxied.
     static func reject(_ outbound: ServerOutbound, code: Status.Code, message: String) async {
