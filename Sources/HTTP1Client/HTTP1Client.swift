@@ -379,7 +379,7 @@ public final class HTTP1Client: Sendable {
                     }
                     let output: Output
                     do {
-                        output = try await self.readResponse(on: connection, exchange: exchange, handler)
+                        output = try await self.readResponse(on: connection, exchange: exchange, streamingRequest: true, handler)
                     } catch let error as FailedBeforeResponse {
                         // Report why the request body stopped rather than the resulting closed connection.
                         throw FailedBeforeResponse(underlying: exchange.requestBodyError ?? error.underlying)
@@ -409,6 +409,7 @@ public final class HTTP1Client: Sendable {
     private func readResponse<Output: Sendable>(
         on connection: PooledConnection,
         exchange: ExchangeProgress,
+        streamingRequest: Bool = false,
         _ handler: (HTTP1Response) async throws -> Output
     ) async throws -> Output {
         var responseHead: HTTPResponseHead?
@@ -434,6 +435,11 @@ public final class HTTP1Client: Sendable {
         } catch {
             self.release(connection, reusable: false)
             throw HandlerFailed(underlying: error)
+        }
+        // A server may answer before reading the whole request (nginx's `return` does): keep
+        // sending it for a moment so the server can read past it and the connection stays usable.
+        if streamingRequest && !exchange.isRequestSent {
+            await exchange.waitForRequestEnd(timeout: .seconds(1))
         }
         // Drain what the handler did not read (small remainders only), so the connection can be reused.
         var reusable = head.isKeepAlive && !exchange.isUnusable && exchange.isRequestSent
@@ -477,8 +483,42 @@ final class ExchangeProgress: Sendable {
     }
 
     private let flags = Mutex(Flags())
+    private let requestEnd = Mutex<(ended: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
-    func requestSent() { self.flags.withLock { $0.requestSent = true } }
+    func requestSent() {
+        self.flags.withLock { $0.requestSent = true }
+        self.endRequest()
+    }
+
+    /// The request writer finished (sent everything or failed).
+    func endRequest() {
+        let waiters = self.requestEnd.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.ended = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Waits until the request writer finished, at most `timeout`.
+    func waitForRequestEnd(timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let ended = self.requestEnd.withLock { state -> Bool in
+                        if !state.ended { state.waiters.append(continuation) }
+                        return state.ended
+                    }
+                    if ended { continuation.resume() }
+                }
+            }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+            // Release a waiter left behind by the timeout.
+            if !self.requestEnd.withLock({ $0.ended }) { self.endRequest() }
+        }
+    }
     func responseStarted() { self.flags.withLock { $0.responseStarted = true } }
     func bodyCompleted() { self.flags.withLock { $0.bodyComplete = true } }
     func markUnusable() { self.flags.withLock { $0.unusable = true } }
@@ -487,6 +527,7 @@ final class ExchangeProgress: Sendable {
             flags.unusable = true
             if flags.requestBodyError == nil { flags.requestBodyError = error }
         }
+        self.endRequest()
     }
     var requestBodyError: (any Error)? { self.flags.withLock { $0.requestBodyError } }
     var isRequestSent: Bool { self.flags.withLock { $0.requestSent } }
