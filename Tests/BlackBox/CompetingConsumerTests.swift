@@ -19,6 +19,11 @@ struct CompetingConsumerTests {
         let publisher = try await SidecarHarness(appID: "boss", home: home)
 
         try await TestHTTP.with { http in
+            // Each worker takes 150 ms per job, so neither sidecar can drain all 40 (10 at a time)
+            // before the other's next poll, even on a loaded machine.
+            for worker in [worker1, worker2] {
+                #expect(try await http.post(port: worker.port, "/test/respond?path=/jobs&status=200&delayMs=150", json: "").status == 204)
+            }
             for n in 1...40 {
                 let response = try await http.post(port: publisher.httpPort, "/v1.0/publish/pubsub/jobs", json: #"{"job":\#(n)}"#)
                 #expect(response.status == 204)

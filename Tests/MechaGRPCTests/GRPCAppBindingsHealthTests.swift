@@ -269,7 +269,7 @@ import Testing
             }
         }
         // No app at all: the event fails.
-        _ = try await Self.withChannel(port: TestEnvironment.freePort(), configure: { $0.connectRetryWindow = .milliseconds(200) }) { channel, _ in
+        _ = try await Self.withChannel(port: TestEnvironment.refusingPort(), configure: { $0.connectRetryWindow = .milliseconds(200) }) { channel, _ in
             await #expect(throws: BindingError.self) {
                 _ = try await channel.deliverBindingEvent(name: "in", route: "/in", event: BindingEvent(data: []))
             }

@@ -150,7 +150,7 @@ import Testing
 
     @Test func unreachableAppAnswersUnavailable() async throws {
         // The app port accepts nothing: the call fails like daprd's (gRPC UNAVAILABLE → 503).
-        let port = TestEnvironment.freePort()
+        let port = TestEnvironment.refusingPort()
         try await InProcessSidecar.with(appPort: port) { sidecar in
             try await TestHTTP.with { http in
                 let response = try await http.post(port: sidecar.httpPort, "/v1.0/invoke/testapp/method/x", json: "{}")

@@ -258,7 +258,7 @@ struct BindingsRouteTests {
         try await withUpstreamServer { upstream in
             let resources = [
                 "web.yaml": APIYAML.httpBinding("web", url: "http://127.0.0.1:\(upstream)/"),
-                "dead.yaml": APIYAML.httpBinding("dead", url: "http://127.0.0.1:\(TestEnvironment.freePort())"),
+                "dead.yaml": APIYAML.httpBinding("dead", url: "http://127.0.0.1:\(TestEnvironment.refusingPort())"),
             ]
             return try await InProcessSidecar.with(resources: resources) { sidecar in
                 try await TestHTTP.with { http in try await body(sidecar.httpPort, http) }

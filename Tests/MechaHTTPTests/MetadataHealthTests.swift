@@ -60,7 +60,7 @@ struct MetadataHealthTests {
     }
 
     @Test func metadataReportsTheAppConnectionAndEnabledFeatures() async throws {
-        let appPort = TestEnvironment.freePort()  // nothing listens: the sidecar keeps waiting for the app
+        let appPort = TestEnvironment.refusingPort()  // nothing listens: the sidecar keeps waiting for the app
         let configuration = APIYAML.configuration(spec: "features:\n- name: Zeta\n  enabled: true\n- name: Alpha\n  enabled: true\n- name: Off\n  enabled: false")
         try await InProcessSidecar.with(
             appPort: appPort,

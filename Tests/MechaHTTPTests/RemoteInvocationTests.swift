@@ -31,7 +31,7 @@ import Testing
         }
         try await RouteTest.withApp { appA in
             try await RouteTest.withApp { appB in
-                let betaPort = betaAppDown ? TestEnvironment.freePort() : appB.port
+                let betaPort = betaAppDown ? TestEnvironment.refusingPort() : appB.port
                 try await InProcessSidecar.with(appID: "beta", appPort: betaPort, environment: betaEnvironment, configure: configure) { beta in
                     try await InProcessSidecar.with(appID: "alpha", appPort: appA.port, configure: configure) { alpha in
                         try await TestHTTP.with { http in

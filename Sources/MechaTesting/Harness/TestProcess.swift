@@ -116,6 +116,21 @@ public enum TestEnvironment {
         return result
     }
 
+    /// A port that refuses connections for as long as the test process runs: bound on 127.0.0.1 but
+    /// never listening, so no other test running in parallel can take it over (a `freePort()` where
+    /// "nothing listens" may be handed to another test's server a moment later).
+    public static func refusingPort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        // The descriptor is deliberately kept open until the process exits.
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
     /// A port nothing listens on right now (bound and released on 127.0.0.1).
     public static func freePort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -13,7 +13,8 @@ import Glibc
 /// Control endpoints (called by the test, not by the sidecar):
 /// - `GET /test/received?path=/orders` → JSON array of recorded bodies (as strings) for the path
 /// - `GET /test/headers?path=/orders` → JSON array of recorded header maps
-/// - `POST /test/respond?path=/orders&status=503&body=...` → how that path answers from now on
+/// - `POST /test/respond?path=/orders&status=503&body=...&delayMs=100` → how (and how slowly) that
+///   path answers from now on
 @main
 struct TestApp {
     static func main() async throws {
@@ -41,7 +42,8 @@ struct TestApp {
         router.post("/test/respond") { request, _ in
             let path = request.uri.queryParameters.get("path") ?? "/"
             let status = Int(request.uri.queryParameters.get("status") ?? "200") ?? 200
-            state.setResponse(path, status: status, body: request.uri.queryParameters.get("body") ?? "")
+            let delay = Int(request.uri.queryParameters.get("delayMs") ?? "0") ?? 0
+            state.setResponse(path, status: status, body: request.uri.queryParameters.get("body") ?? "", delayMs: delay)
             return HTTPResponse.Status.noContent
         }
         router.on("/echo/**", method: .get, use: echo)
@@ -91,7 +93,8 @@ struct TestApp {
             for field in request.headers { headers[field.name.canonicalName] = field.value }
             let path = request.uri.path
             if request.method != .options { state.record(path, body: String(buffer: body), headers: headers) }
-            let (status, answer) = state.response(path)
+            let (status, answer, delay) = state.response(path)
+            if delay > 0 { try await Task.sleep(for: .milliseconds(delay)) }
             return Response(status: .init(code: status), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: answer)))
         }
 
@@ -127,7 +130,7 @@ final class Recorder: Sendable {
     private struct State {
         var bodies: [String: [String]] = [:]
         var headers: [String: [[String: String]]] = [:]
-        var responses: [String: (Int, String)] = [:]
+        var responses: [String: (Int, String, Int)] = [:]
         var healthy = true
     }
 
@@ -143,12 +146,12 @@ final class Recorder: Sendable {
         }
     }
 
-    func setResponse(_ path: String, status: Int, body: String) {
-        self.state.withLock { $0.responses[path] = (status, body) }
+    func setResponse(_ path: String, status: Int, body: String, delayMs: Int) {
+        self.state.withLock { $0.responses[path] = (status, body, delayMs) }
     }
 
-    func response(_ path: String) -> (Int, String) {
-        self.state.withLock { $0.responses[path] ?? (200, "") }
+    func response(_ path: String) -> (Int, String, Int) {
+        self.state.withLock { $0.responses[path] ?? (200, "", 0) }
     }
 
     func bodiesJSON(_ path: String) -> String {
