@@ -46,7 +46,7 @@ public struct DaprService: RegistrableRPCService {
             await self.streaming.subscribe(request, context: context)
         }
         // Invocation, bindings, secrets
-        Self.unary(&router, DaprMethod.InvokeService.descriptor, self.invokeService)
+        Self.unaryWithHeaders(&router, DaprMethod.InvokeService.descriptor, self.invokeService)
         Self.unary(&router, DaprMethod.InvokeBinding.descriptor, self.invokeBinding)
         Self.unary(&router, DaprMethod.GetSecret.descriptor, self.getSecret)
         Self.unary(&router, DaprMethod.GetBulkSecret.descriptor, self.getBulkSecret)
@@ -71,6 +71,31 @@ public struct DaprService: RegistrableRPCService {
                 let single = try await ServerRequest(stream: request)
                 let output = try await body(single.message, context, single.metadata)
                 return StreamingServerResponse(single: ServerResponse(message: output))
+            } catch let error as APIError {
+                return StreamingServerResponse(error: error.rpcError)
+            } catch let error as RPCError {
+                return StreamingServerResponse(error: error)
+            } catch {
+                return StreamingServerResponse(error: RPCError(code: .internalError, message: "\(error)"))
+            }
+        }
+    }
+
+    /// Registers a unary method whose answer carries response headers (initial metadata).
+    static func unaryWithHeaders<Input: SwiftProtobuf.Message, Output: SwiftProtobuf.Message, Transport: ServerTransport>(
+        _ router: inout RPCRouter<Transport>,
+        _ descriptor: MethodDescriptor,
+        _ body: @escaping @Sendable (Input, ServerContext, Metadata) async throws -> (Output, Metadata)
+    ) {
+        router.registerHandler(
+            forMethod: descriptor,
+            deserializer: ProtobufDeserializer<Input>(),
+            serializer: ProtobufSerializer<Output>()
+        ) { request, context in
+            do {
+                let single = try await ServerRequest(stream: request)
+                let (output, headers) = try await body(single.message, context, single.metadata)
+                return StreamingServerResponse(single: ServerResponse(message: output, metadata: headers))
             } catch let error as APIError {
                 return StreamingServerResponse(error: error.rpcError)
             } catch let error as RPCError {
@@ -120,7 +145,7 @@ public struct DaprService: RegistrableRPCService {
     func saveState(_ request: Dapr_Proto_Runtime_V1_SaveStateRequest, _ context: ServerContext, _ metadata: Metadata) async throws -> Google_Protobuf_Empty {
         var items: [SaveStateItem] = []
         for state in request.states {
-            guard !state.key.isEmpty else { throw APIError.malformedRequest(message: "state key cannot be empty") }
+            guard !state.key.isEmpty else { throw APIError.stateKeyEmpty }
             items.append(state.saveItem)
         }
         try await self.api.state.save(storeName: request.storeName, items: items)
@@ -141,16 +166,25 @@ public struct DaprService: RegistrableRPCService {
 
     func deleteBulkState(_ request: Dapr_Proto_Runtime_V1_DeleteBulkStateRequest, _ context: ServerContext, _ metadata: Metadata) async throws -> Google_Protobuf_Empty {
         for state in request.states {
+            try await self.deleteOne(storeName: request.storeName, state)
+        }
+        return Google_Protobuf_Empty()
+    }
+
+    private func deleteOne(storeName: String, _ state: Dapr_Proto_Common_V1_StateItem) async throws {
+        do {
             try await self.api.state.delete(
-                storeName: request.storeName,
+                storeName: storeName,
                 key: state.key,
                 etag: state.hasEtag ? state.etag.value : nil,
                 concurrency: state.hasOptions ? state.options.concurrency.daprName : nil,
                 consistency: state.hasOptions ? state.options.consistency.daprName : nil,
                 metadata: state.metadata
             )
+        } catch {
+            // daprd reports a failed bulk delete as one ERR_STATE_BULK_DELETE for the store.
+            throw error.errorCode == "ERR_STATE_DELETE" ? error.asBulkDelete(storeName: storeName, key: state.key) : error
         }
-        return Google_Protobuf_Empty()
     }
 
     func executeStateTransaction(_ request: Dapr_Proto_Runtime_V1_ExecuteStateTransactionRequest, _ context: ServerContext, _ metadata: Metadata) async throws -> Google_Protobuf_Empty {
@@ -171,7 +205,8 @@ public struct DaprService: RegistrableRPCService {
                     )
                 )
             default:
-                throw APIError.stateOperationNotSupported(operation.operationType)
+                // daprd's gRPC API answers UNIMPLEMENTED here (its HTTP API: 400).
+                throw APIError.stateOperationNotSupported(operation.operationType).withGRPCStatus(.unimplemented)
             }
         }
         try await self.api.state.transact(storeName: request.storeName, operations: operations, metadata: request.metadata)
@@ -221,7 +256,7 @@ public struct DaprService: RegistrableRPCService {
 
     // MARK: Invocation
 
-    func invokeService(_ request: Dapr_Proto_Runtime_V1_InvokeServiceRequest, _ context: ServerContext, _ metadata: Metadata) async throws -> Dapr_Proto_Common_V1_InvokeResponse {
+    func invokeService(_ request: Dapr_Proto_Runtime_V1_InvokeServiceRequest, _ context: ServerContext, _ metadata: Metadata) async throws -> (Dapr_Proto_Common_V1_InvokeResponse, Metadata) {
         guard !request.id.isEmpty else { throw APIError.directInvokeNoAppID }
         let message = request.message
         var headers = HeaderList()
@@ -252,18 +287,48 @@ public struct DaprService: RegistrableRPCService {
             if let typeURL = response.headers.first(AnyTypeURL.header) { any.typeURL = typeURL }
             result.data = any
             result.contentType = response.contentType ?? ""
+            let fromGRPCApp = response.headers.first(AppProtocolMarker.header) == "grpc"
             guard (200..<300).contains(response.status) else {
-                // A gRPC app's own status passes through unchanged; an HTTP app's error status is
-                // reported to gRPC callers as a failed RPC, as daprd does.
+                // A gRPC app's own status passes through unchanged; an HTTP app's error status
+                // becomes daprd's status for it (code from its table, status text, ErrorInfo).
                 if let status = AppRPCStatus.from(response.headers) { throw status.rpcError }
-                throw RPCError(
-                    code: HTTPStatusMapping.grpcCode(forHTTPStatus: response.status),
-                    message: "failed to invoke, id: \(request.id), err: app returned HTTP status \(response.status): \(String(buffer: body))"
-                )
+                throw HTTPStatusMapping.rpcError(forHTTPStatus: response.status, body: Array(body.readableBytesView))
             }
-            return result
+            return (result, Self.responseHeaders(response, fromGRPCApp: fromGRPCApp))
         }
     }
+
+    /// The app's response headers as the caller's response metadata, as daprd sets them: names in
+    /// lower case, HTTP headers that are HTTP/1-specific or reserved under a `dapr-` prefix, and
+    /// `dapr-http-status` for an HTTP app. Sidecar-internal and tracing headers stay behind.
+    static func responseHeaders(_ response: InvocationResponse, fromGRPCApp: Bool) -> Metadata {
+        var headers = Metadata()
+        for field in response.headers {
+            var name = field.name.lowercased()
+            if name.isEmpty || name.hasPrefix(":") || name.hasPrefix("x-mecha-") || name.hasPrefix("grpc-") { continue }
+            if name == "traceparent" || name == "tracestate" || name == "dapr-callee-app-id" || name == "dapr-caller-app-id" { continue }
+            // gRPC metadata carries printable ASCII only.
+            guard field.value.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }), name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { continue }
+            if !fromGRPCApp, Self.permanentHTTPHeaders.contains(name) { name = "dapr-" + name }
+            if name == "content-type" || name == "te" { continue }
+            headers.addString(field.value, forKey: name)
+        }
+        if !fromGRPCApp {
+            if let contentType = response.contentType, headers.firstString("dapr-content-type") == nil, contentType.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
+                headers.addString(contentType, forKey: "dapr-content-type")
+            }
+            headers.addString(String(response.status), forKey: "dapr-http-status")
+        }
+        return headers
+    }
+
+    /// HTTP headers daprd renames with a `dapr-` prefix on the way to gRPC callers.
+    static let permanentHTTPHeaders: Set<String> = [
+        "accept", "accept-charset", "accept-language", "accept-ranges", "connection", "keep-alive", "proxy-connection",
+        "transfer-encoding", "upgrade", "cache-control", "content-type", "content-length", "cookie", "date", "expect",
+        "from", "host", "if-match", "if-modified-since", "if-none-match", "if-schedule-tag-match", "if-unmodified-since",
+        "max-forwards", "origin", "pragma", "referer", "via", "warning",
+    ]
 
     /// gRPC metadata that is transport- or sidecar-internal and never forwarded to the app.
     static let skippedInvokeMetadata: Set<String> = ["content-type", "te", "user-agent", "grpc-accept-encoding", "grpc-encoding", "grpc-timeout", "dapr-api-token", ":authority"]
@@ -368,7 +433,7 @@ extension Dapr_Proto_Common_V1_HTTPExtension.Verb {
 
 extension Metadata {
     /// The first string value for `key`.
-    func firstString(_ key: String) -> String? {
+    public func firstString(_ key: String) -> String? {
         for value in self[stringValues: key] { return value }
         return nil
     }
@@ -378,4 +443,10 @@ extension Metadata {
 /// across the HTTP sidecar-to-sidecar hop and dropped before HTTP callers see it.
 public enum AnyTypeURL {
     public static let header = "x-mecha-any-type-url"
+}
+
+/// Sidecar-internal response header marking an answer that came from a gRPC app (so the gRPC API
+/// hands its metadata to gRPC callers as they are, without the HTTP renaming).
+public enum AppProtocolMarker {
+    public static let header = "x-mecha-app-protocol"
 }

@@ -176,6 +176,7 @@ public final class GRPCAppChannel: AppChannel {
             switch contents.message {
             case .success(let answer):
                 var headers = AppMetadata.incoming(contents.metadata)
+                headers.set(AppProtocolMarker.header, "grpc")
                 let data = answer.data
                 var contentType: String? = answer.contentType.isEmpty ? nil : answer.contentType
                 if !data.typeURL.isEmpty {

@@ -10,13 +10,26 @@ extension APIError {
         var status = Google_Rpc_Status()
         status.code = Int32(self.grpcStatus.rawValue)
         status.message = self.message
-        if let details = self.details {
+        if let details = self.details ?? self.basicDetails {
             status.details = details.anyMessages
         }
         if let bytes = try? status.serializedBytes() as [UInt8] {
             metadata.addBinary(bytes, forKey: "grpc-status-details-bin")
         }
         return RPCError(code: RPCError.Code(self.grpcStatus), message: self.message, metadata: metadata)
+    }
+}
+
+extension APIError {
+    /// Errors daprd's gRPC API builds with its "basic" rich error: one ErrorInfo whose reason is the
+    /// error code (domain `dapr.io`), so SDKs read `ERR_STATE_SAVE` and friends as the error code.
+    static let basicErrorInfoCodes: Set<String> = [
+        "ERR_STATE_GET", "ERR_STATE_SAVE", "ERR_STATE_DELETE", "ERR_STATE_BULK_DELETE", "ERR_STATE_TRANSACTION",
+        "ERR_NOT_SUPPORTED_STATE_OPERATION", "ERR_INVOKE_OUTPUT_BINDING",
+    ]
+
+    var basicDetails: APIErrorDetails? {
+        Self.basicErrorInfoCodes.contains(self.errorCode) ? APIErrorDetails(reason: self.errorCode) : nil
     }
 }
 

@@ -1,6 +1,8 @@
+import GRPCCore
 import MechaAPI
 import MechaCore
 import MechaRuntime
+import SwiftProtobuf
 
 /// `GetMetadataResponse` from the same facts `GET /v1.0/metadata` reports.
 enum MetadataMessage {
@@ -94,20 +96,100 @@ public enum HTTPStatusMapping {
         }
     }
 
-    /// The gRPC code a gRPC caller sees for an HTTP app's error status.
+    /// The gRPC code a gRPC caller sees for an HTTP app's error status (daprd's table, which is not
+    /// the gRPC-over-HTTP one: 400 → INTERNAL, 404 → NOT_FOUND, 409 → ALREADY_EXISTS, …).
     static func grpcCode(forHTTPStatus status: Int) -> RPCError.Code {
         switch status {
         case 400: .internalError
         case 401: .unauthenticated
         case 403: .permissionDenied
-        case 404: .unimplemented
-        case 408: .deadlineExceeded
-        case 409: .aborted
+        case 404: .notFound
+        case 408: .cancelled
+        case 409: .alreadyExists
         case 429: .resourceExhausted
+        case 500: .unknown
         case 501: .unimplemented
         case 503: .unavailable
         case 504: .deadlineExceeded
         default: .unknown
+        }
+    }
+
+    /// The error a gRPC caller gets when an HTTP app answers `status` (not 2xx), as daprd builds it:
+    /// the message is the status text, and an ErrorInfo (reason = status text, domain `dapr.io`)
+    /// carries `http.code` and the first 63 bytes of the body in `http.error_message`.
+    static func rpcError(forHTTPStatus status: Int, body: [UInt8]) -> RPCError {
+        let text = Self.statusText(status)
+        var detail = body
+        if detail.count >= 63 { detail = Array(detail.prefix(63)) }
+        var info = Google_Rpc_ErrorInfo()
+        info.reason = text
+        info.domain = "dapr.io"
+        info.metadata = ["http.code": String(status), "http.error_message": String(decoding: detail, as: UTF8.self)]
+        var rpcStatus = Google_Rpc_Status()
+        let code = Self.grpcCode(forHTTPStatus: status)
+        rpcStatus.code = Int32(code.rawValue)
+        rpcStatus.message = text
+        if let any = try? Google_Protobuf_Any(message: info) { rpcStatus.details = [any] }
+        var metadata = Metadata()
+        if let bytes = try? rpcStatus.serializedBytes() as [UInt8] {
+            metadata.addBinary(bytes, forKey: "grpc-status-details-bin")
+        }
+        return RPCError(code: code, message: text, metadata: metadata)
+    }
+
+    /// The status text Go's `http.StatusText` gives (empty for unknown codes).
+    static func statusText(_ status: Int) -> String {
+        switch status {
+        case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 402: "Payment Required"
+        case 403: "Forbidden"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 406: "Not Acceptable"
+        case 407: "Proxy Authentication Required"
+        case 408: "Request Timeout"
+        case 409: "Conflict"
+        case 410: "Gone"
+        case 411: "Length Required"
+        case 412: "Precondition Failed"
+        case 413: "Request Entity Too Large"
+        case 414: "Request URI Too Long"
+        case 415: "Unsupported Media Type"
+        case 416: "Requested Range Not Satisfiable"
+        case 417: "Expectation Failed"
+        case 418: "I'm a teapot"
+        case 421: "Misdirected Request"
+        case 422: "Unprocessable Entity"
+        case 423: "Locked"
+        case 424: "Failed Dependency"
+        case 425: "Too Early"
+        case 426: "Upgrade Required"
+        case 428: "Precondition Required"
+        case 429: "Too Many Requests"
+        case 431: "Request Header Fields Too Large"
+        case 451: "Unavailable For Legal Reasons"
+        case 300: "Multiple Choices"
+        case 301: "Moved Permanently"
+        case 302: "Found"
+        case 303: "See Other"
+        case 304: "Not Modified"
+        case 305: "Use Proxy"
+        case 307: "Temporary Redirect"
+        case 308: "Permanent Redirect"
+        case 500: "Internal Server Error"
+        case 501: "Not Implemented"
+        case 502: "Bad Gateway"
+        case 503: "Service Unavailable"
+        case 504: "Gateway Timeout"
+        case 505: "HTTP Version Not Supported"
+        case 506: "Variant Also Negotiates"
+        case 507: "Insufficient Storage"
+        case 508: "Loop Detected"
+        case 510: "Not Extended"
+        case 511: "Network Authentication Required"
+        default: ""
         }
     }
 }

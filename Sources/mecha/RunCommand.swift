@@ -52,6 +52,11 @@ struct RunCommand: AsyncParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "The app command (after --).") var command: [String] = []
 
     func run() async throws {
+        // The passthrough argument would otherwise take `--help` for the app command.
+        if let first = self.command.first, first == "--help" || first == "-h" || first == "help" {
+            print(Mecha.helpMessage(for: Self.self))
+            return
+        }
         if self.runFile != nil || self.kubernetes {
             Console.failure("multi-app run files (-f) and --kubernetes are not supported by mecha run yet")
             throw ExitCode(1)

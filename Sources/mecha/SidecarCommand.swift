@@ -60,7 +60,7 @@ struct SidecarFlags: ParsableArguments {
     @Option(name: .customLong("app-binding-options-timeout"), help: .hidden) var appBindingOptionsTimeout: String?
 
     @Option(name: .customLong("dapr-http-port"), help: "Port of the HTTP API.") var httpPort: String = "3500"
-    @Option(name: .customLong("dapr-grpc-port"), help: "Port of the gRPC API (reserved until the gRPC API lands).") var grpcPort: String = "50001"
+    @Option(name: .customLong("dapr-grpc-port"), help: "Port of the gRPC API.") var grpcPort: String = "50001"
     @Option(name: .customLong("dapr-internal-grpc-port"), help: "Port for sidecar-to-sidecar calls (empty or 0: any free port).") var internalPort: String = ""
     @Option(name: .customLong("dapr-internal-grpc-listen-address"), help: "Address for sidecar-to-sidecar calls.") var internalListenAddress: String = "127.0.0.1"
     @Option(name: .customLong("dapr-listen-addresses"), help: "Comma-separated addresses the API listens on (default 127.0.0.1).") var listenAddresses: String = ""

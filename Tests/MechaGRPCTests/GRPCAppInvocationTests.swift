@@ -224,6 +224,12 @@ import Testing
                     let typed = try await dapr.invokeService(request)
                     #expect(typed.data.typeURL == "type.googleapis.com/google.protobuf.StringValue")
                     #expect(try Google_Protobuf_StringValue(unpackingAny: typed.data).value == "typed answer")
+
+                    // The app's response metadata reaches gRPC callers as it is.
+                    let headers = try await dapr.invokeService(request) { response in response.metadata }
+                    #expect(headers.firstString("x-app-header") == "from-app")
+                    #expect(headers.firstString("dapr-http-status") == nil)
+                    #expect(!headers.contains { $0.key.hasPrefix("x-mecha-") })
                 }
                 let call = try #require(app.calls.invocations.first)
                 #expect(call.message.method == "say")
@@ -276,6 +282,27 @@ import Testing
                     #expect(echo["query"] == "a=1")
                     #expect(echo["body"] == "hi there")
                     #expect(echo["headers"]?["content-type"] == "text/plain")
+
+                    // The app's response headers reach the caller as response metadata, HTTP ones
+                    // renamed as daprd does, with the app's status in dapr-http-status.
+                    let headers = try await dapr.invokeService(request) { response in response.metadata }
+                    #expect(headers.firstString("dapr-http-status") == "200")
+                    #expect(headers.firstString("dapr-content-type") == "application/json")
+                    #expect(!headers.contains { $0.key.hasPrefix("x-mecha-") })
+
+                    // A non-2xx answer is daprd's error: code from its table, the status text,
+                    // and an ErrorInfo with the HTTP code and the start of the body.
+                    request.message.method = "status/404"
+                    request.message.httpExtension.verb = .get
+                    let error = await #expect(throws: RPCError.self) { try await dapr.invokeService(request) }
+                    #expect(error?.code == .notFound)
+                    #expect(error?.message == "Not Found")
+                    let status = try #require(error?.metadata[binaryValues: "grpc-status-details-bin"].first(where: { _ in true }))
+                    let decoded = try Google_Rpc_Status(serializedBytes: status)
+                    let info = try Google_Rpc_ErrorInfo(unpackingAny: try #require(decoded.details.first))
+                    #expect(info.reason == "Not Found")
+                    #expect(info.domain == "dapr.io")
+                    #expect(info.metadata == ["http.code": "404", "http.error_message": "status 404"])
                 }
             }
             await httpApp.stop()

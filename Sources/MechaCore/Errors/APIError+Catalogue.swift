@@ -168,6 +168,28 @@ extension APIError {
         )
     }
 
+    /// The same error with another gRPC status (where daprd's two surfaces disagree).
+    public func withGRPCStatus(_ status: GRPCStatusCode) -> APIError {
+        var copy = self
+        copy.grpcStatus = status
+        return copy
+    }
+
+    /// A gRPC save of an item without a key (daprd: ERR_STATE_SAVE, InvalidArgument).
+    public static var stateKeyEmpty: APIError {
+        .init(errorCode: "ERR_STATE_SAVE", message: "state key cannot be empty", httpStatus: 400, grpcStatus: .invalidArgument)
+    }
+
+    /// A delete failure reported for a whole bulk delete, as daprd's gRPC `DeleteBulkState` does.
+    public func asBulkDelete(storeName: String, key: String) -> APIError {
+        var copy = self
+        copy.errorCode = "ERR_STATE_BULK_DELETE"
+        let prefix = "failed deleting state with key \(key): "
+        let detail = self.message.hasPrefix(prefix) ? String(self.message.dropFirst(prefix.count)) : self.message
+        copy.message = "failed deleting state in state store \(storeName): \(detail)"
+        return copy
+    }
+
     public static func stateTransaction(_ detail: String) -> APIError {
         .init(
             errorCode: "ERR_STATE_TRANSACTION",
