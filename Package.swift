@@ -34,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Protocols and Sendable values only: resource specs, building-block contracts, errors.
@@ -123,10 +124,16 @@ let package = Package(
             ] + nio,
             swiftSettings: swiftSettings
         ),
+        // PostgreSQL components on postgres-nio.
+        .target(
+            name: "MechaPostgres",
+            dependencies: ["MechaCore", .product(name: "PostgresNIO", package: "postgres-nio")],
+            swiftSettings: swiftSettings
+        ),
         // Every built-in component family, registered in one place.
         .target(
             name: "MechaComponents",
-            dependencies: ["MechaCore", "MechaRuntime", "MechaEmbedded"],
+            dependencies: ["MechaCore", "MechaRuntime", "MechaEmbedded", "MechaPostgres"],
             swiftSettings: swiftSettings
         ),
         // The assembled sidecar: options → services.
@@ -180,6 +187,11 @@ let package = Package(
                 "MechaEmbedded", "MechaCore", "MechaTesting",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ] + nio,
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MechaPostgresTests",
+            dependencies: ["MechaPostgres", "MechaCore", "MechaTesting", .product(name: "PostgresNIO", package: "postgres-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

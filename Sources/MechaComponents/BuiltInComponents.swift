@@ -1,4 +1,5 @@
 public import MechaEmbedded
+public import MechaPostgres
 public import MechaRuntime
 
 /// Every component family compiled into this binary, registered in one place. `main` builds the
@@ -9,6 +10,7 @@ public enum BuiltInComponents {
             // state
             InMemoryStateStoreFactory(),
             SQLiteStateStoreFactory(),
+            PostgresStateStoreFactory(),
             // pub/sub
             InMemoryPubSubFactory(),
             SQLitePubSubFactory(),
