@@ -147,6 +147,12 @@ let package = Package(
             ] + nio,
             swiftSettings: swiftSettings
         ),
+        // Redis wire protocol: RESP2/RESP3 values, encoder, decoder, connection state machine (no IO).
+        .target(
+            name: "RESPWire",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         // Shipped test support: conformance suites, real-server harness, binary runner.
         .target(
             name: "MechaTesting",
@@ -176,6 +182,11 @@ let package = Package(
         .testTarget(name: "MechaCoreTests", dependencies: ["MechaCore"], swiftSettings: swiftSettings),
         .testTarget(name: "MechaConfigTests", dependencies: ["MechaConfig", "MechaCore"], swiftSettings: swiftSettings),
         .testTarget(name: "MechaResiliencyTests", dependencies: ["MechaResiliency", "MechaCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RESPWireTests",
+            dependencies: ["RESPWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOTestUtils", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "HTTP1ClientTests",
             dependencies: ["HTTP1Client", .product(name: "NIOHTTP1", package: "swift-nio")] + nio,
