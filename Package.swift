@@ -34,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
@@ -153,10 +154,20 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
+        // Redis client: SwiftNIO shell around RESPWire, connection, pool, pub/sub, TLS.
+        .target(
+            name: "RESPClient",
+            dependencies: [
+                "RESPWire",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ] + nio,
+            swiftSettings: swiftSettings
+        ),
         // Shipped test support: conformance suites, real-server harness, binary runner.
         .target(
             name: "MechaTesting",
-            dependencies: ["MechaCore", "HTTP1Client"] + nio,
+            dependencies: ["MechaCore", "HTTP1Client", "RESPClient"] + nio,
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -185,6 +196,11 @@ let package = Package(
         .testTarget(
             name: "RESPWireTests",
             dependencies: ["RESPWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOTestUtils", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RESPClientTests",
+            dependencies: ["RESPClient", "RESPWire", "MechaTesting", .product(name: "Logging", package: "swift-log")] + nio,
             swiftSettings: swiftSettings
         ),
         .testTarget(

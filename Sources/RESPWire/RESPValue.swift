@@ -51,7 +51,8 @@ extension RESPValue {
     /// A bulk string holding the UTF-8 of `text`.
     public static func bulkString(_ text: String) -> RESPValue { .bulkString(ByteBuffer(string: text)) }
 
-    /// The text of a simple, bulk or verbatim string, a big number or an error; nil otherwise.
+    /// The text of a simple, bulk or verbatim string, a big number, an error, or an integer in
+    /// decimal; nil otherwise.
     /// Bulk strings are decoded as UTF-8 (invalid sequences are repaired).
     public var string: String? {
         switch self {
