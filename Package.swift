@@ -164,6 +164,16 @@ let package = Package(
             ] + nio,
             swiftSettings: swiftSettings
         ),
+        // Redis components on our RESP client: state.redis, pubsub.redis.
+        .target(
+            name: "MechaRedis",
+            dependencies: [
+                "MechaCore", "RESPClient", "RESPWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Shipped test support: conformance suites, real-server harness, binary runner.
         .target(
             name: "MechaTesting",
@@ -201,6 +211,11 @@ let package = Package(
         .testTarget(
             name: "RESPClientTests",
             dependencies: ["RESPClient", "RESPWire", "MechaTesting", .product(name: "Logging", package: "swift-log")] + nio,
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MechaRedisTests",
+            dependencies: ["MechaRedis", "MechaCore", "MechaTesting", "RESPClient", "RESPWire", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
