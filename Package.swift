@@ -134,7 +134,7 @@ let package = Package(
         // Every built-in component family, registered in one place.
         .target(
             name: "MechaComponents",
-            dependencies: ["MechaCore", "MechaRuntime", "MechaEmbedded", "MechaPostgres"],
+            dependencies: ["MechaCore", "MechaRuntime", "MechaEmbedded", "MechaPostgres", "MechaRedis"],
             swiftSettings: swiftSettings
         ),
         // The assembled sidecar: options → services.

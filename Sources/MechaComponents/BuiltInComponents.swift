@@ -1,5 +1,6 @@
 public import MechaEmbedded
 public import MechaPostgres
+public import MechaRedis
 public import MechaRuntime
 
 /// Every component family compiled into this binary, registered in one place. `main` builds the
@@ -11,9 +12,11 @@ public enum BuiltInComponents {
             InMemoryStateStoreFactory(),
             SQLiteStateStoreFactory(),
             PostgresStateStoreFactory(),
+            RedisStateStoreFactory(),
             // pub/sub
             InMemoryPubSubFactory(),
             SQLitePubSubFactory(),
+            RedisStreamsPubSubFactory(),
             // bindings
             CronBindingFactory(),
             LocalStorageBindingFactory(),
