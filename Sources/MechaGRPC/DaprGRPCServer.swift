@@ -1,4 +1,5 @@
 public import GRPCCore
+import GRPCNIOTransportCore
 import GRPCNIOTransportHTTP2
 public import Logging
 public import MechaAPI
@@ -91,17 +92,30 @@ struct GRPCListener: Service {
         let transport = ProxyingServerTransport(inner: posix, logger: self.logger, route: self.route ?? { _, _ in .serve })
         let server = GRPCServer(transport: transport, services: self.services, interceptors: self.interceptors)
         try await withGracefulShutdownHandler {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await server.serve() }
-                if let address = try? await transport.listeningAddress {
-                    let port = address.ipv4?.port ?? address.ipv6?.port ?? self.port
-                    self.logger.info("gRPC server listening on \(self.host):\(port)")
-                    self.onListening(port)
-                }
-                try await group.waitForAll()
+            // The bound port is reported on the side: `listeningAddress` never resolves when the
+            // server stops before it listened, so nothing waits for it.
+            let host = self.host, logger = self.logger, onListening = self.onListening, configured = self.port
+            let reporter = Task {
+                guard let address = try? await transport.listeningAddress else { return }
+                let port = address.ipv4?.port ?? address.ipv6?.port ?? configured
+                logger.info("gRPC server listening on \(host):\(port)")
+                onListening(port)
+            }
+            defer { reporter.cancel() }
+            do {
+                try await server.serve()
+            } catch let failure as RuntimeError {
+                // Typically the port is taken: the server's cause says so (bind: Address already in use …).
+                throw GRPCListenerError(message: "gRPC server on \(self.host):\(self.port) failed: \(failure.cause.map { "\($0)" } ?? "\(failure)")")
             }
         } onGracefulShutdown: {
             server.beginGracefulShutdown()
         }
     }
+}
+
+/// A gRPC listener that could not start.
+struct GRPCListenerError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { self.message }
 }

@@ -288,6 +288,7 @@ public final class Sidecar: Sendable {
             servers: servers,
             grpcPool: grpcPool,
             ports: self.ports,
+            requestShutdown: { [self] in Task { await self.shutdown() } },
             logger: self.logger
         )
     }

@@ -27,6 +27,8 @@ struct SidecarCore: Service {
     let servers: [any Service]
     let grpcPool: GRPCTransportPool
     let ports: PortBook
+    /// Starts the graceful shutdown of the whole sidecar (a listener could not start).
+    let requestShutdown: @Sendable () -> Void
     let logger: Logger
 
     func run() async throws {
@@ -58,7 +60,19 @@ struct SidecarCore: Service {
                     }
                     try await withThrowingTaskGroup(of: Void.self) { inner in
                         for server in self.servers {
-                            inner.addTask { try await server.run() }
+                            inner.addTask {
+                                do {
+                                    try await server.run()
+                                } catch {
+                                    // A listener that cannot start (its port is taken, …) ends the
+                                    // sidecar: whoever waits for the ports learns why instead of
+                                    // waiting forever.
+                                    self.logger.error("\(error)")
+                                    self.ports.fail(error)
+                                    self.requestShutdown()
+                                    throw error
+                                }
+                            }
                         }
                         inner.addTask { await self.startup(deliveryStop: deliveryStop, started: started) }
                         inner.addTask { await self.checkAppHealth(until: deliveryStop) }

@@ -94,7 +94,7 @@ struct RunCommandTests {
         let port = TestEnvironment.freePort()
         let daprd = try TestProcess(
             bin + "/daprd",
-            ["-app-id", "plain", "--dapr-http-port=\(port)", "-mecha-home", home, "--log-as-json=true", "--app-max-concurrency", "-1"],
+            ["-app-id", "plain", "--dapr-http-port=\(port)", "--dapr-grpc-port=\(TestEnvironment.freePort())", "-mecha-home", home, "--log-as-json=true", "--app-max-concurrency", "-1"],
             logPath: home + "/daprd.log"
         )
         try await TestHTTP.with { http in
@@ -132,5 +132,20 @@ struct RunCommandTests {
         #expect(output.contains("Component/cache"))
         #expect(output.contains("spec.type"))
         #expect(output.contains("state.in-memory") && output.contains("state.sqlite"), "lists the known state types")
+    }
+
+    @Test func takenPortsStopTheSidecarWithAnError() async throws {
+        // A port that is bound elsewhere: the sidecar cannot serve that API, says so and exits 1
+        // (daprd does the same) instead of running half-started.
+        let home = TestEnvironment.temporaryDirectory("mecha-taken-port")
+        defer { TestEnvironment.remove(home) }
+        for (flag, name) in [("--dapr-grpc-port", "gRPC"), ("--dapr-http-port", "HTTP")] {
+            let taken = TestEnvironment.refusingPort()
+            var arguments = ["sidecar", "--app-id", "taken", "--mecha-home", home, "--dapr-grpc-port", "0", "--dapr-http-port", String(TestEnvironment.freePort())]
+            arguments += [flag, String(taken)]
+            let sidecar = try TestProcess(try MechaBinaries.mecha, arguments, logPath: home + "/taken-\(name).log")
+            #expect(await sidecar.waitForExit(timeout: .seconds(20)) == 1, "\(name): \(sidecar.output)")
+            #expect(sidecar.output.contains("Address already in use"), "\(name): \(sidecar.output)")
+        }
     }
 }
