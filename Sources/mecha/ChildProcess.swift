@@ -27,6 +27,8 @@ final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
         posix_spawn_file_actions_addclose(&actions, stdoutPipe[0])
         posix_spawn_file_actions_addclose(&actions, stderrPipe[0])
+        // The app inherits stdin, stdout and stderr only — never the sidecar's sockets or files.
+        SpawnCloseFrom.add(&actions, from: 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -181,5 +183,19 @@ enum Thread {
             return nil
         }, box)
         pthread_detach(thread)
+    }
+}
+
+/// `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34+), looked up at run time because the
+/// Swift Glibc module does not export it; without it (older glibc) children inherit as before.
+enum SpawnCloseFrom {
+    private typealias Function = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    private static let function: Function? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: Function.self)
+    }()
+
+    static func add(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, from descriptor: Int32) {
+        _ = self.function?(actions, descriptor)
     }
 }

@@ -374,8 +374,10 @@ struct HTTPOutputBindingTests {
             }
             #expect(ContinuousClock.now - started < .milliseconds(1900), "the slow request (2 s) was cut at the timeout")
             #expect(error?.reason == "Get \"\(server.baseURL)/slow\": context deadline exceeded")
-            // Fast requests still work.
-            #expect(try Echo(try await Self.invoke(binding, "get")).method == "GET")
+            // Fast requests still work (retried: on a loaded machine one may miss the short timeout).
+            var echoed: Echo?
+            for _ in 0..<3 where echoed == nil { echoed = try? Echo(try await Self.invoke(binding, "get")) }
+            #expect(echoed?.method == "GET")
         }
     }
 

@@ -52,6 +52,8 @@ struct RedisStreamsBehaviourTests {
     func killedConsumer() async throws {
         try await RedisServerHarness.withServer { redis in
             // Another sidecar of the group reads the message, then dies without acknowledging it.
+            // The message's idle time runs from that read.
+            let started = ContinuousClock.now
             try await RedisComponents.withClient(redis) { client in
                 _ = try await client.send(["XGROUP", "CREATE", "orders", "shipping", "0", "MKSTREAM"])
                 _ = try await client.send(["XADD", "orders", "*", "data", "order-1"])
@@ -61,7 +63,6 @@ struct RedisStreamsBehaviourTests {
             let pubsub = try await RedisPubSubs.make(redis, ["processingTimeout": "1500ms", "redeliverInterval": "100ms"])
             let inbox = Inbox()
             let stop = StopSignal()
-            let started = ContinuousClock.now
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     try await pubsub.subscribe(SubscribeRequest(topic: "orders", consumerGroup: "shipping"), until: stop) { message in

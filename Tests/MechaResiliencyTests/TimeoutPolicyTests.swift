@@ -5,12 +5,12 @@ import Testing
 @Suite("TimeoutPolicy")
 struct TimeoutPolicyTests {
     @Test func fastOperationPassesThrough() async throws {
-        let policy = TimeoutPolicy(name: "fast", timeout: .seconds(5))
+        let policy = TimeoutPolicy(name: "fast", timeout: .seconds(60))
         let started = ContinuousClock.now
         let output = try await policy.execute { 42 }
         #expect(output == 42)
-        // The timer child is cancelled: no waiting for the full timeout.
-        #expect(ContinuousClock.now - started < .seconds(2))
+        // The timer child is cancelled: no waiting for the full timeout (a wide margin for a loaded machine).
+        #expect(ContinuousClock.now - started < .seconds(30))
     }
 
     @Test func optionalOutputsSurvive() async throws {

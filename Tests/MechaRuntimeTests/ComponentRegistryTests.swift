@@ -29,13 +29,16 @@ struct ComponentRegistryTests {
 
     @Test func unknownTypeListsTheCategorysTypes() {
         let registry = BuiltInComponents.registry
-        let result = registry.factory(for: ComponentType(.state, "redis"), version: "v1")
+        let unknown = ComponentType(.state, "nosuchstore")
+        let result = registry.factory(for: unknown, version: "v1")
         guard case .failure(let error) = result else {
             Issue.record("expected a failure")
             return
         }
-        #expect(error == .unknownType(ComponentType(.state, "redis"), known: [ComponentType(.state, "in-memory"), ComponentType(.state, "sqlite")]))
-        #expect(error.description == "unknown component type state.redis; known state types: state.in-memory, state.sqlite")
+        let known = registry.types(in: .state)
+        #expect(known.contains(ComponentType(.state, "in-memory")) && known.contains(ComponentType(.state, "sqlite")))
+        #expect(error == .unknownType(unknown, known: known))
+        #expect(error.description == "unknown component type state.nosuchstore; known state types: " + known.map(\.description).joined(separator: ", "))
     }
 
     @Test func unknownVersionListsVersions() {
@@ -54,7 +57,7 @@ struct ComponentRegistryTests {
         #expect(registry.types(in: .secretstores).map(\.description) == ["secretstores.local.env", "secretstores.local.file"])
         #expect(registry.types(in: .lock).isEmpty)
         #expect(registry.allTypes == registry.allTypes.sorted())
-        #expect(registry.allTypes.count == 10)
+        #expect(Set(registry.allTypes).count == registry.allTypes.count)
     }
 
     @Test func registerAddsToAnExistingRegistry() {

@@ -41,7 +41,7 @@ public struct StateStoreConformance: Sendable {
             expectedFeatures: StateFeatures,
             staleETag: String = "bad-etag",
             keyPrefix: String = "conformance",
-            ttl: Duration = .seconds(2),
+            ttl: Duration = .seconds(4),
             advanceTime: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
             now: @escaping @Sendable () -> Timestamp = { WallClock.now() },
             stopTimeout: Duration = .seconds(5)

@@ -22,14 +22,32 @@ public final class TestProcess: @unchecked Sendable {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, fd, 1)
         posix_spawn_file_actions_adddup2(&actions, fd, 2)
+        // The child gets stdout/stderr and nothing else of the test process: hundreds of inherited
+        // sockets and files would leak into every server a test starts (PostgreSQL refuses to start
+        // when they use up its file descriptor budget).
+        SpawnCloseFrom.add(&actions, from: 3)
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             for pointer in argv { free(pointer) }
             for pointer in envp { free(pointer) }
         }
+        // Signals as a freshly started program expects them: the test process (and the in-process
+        // sidecars' signal handling) may block or ignore SIGTERM/SIGINT, and a child would inherit that
+        // — a server that ignores SIGTERM cannot be stopped gracefully.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaultSignals = sigset_t()
+        sigemptyset(&defaultSignals)
+        for signal in [SIGINT, SIGTERM, SIGPIPE, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD] { sigaddset(&defaultSignals, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaultSignals)
+        var emptyMask = sigset_t()
+        sigemptyset(&emptyMask)
+        posix_spawnattr_setsigmask(&attributes, &emptyMask)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         var pid: pid_t = 0
-        let status = posix_spawnp(&pid, executable, &actions, nil, argv, envp)
+        let status = posix_spawnp(&pid, executable, &actions, &attributes, argv, envp)
         guard status == 0 else { throw HarnessError("cannot start \(executable): \(String(cString: strerror(status)))") }
         self.pid = pid
         self.logPath = logPath
@@ -120,7 +138,7 @@ public enum TestEnvironment {
     /// never listening, so no other test running in parallel can take it over (a `freePort()` where
     /// "nothing listens" may be handed to another test's server a moment later).
     public static func refusingPort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -180,5 +198,19 @@ extension TestEnvironment {
             mkdir(current, 0o755)
         }
         return path
+    }
+}
+
+/// `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34+), looked up at run time because the
+/// Swift Glibc module does not export it; without it (older glibc) children inherit as before.
+enum SpawnCloseFrom {
+    private typealias Function = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    private static let function: Function? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: Function.self)
+    }()
+
+    static func add(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, from descriptor: Int32) {
+        _ = self.function?(actions, descriptor)
     }
 }
