@@ -1,0 +1,155 @@
+"""The SDK against `state.redis` and `pubsub.redis` the way `dapr init` sets them up (components
+named `statestore` and `pubsub` on one redis-server), with a real redis-server this module starts on
+a free port: numeric ETags as Dapr's Redis store gives them, transactions, state shared by two
+sidecars, and pub/sub that loses nothing when the subscriber's sidecar is killed."""
+
+import json
+import os
+import shutil
+import signal
+import time
+import uuid
+
+import grpc
+import pytest
+
+from conftest import Process, free_port, port_open, read_records, wait_records, wait_until
+from dapr.clients.exceptions import DaprGrpcError
+from dapr.clients.grpc._request import TransactionalStateOperation, TransactionOperationType
+from dapr.clients.grpc._state import StateItem
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+@pytest.fixture(scope="module")
+def redis(module_launcher):
+    if not shutil.which("redis-server") and not os.path.exists(REDIS_SERVER):
+        pytest.fail("redis-server is missing: install it (apt-get install redis-server)")
+    port = free_port()
+    data = module_launcher.root / "redis"
+    data.mkdir(exist_ok=True)
+    server = Process(
+        name=f"redis-server:{port}",
+        argv=[REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(data)],
+        log_path=module_launcher.root / f"redis-{port}.log",
+    )
+    module_launcher.processes.append(server)
+    deadline = time.monotonic() + 20
+    while not port_open(port):
+        if not server.alive():
+            server.fail("redis-server exited before listening (is the redis-server package installed?)")
+        if time.monotonic() > deadline:
+            server.fail("redis-server did not listen within 20s")
+        time.sleep(0.05)
+    return port
+
+
+def redis_component(name: str, kind: str, port: int, extra: dict) -> str:
+    metadata = {"redisHost": f"127.0.0.1:{port}", "redisPassword": "", **extra}
+    lines = [
+        "apiVersion: dapr.io/v1alpha1", "kind: Component", "metadata:", f"  name: {name}", "spec:",
+        f"  type: {kind}", "  version: v1", "  metadata:",
+    ]
+    for key, value in metadata.items():
+        lines += [f"  - name: {key}", f"    value: {json.dumps(value)}"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def resources(module_launcher, redis):
+    return module_launcher.resources("redis-resources", {
+        "statestore.yaml": redis_component("statestore", "state.redis", redis, {"actorStateStore": "true"}),
+        "shared.yaml": redis_component("shared", "state.redis", redis, {"keyPrefix": "none"}),
+        "pubsub.yaml": redis_component("pubsub", "pubsub.redis", redis, {"processingTimeout": "2s", "redeliverInterval": "500ms"}),
+    })
+
+
+@pytest.fixture(scope="module")
+def first(module_launcher, resources):
+    return module_launcher.sidecar("redis-first", resources=[resources])
+
+
+@pytest.fixture(scope="module")
+def second(module_launcher, resources):
+    return module_launcher.sidecar("redis-second", resources=[resources])
+
+
+def key() -> str:
+    return f"k-{uuid.uuid4().hex[:12]}"
+
+
+def test_etags_are_redis_versions(first, dapr_client):
+    client = dapr_client(first)
+    k = key()
+    client.save_state("statestore", k, "value_1")
+    got = client.get_state("statestore", k)
+    assert (got.data, got.etag) == (b"value_1", "1")
+    client.save_state("statestore", k, "value_1_updated", etag=got.etag)
+    assert client.get_state("statestore", k).etag == "2"
+    with pytest.raises(DaprGrpcError) as caught:
+        client.save_state("statestore", k, "stale", etag="1")
+    assert caught.value.code() == grpc.StatusCode.ABORTED
+    assert caught.value.error_code() == "ERR_STATE_SAVE"
+    assert client.get_state("statestore", k).data == b"value_1_updated"
+
+
+def test_bulk_and_transactions(first, dapr_client):
+    client = dapr_client(first)
+    a, b = key(), key()
+    client.save_bulk_state("statestore", [StateItem(key=a, value="A"), StateItem(key=b, value="B")])
+    items = {item.key: (item.data, item.etag) for item in client.get_bulk_state("statestore", [a, b]).items}
+    assert items == {a: (b"A", "1"), b: (b"B", "1")}
+
+    client.execute_state_transaction("statestore", [
+        TransactionalStateOperation(key=a, data="A2", etag="1"),
+        TransactionalStateOperation(key=b, data="", operation_type=TransactionOperationType.delete),
+    ])
+    assert client.get_state("statestore", a).data == b"A2"
+    assert client.get_state("statestore", b).data == b""
+
+    # One stale ETag aborts the whole transaction: nothing of it is applied.
+    with pytest.raises(DaprGrpcError):
+        client.execute_state_transaction("statestore", [
+            TransactionalStateOperation(key=b, data="B3"),
+            TransactionalStateOperation(key=a, data="A3", etag="1"),
+        ])
+    assert client.get_state("statestore", a).data == b"A2"
+    assert client.get_state("statestore", b).data == b""
+
+
+def test_two_sidecars_share_state(first, second, dapr_client):
+    k = key()
+    # `statestore` prefixes keys with the app id, as Dapr does: another app does not see them.
+    dapr_client(first).save_state("statestore", k, "private")
+    assert dapr_client(second).get_state("statestore", k).data == b""
+    # `shared` (keyPrefix: none) is one keyspace for both apps, ETags included.
+    dapr_client(first).save_state("shared", k, "from-first")
+    seen = dapr_client(second).get_state("shared", k)
+    assert (seen.data, seen.etag) == (b"from-first", "1")
+    dapr_client(second).save_state("shared", k, "from-second", etag=seen.etag)
+    again = dapr_client(first).get_state("shared", k)
+    assert (again.data, again.etag) == (b"from-second", "2")
+
+
+def test_pubsub_survives_a_killed_subscriber_sidecar(module_launcher, resources, first, dapr_client):
+    topic = f"orders-{uuid.uuid4().hex[:8]}"
+    subscriptions = [{"pubsubname": "pubsub", "topic": topic, "route": "/orders"}]
+    app = module_launcher.app("http_app.py", env={"SUBSCRIPTIONS": json.dumps(subscriptions), "APP_ID": "redis-sub"})
+    subscriber = module_launcher.sidecar("redis-sub", resources=[resources], app_port=app.port)
+    publisher = dapr_client(first)
+    publisher.publish_event("pubsub", topic, json.dumps({"n": 0}), data_content_type="application/json")
+    wait_records(app, lambda records: [r for r in records if r["path"] == "/orders"], what="the first event")
+
+    # The subscriber's sidecar dies without a goodbye; messages published meanwhile wait in
+    # the app's consumer group and arrive once a sidecar for the app is back.
+    subscriber.signal(signal.SIGKILL)
+    subscriber.wait_exit(10)
+    for n in range(1, 6):
+        publisher.publish_event("pubsub", topic, json.dumps({"n": n}), data_content_type="application/json")
+    module_launcher.sidecar("redis-sub", resources=[resources], app_port=app.port)
+
+    def received():
+        numbers = {r["json"]["data"]["n"] for r in read_records(app.record_file) if r["path"] == "/orders"}
+        return numbers if numbers >= set(range(6)) else None
+
+    assert wait_until(received, timeout=30, what="every event after the restart") == set(range(6))
