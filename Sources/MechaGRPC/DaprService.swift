@@ -62,26 +62,13 @@ public struct DaprService: RegistrableRPCService {
         _ descriptor: MethodDescriptor,
         _ body: @escaping @Sendable (Input, ServerContext, Metadata) async throws -> Output
     ) {
-        router.registerHandler(
-            forMethod: descriptor,
-            deserializer: ProtobufDeserializer<Input>(),
-            serializer: ProtobufSerializer<Output>()
-        ) { request, context in
-            do {
-                let single = try await ServerRequest(stream: request)
-                let output = try await body(single.message, context, single.metadata)
-                return StreamingServerResponse(single: ServerResponse(message: output))
-            } catch let error as APIError {
-                return StreamingServerResponse(error: error.rpcError)
-            } catch let error as RPCError {
-                return StreamingServerResponse(error: error)
-            } catch {
-                return StreamingServerResponse(error: RPCError(code: .internalError, message: "\(error)"))
-            }
+        Self.unaryWithHeaders(&router, descriptor) { input, context, metadata in
+            (try await body(input, context, metadata), [:])
         }
     }
 
-    /// Registers a unary method whose answer carries response headers (initial metadata).
+    /// Registers a unary method whose answer carries response headers (initial metadata);
+    /// `APIError`s become daprd's status with details.
     static func unaryWithHeaders<Input: SwiftProtobuf.Message, Output: SwiftProtobuf.Message, Transport: ServerTransport>(
         _ router: inout RPCRouter<Transport>,
         _ descriptor: MethodDescriptor,
