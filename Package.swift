@@ -195,6 +195,7 @@ let package = Package(
             name: "mecha-testapp",
             dependencies: [
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             path: "Tests/Apps/mecha-testapp",
             swiftSettings: swiftSettings

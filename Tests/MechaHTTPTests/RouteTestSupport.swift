@@ -189,7 +189,10 @@ final class TestApp: Sendable {
             let up = try await TestHTTP.with { http in
                 let deadline = ContinuousClock.now + .seconds(20)
                 while ContinuousClock.now < deadline && process.isRunning {
-                    if let response = try? await http.get(port: port, "/healthz"), response.status == 200 { return true }
+                    // Our own app, not another test's that got the same free port first.
+                    if let response = try? await http.get(port: port, "/healthz"), response.status == 200 {
+                        return response.header("x-testapp-pid") == String(process.pid)
+                    }
                     try await Task.sleep(for: .milliseconds(25))
                 }
                 return false

@@ -87,8 +87,13 @@ public final class TestAppHarness: Sendable {
             logPath: directory + "/\(name)-app.log"
         )
         let port = self.port
+        let pid = String(self.process.pid)
         try await TestHTTP.with { http in
-            _ = try await http.waitFor(port: port, "/healthz", timeout: .seconds(20))
+            // Our own app answers with its pid (another test's app may hold a port we were told was free).
+            let answer = try await http.waitFor(port: port, "/healthz", timeout: .seconds(20)) { $0.status == 200 || $0.header("x-testapp-pid") != nil }
+            guard answer.header("x-testapp-pid") == pid else {
+                throw HarnessError("port \(port) is served by another process (pid \(answer.header("x-testapp-pid") ?? "?")), not our test app \(pid)")
+            }
         }
     }
 

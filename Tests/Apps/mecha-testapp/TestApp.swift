@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import Synchronization
@@ -26,7 +27,11 @@ struct TestApp {
         router.get("/dapr/subscribe") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: subscriptions)))
         }
-        router.get("/healthz") { _, _ in state.healthy ? HTTPResponse.Status.ok : .serviceUnavailable }
+        // The pid lets a test tell its own app from another test's that got the same port.
+        let pid = String(getpid())
+        router.get("/healthz") { _, _ in
+            Response(status: state.healthy ? .ok : .serviceUnavailable, headers: [HTTPField.Name("x-testapp-pid")!: pid])
+        }
         router.post("/test/healthy") { request, _ in
             state.setHealthy(request.uri.queryParameters.get("value") != "false")
             return HTTPResponse.Status.noContent
