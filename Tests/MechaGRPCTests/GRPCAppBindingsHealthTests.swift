@@ -201,10 +201,12 @@ import Testing
     }
 
     @Test func callsMadeBeforeTheAppListensSucceedOnceItDoes() async throws {
-        let port = TestEnvironment.freePort()
+        let reservation = TestEnvironment.reservePort()
+        let port = reservation.port
         try await Self.withChannel(port: port) { channel, stop in
             #expect(await channel.probeHealth() == false)
             // The app starts late; the channel reconnects by itself.
+            reservation.release()
             try await FakeGRPCApp.with(port: port) { app in
                 await channel.waitUntilReachable(until: stop)
                 // The connection comes back within the reconnect backoff (about a second; more on a

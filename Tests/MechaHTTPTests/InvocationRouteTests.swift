@@ -280,7 +280,7 @@ import Testing
     }
 
     @Test func appDownIs500() async throws {
-        let port = TestEnvironment.freePort()
+        let port = TestEnvironment.refusingPort()
         try await InProcessSidecar.with(appID: "lonely", appPort: port) { sidecar in
             try await TestHTTP.with { http in
                 let response = try await http.post(port: sidecar.httpPort, "/v1.0/invoke/lonely/method/work", json: "{}")

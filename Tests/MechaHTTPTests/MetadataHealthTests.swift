@@ -177,7 +177,7 @@ struct MetadataHealthTests {
     /// An app that never starts listening keeps the sidecar from becoming ready; outbound is ready
     /// as soon as the API serves.
     @Test func healthzWhileWaitingForTheApp() async throws {
-        try await InProcessSidecar.with(appPort: TestEnvironment.freePort(), resources: [:]) { sidecar in
+        try await InProcessSidecar.with(appPort: TestEnvironment.refusingPort(), resources: [:]) { sidecar in
             try await TestHTTP.with { http in
                 let port = sidecar.httpPort
                 _ = try await http.waitFor(port: port, "/v1.0/healthz/outbound", timeout: .seconds(10))

@@ -295,7 +295,7 @@ struct RedisStateStoreConfigurationTests {
 
     @Test("an unreachable server fails the init with the address")
     func unreachable() async throws {
-        let port = TestEnvironment.freePort()
+        let port = TestEnvironment.refusingPort()
         do {
             _ = try await RedisComponents.make(
                 RedisStateStoreFactory(),

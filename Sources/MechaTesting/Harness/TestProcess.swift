@@ -149,6 +149,19 @@ public enum TestEnvironment {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
+    /// A port held for a server a test starts later: bound (not listening) until `release()`, so no
+    /// test running in parallel takes it meanwhile; release it right before the server binds.
+    public static func reservePort() -> PortReservation {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return PortReservation(port: Int(UInt16(bigEndian: address.sin_port)), descriptor: fd)
+    }
+
     /// A port nothing listens on right now (bound and released on 127.0.0.1).
     public static func freePort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -213,4 +226,18 @@ enum SpawnCloseFrom {
     static func add(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, from descriptor: Int32) {
         _ = self.function?(actions, descriptor)
     }
+}
+
+/// A port held by `TestEnvironment.reservePort()`.
+public final class PortReservation: Sendable {
+    public let port: Int
+    private let descriptor: Int32
+
+    init(port: Int, descriptor: Int32) {
+        self.port = port
+        self.descriptor = descriptor
+    }
+
+    /// Frees the port for the server about to bind it. Call once.
+    public func release() { close(self.descriptor) }
 }
