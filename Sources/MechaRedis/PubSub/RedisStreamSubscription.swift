@@ -42,7 +42,7 @@ struct RedisStreamSubscription: Sendable {
     func run(until stop: StopSignal, handler: @escaping @Sendable (ReceivedMessage) async -> MessageDisposition) async {
         let reader = ReaderSlot()
         let inFlight = InFlightCount()
-        let wakeUp = Wakeup()
+        let wakeUp = Doorbell()
         await withDiscardingTaskGroup { group in
             group.addTask {
                 await stop.wait()
@@ -289,74 +289,6 @@ final class ReaderSlot: Sendable {
             return state.connection
         }
         await connection?.close()
-    }
-}
-
-/// Wakes the subscription loop when a handler slot frees up or stop fires. A ring while nobody
-/// waits is remembered.
-final class Wakeup: Sendable {
-    private struct State {
-        var pending = false
-        var waiter: (id: UInt64, continuation: CheckedContinuation<Void, Never>)?
-        var nextID: UInt64 = 0
-    }
-
-    private let state = Mutex(State())
-
-    func ring() {
-        let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard let waiter = state.waiter else {
-                state.pending = true
-                return nil
-            }
-            state.waiter = nil
-            return waiter.continuation
-        }
-        waiter?.resume()
-    }
-
-    /// Returns when rung, after `timeout`, or when the task is cancelled.
-    func wait(timeout: Duration) async {
-        let id = self.state.withLock { state -> UInt64? in
-            if state.pending {
-                state.pending = false
-                return nil
-            }
-            state.nextID += 1
-            return state.nextID
-        }
-        guard let id else { return }
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                await withTaskCancellationHandler {
-                    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                        let resumeNow = self.state.withLock { state -> Bool in
-                            if state.pending || Task.isCancelled {
-                                state.pending = false
-                                return true
-                            }
-                            state.waiter = (id, continuation)
-                            return false
-                        }
-                        if resumeNow { continuation.resume() }
-                    }
-                } onCancel: {
-                    self.cancel(id)
-                }
-            }
-            group.addTask { try? await Task.sleep(for: timeout) }
-            await group.next()
-            group.cancelAll()
-        }
-    }
-
-    private func cancel(_ id: UInt64) {
-        let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard let waiter = state.waiter, waiter.id == id else { return nil }
-            state.waiter = nil
-            return waiter.continuation
-        }
-        waiter?.resume()
     }
 }
 

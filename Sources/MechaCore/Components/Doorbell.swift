@@ -1,8 +1,8 @@
 import Synchronization
 
-/// Wakes a waiting loop: `ring()` from anywhere, `wait(timeout:)` in the loop. A ring while nobody
+/// Wakes a waiting loop (a delivery loop waiting for a free slot, a message or stop): `ring()` from anywhere, `wait(timeout:)` in the loop. A ring while nobody
 /// waits is remembered, so no wake-up is lost.
-final class Doorbell: Sendable {
+public final class Doorbell: Sendable {
     private struct State {
         var pending = false
         var waiter: (id: UInt64, continuation: CheckedContinuation<Void, Never>)?
@@ -11,7 +11,9 @@ final class Doorbell: Sendable {
 
     private let state = Mutex(State())
 
-    func ring() {
+    public init() {}
+
+    public func ring() {
         let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
             if let waiter = state.waiter {
                 state.waiter = nil
@@ -24,7 +26,7 @@ final class Doorbell: Sendable {
     }
 
     /// Returns when rung, after `timeout`, or when the task is cancelled.
-    func wait(timeout: Duration) async {
+    public func wait(timeout: Duration) async {
         let id = self.state.withLock { state -> UInt64? in
             if state.pending {
                 state.pending = false
