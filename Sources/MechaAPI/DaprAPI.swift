@@ -6,6 +6,7 @@ public struct DaprAPI: Sendable {
     public var invoke: InvokeAPI
     public var bindings: BindingsAPI
     public var secrets: SecretsAPI
+    public var lock: LockAPI
     public var metadata: MetadataAPI
     public var readiness: Readiness
     /// Starts a graceful shutdown (`POST /v1.0/shutdown`).
@@ -18,6 +19,7 @@ public struct DaprAPI: Sendable {
         invoke: InvokeAPI,
         bindings: BindingsAPI,
         secrets: SecretsAPI,
+        lock: LockAPI,
         metadata: MetadataAPI,
         readiness: Readiness,
         shutdown: @escaping @Sendable () -> Void
@@ -28,6 +30,7 @@ public struct DaprAPI: Sendable {
         self.invoke = invoke
         self.bindings = bindings
         self.secrets = secrets
+        self.lock = lock
         self.metadata = metadata
         self.readiness = readiness
         self.shutdown = shutdown

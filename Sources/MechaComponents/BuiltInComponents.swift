@@ -24,6 +24,10 @@ public enum BuiltInComponents {
             // secret stores
             LocalFileSecretStoreFactory(),
             EnvSecretStoreFactory(),
+            // locks
+            InMemoryLockStoreFactory(),
+            SQLiteLockStoreFactory(),
+            RedisLockStoreFactory(),
             // name resolution
             SQLiteNameResolverFactory(),
         ])

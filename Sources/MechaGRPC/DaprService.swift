@@ -50,6 +50,9 @@ public struct DaprService: RegistrableRPCService {
         Self.unary(&router, DaprMethod.InvokeBinding.descriptor, self.invokeBinding)
         Self.unary(&router, DaprMethod.GetSecret.descriptor, self.getSecret)
         Self.unary(&router, DaprMethod.GetBulkSecret.descriptor, self.getBulkSecret)
+        // Distributed lock
+        Self.unary(&router, DaprMethod.TryLockAlpha1.descriptor, self.tryLock)
+        Self.unary(&router, DaprMethod.UnlockAlpha1.descriptor, self.unlock)
         // Metadata and lifecycle
         Self.unary(&router, DaprMethod.GetMetadata.descriptor, self.getMetadata)
         Self.unary(&router, DaprMethod.SetMetadata.descriptor, self.setMetadata)
@@ -347,6 +350,26 @@ public struct DaprService: RegistrableRPCService {
             secret.secrets = values
             return secret
         }
+        return response
+    }
+
+    // MARK: Distributed lock
+
+    func tryLock(_ request: Dapr_Proto_Runtime_V1_TryLockRequest, _ context: ServerContext, _ metadata: Metadata) async throws -> Dapr_Proto_Runtime_V1_TryLockResponse {
+        var response = Dapr_Proto_Runtime_V1_TryLockResponse()
+        response.success = try await self.api.lock.tryLock(
+            storeName: request.storeName,
+            resourceID: request.resourceID,
+            owner: request.lockOwner,
+            expiryInSeconds: request.expiryInSeconds
+        )
+        return response
+    }
+
+    func unlock(_ request: Dapr_Proto_Runtime_V1_UnlockRequest, _ context: ServerContext, _ metadata: Metadata) async throws -> Dapr_Proto_Runtime_V1_UnlockResponse {
+        let status = try await self.api.lock.unlock(storeName: request.storeName, resourceID: request.resourceID, owner: request.lockOwner)
+        var response = Dapr_Proto_Runtime_V1_UnlockResponse()
+        response.status = Dapr_Proto_Runtime_V1_UnlockResponse.Status(rawValue: status.rawValue) ?? .internalError
         return response
     }
 

@@ -207,6 +207,12 @@ public struct DaprHTTPServer: Sendable {
             case .getSecret(let store, let key):
                 let secret = try await self.api.secrets.get(storeName: store, key: key, metadata: PercentDecoding.metadata(from: query))
                 return .json(.stringMap(secret), trailingNewline: true)
+            case .tryLock(let store):
+                let body = try await self.body(request, error: { .bodyRead($0) })
+                return try await LockRoutes(api: self.api.lock).tryLock(store: store, body: body)
+            case .unlock(let store):
+                let body = try await self.body(request, error: { .bodyRead($0) })
+                return try await LockRoutes(api: self.api.lock).unlock(store: store, body: body)
             case .invoke, .fallback:
                 return .error(.directInvokeNoAppID)
             }

@@ -16,6 +16,8 @@ enum DaprRoute: Equatable {
     case invokeBinding(name: String)
     case bulkSecrets(store: String)
     case getSecret(store: String, key: String)
+    case tryLock(store: String)
+    case unlock(store: String)
     /// `/v1.0/invoke/{id}/method/{method}`: target and raw method path.
     case invoke(appID: String, method: String)
     /// Nothing matched: the invoke fallback (header or basic-auth form) decides.
@@ -32,6 +34,8 @@ enum DaprRoute: Equatable {
         case .bulkPublish: ("publish", "v1.0-alpha1", "publish/bulk")
         case .invokeBinding: ("bindings", "v1.0", "bindings")
         case .bulkSecrets, .getSecret: ("secrets", "v1.0", "secrets")
+        case .tryLock: ("lock", "v1.0-alpha1", "lock")
+        case .unlock: ("lock", "v1.0-alpha1", "unlock")
         case .invoke: ("invoke", "v1.0", "invoke")
         }
     }
@@ -61,6 +65,8 @@ enum DaprRoute: Equatable {
             if area == "publish", rest.count >= 4, rest[1] == "bulk", isPostOrPut, let pubsub = param(2) {
                 return .bulkPublish(pubsub: pubsub, topic: Self.tail(rest, from: 3))
             }
+            if area == "lock", rest.count == 2, isPostOrPut, let store = param(1) { return .tryLock(store: store) }
+            if area == "unlock", rest.count == 2, isPostOrPut, let store = param(1) { return .unlock(store: store) }
             return .fallback
         }
         switch area {

@@ -88,6 +88,10 @@ public final class ComponentStore: Sendable {
         self.storage.withLock { $0.entries[name]?.component as? any SecretStore }
     }
 
+    public func lockStore(named name: String) -> (any LockStore)? {
+        self.storage.withLock { $0.entries[name]?.component as? any LockStore }
+    }
+
     public func outputBinding(named name: String) -> (any OutputBinding)? {
         self.storage.withLock { storage in
             guard let entry = storage.entries[name], entry.spec.type.category == .bindings else { return nil }

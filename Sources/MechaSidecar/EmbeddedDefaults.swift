@@ -1,6 +1,6 @@
 public import MechaCore
 
-/// The components a sidecar gets with nothing configured: state and pub/sub in the shared SQLite
+/// The components a sidecar gets with nothing configured: state, pub/sub and locks in the shared SQLite
 /// database under the Mecha home directory, so apps on one machine work with nothing installed.
 public enum EmbeddedDefaults {
     public static func components(mechaHome: String) -> [ComponentResource] {
@@ -19,6 +19,13 @@ public enum EmbeddedDefaults {
                 version: "v1",
                 metadata: [.literal("connectionString", database)],
                 source: .builtIn("Component/pubsub")
+            ),
+            ComponentResource(
+                name: "lockstore",
+                type: ComponentType(.lock, "sqlite"),
+                version: "v1",
+                metadata: [.literal("connectionString", database)],
+                source: .builtIn("Component/lockstore")
             ),
         ]
     }

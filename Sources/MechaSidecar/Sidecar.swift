@@ -205,6 +205,7 @@ public final class Sidecar: Sendable {
             ),
             bindings: BindingsAPI(components: components),
             secrets: SecretsAPI(components: components, scopes: configuration?.secretScopes ?? []),
+            lock: LockAPI(components: components, identity: identity),
             metadata: MetadataAPI(
                 identity: identity,
                 components: components,

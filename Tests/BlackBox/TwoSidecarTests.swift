@@ -154,5 +154,6 @@ struct TwoSidecarTests {
             #expect(headers.first?["timezone"]?.stringValue == "Local")
             #expect(headers.first?["readtimeutc"]?.stringValue?.hasSuffix("+0000 UTC") == true)
         }
+        withExtendedLifetime(sidecar) {}
     }
 }

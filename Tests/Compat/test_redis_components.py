@@ -1,4 +1,4 @@
-"""The SDK against `state.redis` and `pubsub.redis` the way `dapr init` sets them up (components
+"""The SDK against `state.redis`, `pubsub.redis` and `lock.redis` the way `dapr init` sets them up (components
 named `statestore` and `pubsub` on one redis-server), with a real redis-server this module starts on
 a free port: numeric ETags as Dapr's Redis store gives them, transactions, state shared by two
 sidecars, and pub/sub that loses nothing when the subscriber's sidecar is killed."""
@@ -15,6 +15,7 @@ import pytest
 
 from conftest import Process, free_port, port_open, read_records, wait_records, wait_until
 from dapr.clients.exceptions import DaprGrpcError
+from dapr.clients.grpc._response import UnlockResponseStatus
 from dapr.clients.grpc._request import TransactionalStateOperation, TransactionOperationType
 from dapr.clients.grpc._state import StateItem
 
@@ -61,6 +62,8 @@ def resources(module_launcher, redis):
         "statestore.yaml": redis_component("statestore", "state.redis", redis, {"actorStateStore": "true"}),
         "shared.yaml": redis_component("shared", "state.redis", redis, {"keyPrefix": "none"}),
         "pubsub.yaml": redis_component("pubsub", "pubsub.redis", redis, {"processingTimeout": "2s", "redeliverInterval": "500ms"}),
+        "lockstore.yaml": redis_component("lockstore", "lock.redis", redis, {}),
+        "sharedlock.yaml": redis_component("sharedlock", "lock.redis", redis, {"keyPrefix": "name"}),
     })
 
 
@@ -153,3 +156,22 @@ def test_pubsub_survives_a_killed_subscriber_sidecar(module_launcher, resources,
         return numbers if numbers >= set(range(6)) else None
 
     assert wait_until(received, timeout=30, what="every event after the restart") == set(range(6))
+
+
+def test_lock_redis(first, second, dapr_client):
+    """Locks are per app id by default (daprd's `lock||<app id>||<resource>` keys); with keyPrefix
+    `name` two apps contend for one lock."""
+    a = dapr_client(first)
+    r = key()
+    assert a.try_lock("lockstore", r, "owner-a", 30).success
+    assert not a.try_lock("lockstore", r, "owner-b", 30).success
+    assert a.try_lock("sharedlock", r, "owner-a", 30).success
+    b = dapr_client(second)
+    # Another app id: its own key under the default prefix, the same one under `name`.
+    assert b.try_lock("lockstore", r, "owner-b", 30).success
+    assert not b.try_lock("sharedlock", r, "owner-b", 30).success
+    assert b.unlock("sharedlock", r, "owner-b").status == UnlockResponseStatus.lock_belongs_to_others
+    assert a.unlock("sharedlock", r, "owner-a").status == UnlockResponseStatus.success
+    assert b.try_lock("sharedlock", r, "owner-b", 30).success
+    assert b.unlock("sharedlock", r, "owner-b").status == UnlockResponseStatus.success
+    assert b.unlock("sharedlock", r, "owner-b").status == UnlockResponseStatus.lock_does_not_exist

@@ -113,8 +113,8 @@ struct ComponentLoaderTests {
     }
 
     @Test func unknownTypeInACategoryWithNothingRegistered() async throws {
-        let errors = try await Self.initError(Self.yaml("lock", type: "lock.redis"), registry: BuiltInComponents.registry)
-        #expect(errors.first?.contains("known lock types: none") == true)
+        let errors = try await Self.initError(Self.yaml("keys", type: "crypto.dapr.localstorage"), registry: BuiltInComponents.registry)
+        #expect(errors.first?.contains("known crypto types: none") == true)
     }
 
     @Test func everyUnknownTypeIsReportedBeforeAnythingInitialises() async throws {

@@ -392,3 +392,23 @@ extension APIError {
         )
     }
 }
+
+// MARK: Distributed lock
+
+extension APIError {
+    public static let lockStoreNotConfigured = APIError(
+        errorCode: "ERR_LOCK_STORE_NOT_CONFIGURED", message: "lock store is not configured", httpStatus: 500, grpcStatus: .failedPrecondition
+    )
+
+    public static func lockStoreNotFound(_ name: String) -> APIError {
+        .init(errorCode: "ERR_LOCK_STORE_NOT_FOUND", message: "lock store \(name) not found", httpStatus: 400, grpcStatus: .invalidArgument)
+    }
+
+    public static func tryLock(_ detail: String) -> APIError {
+        .init(errorCode: "ERR_TRY_LOCK", message: "failed to try acquiring lock: \(detail)", httpStatus: 500, grpcStatus: .internalError)
+    }
+
+    public static func unlock(_ detail: String) -> APIError {
+        .init(errorCode: "ERR_UNLOCK", message: "failed to release lock: \(detail)", httpStatus: 500, grpcStatus: .internalError)
+    }
+}

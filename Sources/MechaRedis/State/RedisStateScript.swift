@@ -1,6 +1,5 @@
 import RESPClient
 import RESPWire
-import Synchronization
 
 /// The one Lua script every `state.redis` write goes through: a list of set/delete operations
 /// applied all-or-nothing. Every ETag and first-write condition is checked first, against the state
@@ -65,46 +64,23 @@ final class RedisStateScript: Sendable {
         var value: [UInt8]
     }
 
-    /// The SHA1 `SCRIPT LOAD` answered; nil until loaded.
-    private let sha = Mutex<String?>(nil)
+    private let script = RedisScript(RedisStateScript.source)
 
     /// Loads the script (also proving the server answers and accepts our credentials).
     func load(on pool: RESPConnectionPool) async throws {
-        let reply = try await pool.send(["SCRIPT", "LOAD", Self.source])
-        self.sha.withLock { $0 = reply.string }
+        try await self.script.load(on: pool)
     }
 
     /// Runs the operations; 0 when applied, else the 1-based index of the failed condition.
-    /// `EVALSHA`, and `EVAL` when the server has forgotten the script (restart, `SCRIPT FLUSH`).
     func run(_ operations: [Operation], on pool: RESPConnectionPool) async throws -> Int {
-        if let sha = self.sha.withLock({ $0 }) {
-            do {
-                return try await pool.send(self.command("EVALSHA", sha, operations)).int ?? -1
-            } catch let error as RESPError where error.serverErrorPrefix == "NOSCRIPT" {
-                self.sha.withLock { $0 = nil }
+        try await self.script.run(keys: operations.map(\.key), on: pool) { command in
+            for operation in operations {
+                command.append(operation.isSet ? "set" : "del")
+                command.append(operation.etag ?? "")
+                command.append(operation.firstWrite ? "1" : "0")
+                command.append(operation.ttlMilliseconds)
+                command.append(operation.value)
             }
-        }
-        let result = try await pool.send(self.command("EVAL", Self.source, operations)).int ?? -1
-        // Cache it again for the next call (EVAL has loaded it on the server).
-        if let reply = try? await pool.send(["SCRIPT", "LOAD", Self.source]) {
-            self.sha.withLock { $0 = reply.string }
-        }
-        return result
-    }
-
-    private func command(_ name: String, _ script: String, _ operations: [Operation]) -> RESPCommand {
-        var command = RESPCommand()
-        command.append(name)
-        command.append(script)
-        command.append(operations.count)
-        for operation in operations { command.append(operation.key) }
-        for operation in operations {
-            command.append(operation.isSet ? "set" : "del")
-            command.append(operation.etag ?? "")
-            command.append(operation.firstWrite ? "1" : "0")
-            command.append(operation.ttlMilliseconds)
-            command.append(operation.value)
-        }
-        return command
+        }.int ?? -1
     }
 }
