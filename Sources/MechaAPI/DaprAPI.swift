@@ -7,6 +7,7 @@ public struct DaprAPI: Sendable {
     public var bindings: BindingsAPI
     public var secrets: SecretsAPI
     public var lock: LockAPI
+    public var configuration: ConfigurationAPI
     public var metadata: MetadataAPI
     public var readiness: Readiness
     /// Starts a graceful shutdown (`POST /v1.0/shutdown`).
@@ -20,6 +21,7 @@ public struct DaprAPI: Sendable {
         bindings: BindingsAPI,
         secrets: SecretsAPI,
         lock: LockAPI,
+        configuration: ConfigurationAPI,
         metadata: MetadataAPI,
         readiness: Readiness,
         shutdown: @escaping @Sendable () -> Void
@@ -31,6 +33,7 @@ public struct DaprAPI: Sendable {
         self.bindings = bindings
         self.secrets = secrets
         self.lock = lock
+        self.configuration = configuration
         self.metadata = metadata
         self.readiness = readiness
         self.shutdown = shutdown

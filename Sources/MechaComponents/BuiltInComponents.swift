@@ -24,6 +24,10 @@ public enum BuiltInComponents {
             // secret stores
             LocalFileSecretStoreFactory(),
             EnvSecretStoreFactory(),
+            // configuration
+            RedisConfigurationStoreFactory(),
+            PostgresConfigurationStoreFactory(),
+            PostgresConfigurationStoreFactory(name: "postgres"),
             // locks
             InMemoryLockStoreFactory(),
             SQLiteLockStoreFactory(),

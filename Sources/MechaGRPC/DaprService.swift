@@ -50,6 +50,8 @@ public struct DaprService: RegistrableRPCService {
         Self.unary(&router, DaprMethod.InvokeBinding.descriptor, self.invokeBinding)
         Self.unary(&router, DaprMethod.GetSecret.descriptor, self.getSecret)
         Self.unary(&router, DaprMethod.GetBulkSecret.descriptor, self.getBulkSecret)
+        // Configuration
+        self.registerConfiguration(with: &router)
         // Distributed lock
         Self.unary(&router, DaprMethod.TryLockAlpha1.descriptor, self.tryLock)
         Self.unary(&router, DaprMethod.UnlockAlpha1.descriptor, self.unlock)

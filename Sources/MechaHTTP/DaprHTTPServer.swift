@@ -207,6 +207,23 @@ public struct DaprHTTPServer: Sendable {
             case .getSecret(let store, let key):
                 let secret = try await self.api.secrets.get(storeName: store, key: key, metadata: PercentDecoding.metadata(from: query))
                 return .json(.stringMap(secret), trailingNewline: true)
+            case .getConfiguration(let store, _):
+                let (keys, metadata) = Self.configurationQuery(query)
+                let items = try await self.api.configuration.get(storeName: store, keys: keys, metadata: metadata)
+                if items.isEmpty { return .noContent() }
+                return .json(ConfigurationAPI.items(items), trailingNewline: true)
+            case .subscribeConfiguration(let store, _):
+                let (keys, metadata) = Self.configurationQuery(query)
+                let id = try await self.api.configuration.subscribeForApp(storeName: store, keys: keys, metadata: metadata)
+                return .json(.object([("id", .string(id))]), trailingNewline: true)
+            case .unsubscribeConfiguration(let store, let id, _):
+                do {
+                    try await self.api.configuration.unsubscribe(storeName: store, id: id)
+                    return .json(.object([("ok", .bool(true))]), trailingNewline: true)
+                } catch {
+                    // daprd answers a bare message here, not its usual error body.
+                    return .json(.object([("message", .string(error.message))]), status: 500, trailingNewline: true)
+                }
             case .tryLock(let store):
                 let body = try await self.body(request, error: { .bodyRead($0) })
                 return try await LockRoutes(api: self.api.lock).tryLock(store: store, body: body)
@@ -221,6 +238,13 @@ public struct DaprHTTPServer: Sendable {
         } catch {
             return .error(.internalError("\(error)"))
         }
+    }
+
+    /// `?key=a&key=b&metadata.k=v`: the keys in order, metadata by first value (as daprd).
+    static func configurationQuery(_ query: Substring) -> (keys: [String], metadata: [String: String]) {
+        let parameters = PercentDecoding.queryParameters(query)
+        let keys = parameters.filter { $0.0 == "key" }.map(\.1)
+        return (keys, PercentDecoding.metadata(from: query))
     }
 
     /// Reads the whole request body within the configured limit.

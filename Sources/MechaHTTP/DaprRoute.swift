@@ -17,6 +17,9 @@ enum DaprRoute: Equatable {
     case bulkSecrets(store: String)
     case getSecret(store: String, key: String)
     case tryLock(store: String)
+    case getConfiguration(store: String, alpha: Bool)
+    case subscribeConfiguration(store: String, alpha: Bool)
+    case unsubscribeConfiguration(store: String, id: String, alpha: Bool)
     case unlock(store: String)
     /// `/v1.0/invoke/{id}/method/{method}`: target and raw method path.
     case invoke(appID: String, method: String)
@@ -34,6 +37,8 @@ enum DaprRoute: Equatable {
         case .bulkPublish: ("publish", "v1.0-alpha1", "publish/bulk")
         case .invokeBinding: ("bindings", "v1.0", "bindings")
         case .bulkSecrets, .getSecret: ("secrets", "v1.0", "secrets")
+        case .getConfiguration(_, let alpha), .subscribeConfiguration(_, let alpha), .unsubscribeConfiguration(_, _, let alpha):
+            ("configuration", alpha ? "v1.0-alpha1" : "v1.0", "configuration")
         case .tryLock: ("lock", "v1.0-alpha1", "lock")
         case .unlock: ("lock", "v1.0-alpha1", "unlock")
         case .invoke: ("invoke", "v1.0", "invoke")
@@ -61,6 +66,13 @@ enum DaprRoute: Equatable {
             return PercentDecoding.queryUnescape(rest[index])
         }
         guard let area = rest.first else { return .fallback }
+        if area == "configuration", method == "GET", rest.count >= 2, let store = param(1) {
+            let alpha = version == "v1.0-alpha1"
+            if rest.count == 2 { return .getConfiguration(store: store, alpha: alpha) }
+            if rest.count == 3, rest[2] == "subscribe" { return .subscribeConfiguration(store: store, alpha: alpha) }
+            if rest.count == 4, rest[3] == "unsubscribe", let id = param(2) { return .unsubscribeConfiguration(store: store, id: id, alpha: alpha) }
+            return .fallback
+        }
         if version == "v1.0-alpha1" {
             if area == "publish", rest.count >= 4, rest[1] == "bulk", isPostOrPut, let pubsub = param(2) {
                 return .bulkPublish(pubsub: pubsub, topic: Self.tail(rest, from: 3))

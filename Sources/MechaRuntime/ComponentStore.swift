@@ -92,6 +92,10 @@ public final class ComponentStore: Sendable {
         self.storage.withLock { $0.entries[name]?.component as? any LockStore }
     }
 
+    public func configurationStore(named name: String) -> (any ConfigurationStore)? {
+        self.storage.withLock { $0.entries[name]?.component as? any ConfigurationStore }
+    }
+
     public func outputBinding(named name: String) -> (any OutputBinding)? {
         self.storage.withLock { storage in
             guard let entry = storage.entries[name], entry.spec.type.category == .bindings else { return nil }

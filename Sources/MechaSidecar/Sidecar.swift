@@ -206,6 +206,7 @@ public final class Sidecar: Sendable {
             bindings: BindingsAPI(components: components),
             secrets: SecretsAPI(components: components, scopes: configuration?.secretScopes ?? []),
             lock: LockAPI(components: components, identity: identity),
+            configuration: ConfigurationAPI(components: components, appChannel: appChannel, logger: self.logger),
             metadata: MetadataAPI(
                 identity: identity,
                 components: components,
@@ -286,6 +287,7 @@ public final class Sidecar: Sendable {
                 bindings: api.bindings,
                 logger: self.logger
             ),
+            configuration: api.configuration,
             servers: servers,
             grpcPool: grpcPool,
             ports: self.ports,
@@ -308,7 +310,7 @@ public final class Sidecar: Sendable {
         }
         var defaults = LoadedResources()
         defaults.components = EmbeddedDefaults.components(mechaHome: self.options.mechaHome)
-        self.logger.info("no resources path given: using the embedded defaults (statestore, pubsub) in \(self.options.mechaHome)/mecha.db")
+        self.logger.info("no resources path given: using the embedded defaults (statestore, pubsub, lockstore) in \(self.options.mechaHome)/mecha.db")
         return defaults
     }
 }

@@ -24,6 +24,8 @@ struct SidecarCore: Service {
     let readiness: Readiness
     let subscriptions: SubscriptionManager
     let inputBindings: InputBindingManager
+    /// Configuration subscriptions end when shutdown starts (their gRPC streams close with OK).
+    let configuration: ConfigurationAPI
     let servers: [any Service]
     let grpcPool: GRPCTransportPool
     let ports: PortBook
@@ -85,6 +87,7 @@ struct SidecarCore: Service {
             self.logger.info("shutting down: draining in-flight deliveries")
             self.readiness.markShuttingDown()
             deliveryStop.stop()
+            Task { await self.configuration.unsubscribeAll() }
         }
         for entry in self.components.entries.reversed() {
             do {

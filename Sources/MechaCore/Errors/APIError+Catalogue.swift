@@ -412,3 +412,52 @@ extension APIError {
         .init(errorCode: "ERR_UNLOCK", message: "failed to release lock: \(detail)", httpStatus: 500, grpcStatus: .internalError)
     }
 }
+
+// MARK: Configuration
+
+extension APIError {
+    public static let configurationStoresNotConfigured = APIError(
+        errorCode: "ERR_CONFIGURATION_STORE_NOT_CONFIGURED", message: "configuration stores not configured", httpStatus: 500, grpcStatus: .failedPrecondition
+    )
+
+    public static func configurationStoreNotFound(_ name: String) -> APIError {
+        .init(errorCode: "ERR_CONFIGURATION_STORE_NOT_FOUND", message: "configuration store \(name) not found", httpStatus: 400, grpcStatus: .invalidArgument)
+    }
+
+    /// Keys as Go prints a `[]string` (`[a b]`).
+    static func goList(_ keys: [String]) -> String { "[" + keys.joined(separator: " ") + "]" }
+
+    public static func configurationGet(keys: [String], store: String, _ detail: String) -> APIError {
+        .init(
+            errorCode: "ERR_CONFIGURATION_GET",
+            message: "failed to get \(goList(keys)) from Configuration store \(store): \(detail)",
+            httpStatus: 500,
+            grpcStatus: .internalError
+        )
+    }
+
+    public static func configurationSubscribe(keys: [String], store: String, _ detail: String) -> APIError {
+        .init(
+            errorCode: "ERR_CONFIGURATION_SUBSCRIBE",
+            message: "failed to subscribe \(goList(keys)) from Configuration store \(store): \(detail)",
+            httpStatus: 500,
+            grpcStatus: .invalidArgument
+        )
+    }
+
+    public static func configurationUnsubscribe(id: String, _ detail: String) -> APIError {
+        .init(
+            errorCode: "ERR_CONFIGURATION_UNSUBSCRIBE",
+            message: "failed to unsubscribe to configuration request \(id): \(detail)",
+            httpStatus: 500,
+            grpcStatus: .internalError
+        )
+    }
+
+    public static let appChannelNil = APIError(
+        errorCode: "ERR_APP_CHANNEL_NIL",
+        message: "app channel is not initialized. cannot subscribe to configuration updates",
+        httpStatus: 500,
+        grpcStatus: .internalError
+    )
+}

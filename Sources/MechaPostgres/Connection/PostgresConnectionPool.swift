@@ -97,6 +97,12 @@ final class PostgresConnectionPool: Sendable {
         }
     }
 
+    /// A connection outside the pool, for a long-lived listener; the caller closes it.
+    func makeDedicatedConnection() async throws -> PostgresConnection {
+        guard !self.state.withLock({ $0.closed }) else { throw PostgresPoolError.closed }
+        return try await self.connect()
+    }
+
     private func connect() async throws -> PostgresConnection {
         let id = self.nextConnectionID.wrappingAdd(1, ordering: .relaxed).newValue
         do {

@@ -1,0 +1,117 @@
+public import Logging
+public import MechaCore
+import RESPClient
+import RESPWire
+
+/// `configuration.redis`: Dapr's Redis configuration store. Each item is a string key holding
+/// `value||version` (`value` alone means no version); `get` without keys reads every key.
+/// Subscriptions use keyspace notifications (`__keyspace@<db>__:<key>`): the store turns them on
+/// (`CONFIG SET notify-keyspace-events Kg$xe`, as Dapr does; when the server refuses `CONFIG`, set
+/// it there) and sends the key's new item after each change, an empty item after a delete or expiry.
+public final class RedisConfigurationStore: ConfigurationStore {
+    let pool: RESPConnectionPool
+    let database: Int
+    let logger: Logger
+
+    init(pool: RESPConnectionPool, database: Int, logger: Logger) {
+        self.pool = pool
+        self.database = database
+        self.logger = logger
+    }
+
+    /// `value||version` → item; Dapr splits on every `||` and keeps the first two parts.
+    static func item(_ stored: String) -> ConfigurationItem {
+        let parts = stored.split(separator: "||", omittingEmptySubsequences: false)
+        return ConfigurationItem(value: String(parts[0]), version: parts.count > 1 ? String(parts[1]) : "")
+    }
+
+    public func get(keys: [String], metadata: [String: String]) async throws -> [String: ConfigurationItem] {
+        var keys = keys
+        if keys.isEmpty {
+            keys = try await self.pool.send(["KEYS", "*"]).array?.compactMap(\.string) ?? []
+        }
+        guard !keys.isEmpty else { return [:] }
+        let replies = try await self.pool.pipeline(keys.map { ["GET", $0] })
+        var items: [String: ConfigurationItem] = [:]
+        for (key, reply) in zip(keys, replies) {
+            switch reply {
+            case .null:
+                continue
+            case .error(let message):
+                // A key of another type is not a configuration item (Dapr skips WRONGTYPE).
+                if message.hasPrefix("WRONGTYPE") { continue }
+                throw ConfigurationStoreError("fail to get configuration for redis key=\(key), error is \(message)")
+            default:
+                let item = Self.item(reply.string ?? "")
+                if !item.value.isEmpty { items[key] = item }
+            }
+        }
+        return items
+    }
+
+    public func subscribe(keys: [String], metadata: [String: String]) async throws -> ConfigurationUpdates {
+        do {
+            _ = try await self.pool.send(["CONFIG", "SET", "notify-keyspace-events", "Kg$xe"])
+        } catch {
+            self.logger.warning("configuration.redis: could not enable keyspace notifications (\(error)); set notify-keyspace-events to Kg$xe on the server")
+        }
+        let prefix = "__keyspace@\(self.database)__:"
+        let connection = try await self.pool.makeDedicatedConnection()
+        do {
+            if keys.isEmpty {
+                try await connection.psubscribe([prefix + "*"])
+            } else {
+                try await connection.subscribe(keys.map { prefix + $0 })
+            }
+        } catch {
+            await connection.close()
+            throw error
+        }
+        let (updates, continuation) = ConfigurationUpdates.makeStream()
+        let reader = Task {
+            do {
+                for try await message in connection.messages where message.channel.hasPrefix(prefix) {
+                    let key = String(message.channel.dropFirst(prefix.count))
+                    let item = try await self.get(keys: [key], metadata: [:])[key] ?? .deleted
+                    continuation.yield([key: item])
+                }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+            await connection.close()
+        }
+        continuation.onTermination = { _ in reader.cancel() }
+        return updates
+    }
+
+    public func run(until stop: StopSignal) async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.pool.run() }
+            await stop.wait()
+            group.cancelAll()
+        }
+    }
+
+    public func close() async throws {
+        await self.pool.shutdown()
+    }
+}
+
+/// Factory for `configuration.redis`. See `RedisClientSettings` for the metadata.
+public struct RedisConfigurationStoreFactory: ComponentFactory {
+    public init() {}
+    public var type: ComponentType { ComponentType(.configuration, "redis") }
+
+    public func make(spec: ComponentSpec, context: ComponentContext) async throws -> any Component {
+        let settings = try RedisClientSettings(spec.metadata)
+        let pool = try RESPConnectionPool(configuration: settings.configuration, logger: context.logger)
+        do {
+            _ = try await pool.send(["PING"])
+        } catch {
+            await pool.shutdown()
+            throw ConfigurationStoreError("redis configuration: error connecting to redis at \(settings.address): \(error)")
+        }
+        return RedisConfigurationStore(pool: pool, database: settings.configuration.database, logger: context.logger)
+    }
+}

@@ -1,0 +1,52 @@
+import MechaCore
+import MechaRedis
+import MechaTesting
+import RESPClient
+import RESPWire
+import Testing
+
+struct RedisConfigurationStoreTests {
+    typealias Check = ConfigurationStoreConformance.Check
+
+    /// Items as Dapr's Redis configuration store keeps them: `value||version` strings.
+    static func backend(_ redis: RedisServerHarness) -> ConfigurationStoreConformance.Backend {
+        ConfigurationStoreConformance.Backend(
+            set: { key, item in
+                try await RedisComponents.withClient(redis) { client in
+                    _ = try await client.send(["SET", key, item.version.isEmpty ? item.value : item.value + "||" + item.version])
+                }
+            },
+            delete: { key in
+                try await RedisComponents.withClient(redis) { client in _ = try await client.send(["DEL", key]) }
+            }
+        )
+    }
+
+    @Test("configuration.redis on a real redis-server", .timeLimit(.minutes(1)), arguments: Check.allCases)
+    func conformance(_ check: Check) async throws {
+        try await RedisServerHarness.withServer { redis in
+            try await ConfigurationStoreConformance(backend: Self.backend(redis)) {
+                try await RedisComponents.make(RedisConfigurationStoreFactory(), RedisComponents.metadata(redis), as: (any ConfigurationStore).self)
+            }.run(check)
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func valuesWithoutVersionsAndOtherKeyTypes() async throws {
+        try await RedisServerHarness.withServer { redis in
+            let store = try await RedisComponents.make(RedisConfigurationStoreFactory(), RedisComponents.metadata(redis), as: (any ConfigurationStore).self)
+            try await RedisComponents.withClient(redis) { client in
+                _ = try await client.send(["SET", "plain", "just-a-value"])
+                _ = try await client.send(["SET", "versioned", "v||42||extra"])
+                _ = try await client.send(["HSET", "a-hash", "f", "v"])
+                _ = try await client.send(["SET", "empty", ""])
+            }
+            let items = try await store.get(keys: [], metadata: [:])
+            #expect(items == [
+                "plain": ConfigurationItem(value: "just-a-value"),
+                "versioned": ConfigurationItem(value: "v", version: "42"),
+            ])
+            try await store.close()
+        }
+    }
+}
