@@ -1,4 +1,4 @@
-"""The SDK against `state.redis`, `pubsub.redis` and `lock.redis` the way `dapr init` sets them up (components
+"""The SDK against `state.redis`, `pubsub.redis`, `lock.redis` and `configuration.redis` the way `dapr init` sets them up (components
 named `statestore` and `pubsub` on one redis-server), with a real redis-server this module starts on
 a free port: numeric ETags as Dapr's Redis store gives them, transactions, state shared by two
 sidecars, and pub/sub that loses nothing when the subscriber's sidecar is killed."""
@@ -64,6 +64,7 @@ def resources(module_launcher, redis):
         "pubsub.yaml": redis_component("pubsub", "pubsub.redis", redis, {"processingTimeout": "2s", "redeliverInterval": "500ms"}),
         "lockstore.yaml": redis_component("lockstore", "lock.redis", redis, {}),
         "sharedlock.yaml": redis_component("sharedlock", "lock.redis", redis, {"keyPrefix": "name"}),
+        "configstore.yaml": redis_component("configstore", "configuration.redis", redis, {}),
     })
 
 
@@ -175,3 +176,44 @@ def test_lock_redis(first, second, dapr_client):
     assert b.try_lock("sharedlock", r, "owner-b", 30).success
     assert b.unlock("sharedlock", r, "owner-b").status == UnlockResponseStatus.success
     assert b.unlock("sharedlock", r, "owner-b").status == UnlockResponseStatus.lock_does_not_exist
+
+
+def redis_command(port: int, *args: str):
+    """One command over a raw socket (RESP2), for writing configuration items as an operator would."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        payload = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
+        sock.sendall(payload.encode())
+        reply = sock.recv(4096)
+    assert not reply.startswith(b"-"), reply
+    return reply
+
+
+def test_configuration_redis(first, redis, dapr_client):
+    client = dapr_client(first)
+    k1, k2 = key(), key()
+    redis_command(redis, "SET", k1, "blue||1")
+    items = client.get_configuration("configstore", [k1, k2]).items
+    assert set(items) == {k1}
+    assert (items[k1].value, items[k1].version) == ("blue", "1")
+
+    received = []
+    sub_id = client.subscribe_configuration("configstore", [k1, k2], lambda _id, response: received.append((_id, response)))
+    assert sub_id
+    redis_command(redis, "SET", k2, "green||2")
+    wait_until(lambda: any(k2 in r.items for _, r in received), what="the configuration update")
+    got_id, response = next((i, r) for i, r in received if k2 in r.items)
+    assert got_id == sub_id
+    assert (response.items[k2].value, response.items[k2].version) == ("green", "2")
+    redis_command(redis, "DEL", k1)
+    wait_until(lambda: any(k1 in r.items for _, r in received), what="the deletion")
+    deleted = next(r for _, r in received if k1 in r.items).items[k1]
+    assert (deleted.value, deleted.version) == ("", "")
+
+    assert client.unsubscribe_configuration("configstore", sub_id) is True
+    assert client.unsubscribe_configuration("configstore", sub_id) is False
+    count = len(received)
+    redis_command(redis, "SET", k2, "red||3")
+    time.sleep(0.5)
+    assert len(received) == count, "an update arrived after unsubscribe"
