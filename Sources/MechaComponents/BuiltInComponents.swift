@@ -21,6 +21,9 @@ public enum BuiltInComponents {
             CronBindingFactory(),
             LocalStorageBindingFactory(),
             HTTPOutputBindingFactory(),
+            RedisBindingFactory(),
+            PostgresBindingFactory(),
+            PostgresBindingFactory(name: "postgres"),
             // secret stores
             LocalFileSecretStoreFactory(),
             EnvSecretStoreFactory(),

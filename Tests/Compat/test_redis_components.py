@@ -65,6 +65,7 @@ def resources(module_launcher, redis):
         "lockstore.yaml": redis_component("lockstore", "lock.redis", redis, {}),
         "sharedlock.yaml": redis_component("sharedlock", "lock.redis", redis, {"keyPrefix": "name"}),
         "configstore.yaml": redis_component("configstore", "configuration.redis", redis, {}),
+        "cache.yaml": redis_component("cache", "bindings.redis", redis, {}),
     })
 
 
@@ -217,3 +218,18 @@ def test_configuration_redis(first, redis, dapr_client):
     redis_command(redis, "SET", k2, "red||3")
     time.sleep(0.5)
     assert len(received) == count, "an update arrived after unsubscribe"
+
+
+def test_bindings_redis(first, redis, dapr_client):
+    client = dapr_client(first)
+    k = key()
+    client.invoke_binding("cache", "create", data="hello", binding_metadata={"key": k, "ttlInSeconds": "60"})
+    assert client.invoke_binding("cache", "get", binding_metadata={"key": k}).data == b"hello"
+    client.invoke_binding("cache", "increment", binding_metadata={"key": k + "-n"})
+    assert client.invoke_binding("cache", "get", binding_metadata={"key": k + "-n"}).data == b"1"
+    client.invoke_binding("cache", "delete", binding_metadata={"key": k})
+    assert client.invoke_binding("cache", "get", binding_metadata={"key": k}).data == b""
+    with pytest.raises(grpc.RpcError) as caught:
+        client.invoke_binding("cache", "get", binding_metadata={})
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    assert "redis binding: missing key in request metadata" in caught.value.details()

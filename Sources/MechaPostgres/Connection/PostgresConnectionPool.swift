@@ -97,6 +97,16 @@ final class PostgresConnectionPool: Sendable {
         }
     }
 
+    /// Closes the idle connections; the pool stays usable and reconnects on the next use (the
+    /// Postgres binding's `close` operation).
+    func closeIdle() async {
+        let idle = self.state.withLock { state in
+            defer { state.idle = [] }
+            return state.idle
+        }
+        for connection in idle { try? await connection.close() }
+    }
+
     /// A connection outside the pool, for a long-lived listener; the caller closes it.
     func makeDedicatedConnection() async throws -> PostgresConnection {
         guard !self.state.withLock({ $0.closed }) else { throw PostgresPoolError.closed }
