@@ -11,7 +11,7 @@ import Testing
 /// An HTTP/1.1 server on 127.0.0.1 (ephemeral port) with a few fixed routes:
 /// - `/status/<code>`: that status, body `status <code>`;
 /// - `/big/<n>`: `n` bytes of `x`;
-/// - `/slow`: answers after 2 s;
+/// - `/slow`: answers after 6 s;
 /// - `/multi`: a repeated `x-multi` header;
 /// - anything else: 200 echoing the request as JSON `{"method","uri","headers":{lowercased: value},"body"}`.
 private final class EchoServer: Sendable {
@@ -72,7 +72,7 @@ private final class EchoHandler: ChannelInboundHandler {
         } else if path.hasPrefix("/big/"), let count = Int(path.dropFirst("/big/".count)) {
             self.respond(context, head, .ok, headers, [UInt8](repeating: UInt8(ascii: "x"), count: count))
         } else if path == "/slow" {
-            context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(2)) {
+            context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(6)) {
                 self.respond(context, head, .ok, headers, Array("late".utf8))
             }
         } else if path == "/multi" {
@@ -372,7 +372,7 @@ struct HTTPOutputBindingTests {
             let error = await #expect(throws: BindingError.self) {
                 try await Self.invoke(binding, "get", metadata: ["path": "slow"])
             }
-            #expect(ContinuousClock.now - started < .milliseconds(1900), "the slow request (2 s) was cut at the timeout")
+            #expect(ContinuousClock.now - started < .milliseconds(5000), "the slow request (6 s) was cut at the timeout")
             #expect(error?.reason == "Get \"\(server.baseURL)/slow\": context deadline exceeded")
             // Fast requests still work (retried: on a loaded machine one may miss the short timeout).
             var echoed: Echo?

@@ -53,7 +53,7 @@ struct ComponentRegistryTests {
 
     @Test func typesByCategoryAreSorted() {
         let registry = BuiltInComponents.registry
-        #expect(registry.types(in: .bindings).map(\.description) == ["bindings.cron", "bindings.http", "bindings.localstorage"])
+        #expect(registry.types(in: .bindings).map(\.description) == ["bindings.cron", "bindings.http", "bindings.localstorage", "bindings.postgres", "bindings.postgresql", "bindings.redis"])
         #expect(registry.types(in: .secretstores).map(\.description) == ["secretstores.local.env", "secretstores.local.file"])
         #expect(registry.types(in: .lock).map(\.description) == ["lock.in-memory", "lock.redis", "lock.sqlite"])
         #expect(registry.types(in: .crypto).isEmpty)
