@@ -3,7 +3,7 @@ import MechaSidecar
 
 /// `mecha`: the multi-runtime sidecar. Started as `daprd` it is `mecha sidecar`; as `dapr` it
 /// accepts `dapr run …`.
-@main
+
 struct Mecha: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mecha",
