@@ -1,3 +1,4 @@
+import NIOCore
 import NIOPosix
 
 // Swift concurrency's global executor runs on NIO's event loop threads: a request's tasks then
