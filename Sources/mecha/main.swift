@@ -19,14 +19,23 @@ enum EventLoopSizing {
         if let text = getenv("MECHA_EVENT_LOOPS").map({ String(cString: $0) }), let count = Int(text), count > 0 {
             return min(count, 64)
         }
-        var set = cpu_set_t()
-        let allowed = withUnsafeMutablePointer(to: &set) { pointer -> Int in
-            guard sched_getaffinity(0, MemoryLayout<cpu_set_t>.size, pointer) == 0 else { return 0 }
-            return pointer.withMemoryRebound(to: UInt64.self, capacity: MemoryLayout<cpu_set_t>.size / 8) { words in
-                (0..<(MemoryLayout<cpu_set_t>.size / 8)).reduce(0) { $0 + words[$1].nonzeroBitCount }
-            }
-        }
+        let allowed = self.allowedCPUs() ?? 0
         let cores = System.coreCount
         return max(1, allowed > 0 ? min(allowed, cores) : cores)
+    }
+
+    /// The number of CPUs in `Cpus_allowed` of /proc/self/status (a hex mask, comma-separated words).
+    static func allowedCPUs() -> Int? {
+        guard let file = fopen("/proc/self/status", "r") else { return nil }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 4096)
+        while fgets(&line, Int32(line.count), file) != nil {
+            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            guard text.hasPrefix("Cpus_allowed:") else { continue }
+            return text.dropFirst("Cpus_allowed:".count).reduce(0) { count, character in
+                count + (character.hexDigitValue.map { $0.nonzeroBitCount } ?? 0)
+            }
+        }
+        return nil
     }
 }
