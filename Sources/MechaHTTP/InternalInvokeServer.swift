@@ -59,12 +59,7 @@ public struct InternalInvokeServer: Sendable {
             headers.add(field.name.rawName, field.value)
         }
         let length = request.headers[.contentLength].flatMap(Int.init)
-        let body: BodyStream
-        if length == 0 || (length == nil && request.headers[.transferEncoding] == nil) {
-            body = .empty
-        } else {
-            body = BodyStream(LimitedBody(base: request.body, limit: self.maxBodySize), length: length)
-        }
+        let body = try await DaprHTTPServer.invocationBody(request, length: length, limit: self.maxBodySize)
         let invocation = InvocationRequest(
             method: String(path.trimmingSlashes.isEmpty ? "" : path.dropFirst()),
             httpVerb: request.head.method.rawValue,
