@@ -85,9 +85,8 @@ public struct InvokeAPI: Sendable {
 public enum TraceContext {
     /// A fresh `traceparent` with random trace and span ids and the "not sampled" flag.
     public static func newUnsampled() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let trace = (generator.next() as UInt64, generator.next() as UInt64)
-        let span = generator.next() as UInt64
+        let trace = (FastRandom.next(), FastRandom.next())
+        let span = FastRandom.next()
         return "00-\(self.hex(trace.0))\(self.hex(trace.1))-\(self.hex(span))-00"
     }
 
