@@ -1,6 +1,7 @@
 import MechaCore
 @testable import MechaPostgres
 import MechaTesting
+import Synchronization
 import Testing
 
 /// `configuration.postgresql` against a real server, with the table and NOTIFY trigger Dapr's
@@ -106,5 +107,50 @@ struct PostgresConfigurationStoreTests {
         let store = try await Self.make(["connectionString": server.connectionString(database: database), "table": "configtable"])
         #expect(try await store.get(keys: ["k"], metadata: [:]) == ["k": ConfigurationItem(value: "new", version: "10", metadata: ["a": "b"])])
         try await store.close()
+    }
+}
+
+struct PostgresConfigurationResilienceTests {
+    /// The server ends the LISTEN connection (as a restart or failover would): the watch comes back
+    /// by itself, sends the watched key's current item, and later changes too.
+    @Test(.timeLimit(.minutes(1)))
+    func aSubscriptionSurvivesALostConnection() async throws {
+        let server = try await PostgresServerHarness.shared()
+        let database = try await server.createDatabase("config")
+        try await PostgresConfigurationStoreTests.setUp(server, database)
+        let backend = PostgresConfigurationStoreTests.backend(server, database)
+        let store = try await PostgresConfigurationStoreTests.make(["connectionString": server.connectionString(database: database), "table": "configtable"])
+        let updates = try await store.subscribe(keys: ["color"], metadata: ["pgNotifyChannel": "config"])
+        let changes = SharedItems()
+        let reader = Task {
+            for try await batch in updates { changes.add(batch) }
+        }
+        try await backend.set("color", ConfigurationItem(value: "red", version: "1"))
+        #expect(await changes.waitFor("color", ConfigurationItem(value: "red", version: "1")))
+        let terminated = try await server.psql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+            database: database
+        )
+        #expect(terminated.trimmingSpaces() == "t", "the LISTEN connection was not found: \(terminated)")
+        try await backend.set("color", ConfigurationItem(value: "green", version: "2"))
+        #expect(await changes.waitFor("color", ConfigurationItem(value: "green", version: "2")))
+        try await Task.sleep(for: .milliseconds(300))
+        try await backend.set("color", ConfigurationItem(value: "blue", version: "3"))
+        #expect(await changes.waitFor("color", ConfigurationItem(value: "blue", version: "3")))
+        reader.cancel()
+        try await store.close()
+    }
+}
+
+final class SharedItems: Sendable {
+    private let items = Mutex<[(String, ConfigurationItem)]>([])
+    func add(_ batch: [String: ConfigurationItem]) { self.items.withLock { $0.append(contentsOf: batch.map { ($0.key, $0.value) }) } }
+    func waitFor(_ key: String, _ item: ConfigurationItem, timeout: Duration = .seconds(15)) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if self.items.withLock({ $0.contains { $0.0 == key && $0.1 == item } }) { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return false
     }
 }

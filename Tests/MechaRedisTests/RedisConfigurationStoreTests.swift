@@ -3,6 +3,7 @@ import MechaRedis
 import MechaTesting
 import RESPClient
 import RESPWire
+import Synchronization
 import Testing
 
 struct RedisConfigurationStoreTests {
@@ -48,5 +49,45 @@ struct RedisConfigurationStoreTests {
             ])
             try await store.close()
         }
+    }
+}
+
+struct RedisConfigurationResilienceTests {
+    /// A restarted server (which forgot the keyspace notification setting and the subscription):
+    /// the watch comes back by itself, sends the watched key's current item, and later changes too.
+    @Test(.timeLimit(.minutes(1)))
+    func aSubscriptionSurvivesARedisRestart() async throws {
+        try await RedisServerHarness.withServer { redis in
+            let store = try await RedisComponents.make(RedisConfigurationStoreFactory(), RedisComponents.metadata(redis), as: (any ConfigurationStore).self)
+            let updates = try await store.subscribe(keys: ["color"], metadata: [:])
+            let received = ReceivedItems()
+            let reader = Task {
+                for try await batch in updates { received.add(batch) }
+            }
+            let backend = RedisConfigurationStoreTests.backend(redis)
+            try await backend.set("color", ConfigurationItem(value: "red", version: "1"))
+            #expect(await received.waitFor("color", ConfigurationItem(value: "red", version: "1")))
+            try await redis.restart()
+            // Written while the store may still be reconnecting: it must arrive either way.
+            try await backend.set("color", ConfigurationItem(value: "green", version: "2"))
+            #expect(await received.waitFor("color", ConfigurationItem(value: "green", version: "2")))
+            try await backend.set("color", ConfigurationItem(value: "blue", version: "3"))
+            #expect(await received.waitFor("color", ConfigurationItem(value: "blue", version: "3")))
+            reader.cancel()
+            try await store.close()
+        }
+    }
+}
+
+final class ReceivedItems: Sendable {
+    private let items = Mutex<[(String, ConfigurationItem)]>([])
+    func add(_ batch: [String: ConfigurationItem]) { self.items.withLock { $0.append(contentsOf: batch.map { ($0.key, $0.value) }) } }
+    func waitFor(_ key: String, _ item: ConfigurationItem, timeout: Duration = .seconds(15)) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if self.items.withLock({ $0.contains { $0.0 == key && $0.1 == item } }) { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return false
     }
 }

@@ -10,6 +10,8 @@ import PostgresNIO
 /// Subscriptions need the request metadata `pgNotifyChannel`: the store LISTENs on that channel and
 /// expects a trigger on the table to `pg_notify` it with a JSON payload whose `data` object holds
 /// `key`, `value`, `version` and `metadata` (Dapr's documented trigger sends `row_to_json(NEW)`).
+/// A lost LISTEN connection is re-established with backoff, and the watched keys' current items are
+/// then sent so changes made meanwhile are not missed.
 public final class PostgresConfigurationStore: ConfigurationStore {
     let pool: PostgresConnectionPool
     let table: String
@@ -83,16 +85,10 @@ public final class PostgresConfigurationStore: ConfigurationStore {
         guard let channel = metadata.first(where: { $0.key.lowercased() == "pgnotifychannel" })?.value, !channel.isEmpty else {
             throw ConfigurationStoreError("unable to subscribe to '\(self.table)'. pgNotifyChannel attribute cannot be empty")
         }
-        let connection: PostgresConnection
-        let notifications: PostgresNotificationSequence
+        // The first LISTEN is made before returning: a change right after is delivered.
+        var first: (PostgresConnection, PostgresNotificationSequence)?
         do {
-            connection = try await self.pool.makeDedicatedConnection()
-            do {
-                notifications = try await connection.listen(channel)
-            } catch {
-                try? await connection.close()
-                throw error
-            }
+            first = try await self.listen(channel)
         } catch {
             throw ConfigurationStoreError("configuration.postgresql: \(PostgresErrorText.describe(error))")
         }
@@ -100,22 +96,57 @@ public final class PostgresConfigurationStore: ConfigurationStore {
         let logger = self.logger
         let (updates, continuation) = ConfigurationUpdates.makeStream()
         let reader = Task {
-            do {
-                for try await notification in notifications {
-                    guard let (key, item) = Self.notifiedItem(notification.payload) else {
-                        logger.warning("configuration.postgresql: ignoring a notification on \(channel) that is not {\"data\":{\"key\",\"value\",\"version\",\"metadata\"}}: \(notification.payload.prefix(200))")
-                        continue
+            var backoff = Duration.milliseconds(100)
+            while !Task.isCancelled {
+                var connection: PostgresConnection?
+                do {
+                    let (listening, notifications): (PostgresConnection, PostgresNotificationSequence)
+                    if let first {
+                        (listening, notifications) = first
+                    } else {
+                        (listening, notifications) = try await self.listen(channel)
                     }
-                    if wanted.isEmpty || wanted.contains(key) { continuation.yield([key: item]) }
+                    connection = listening
+                    if first == nil {
+                        backoff = .milliseconds(100)
+                        logger.info("configuration.postgresql: listening on \(channel) again after a lost connection")
+                        // Changes made while the connection was down: send the watched keys' current items.
+                        if !keys.isEmpty, let current = try? await self.get(keys: keys, metadata: [:]), !current.isEmpty {
+                            continuation.yield(current)
+                        }
+                    }
+                    first = nil
+                    for try await notification in notifications {
+                        guard let (key, item) = Self.notifiedItem(notification.payload) else {
+                            logger.warning("configuration.postgresql: ignoring a notification on \(channel) that is not {\"data\":{\"key\",\"value\",\"version\",\"metadata\"}}: \(notification.payload.prefix(200))")
+                            continue
+                        }
+                        if wanted.isEmpty || wanted.contains(key) { continuation.yield([key: item]) }
+                    }
+                } catch {
+                    if !Task.isCancelled { logger.warning("configuration.postgresql: LISTEN connection lost: \(PostgresErrorText.describe(error))") }
                 }
-                continuation.finish()
-            } catch {
-                continuation.finish(throwing: ConfigurationStoreError("configuration.postgresql: \(PostgresErrorText.describe(error))"))
+                first = nil
+                try? await connection?.close()
+                if Task.isCancelled { break }
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(5))
             }
-            try? await connection.close()
+            continuation.finish()
         }
         continuation.onTermination = { _ in reader.cancel() }
         return updates
+    }
+
+    /// A dedicated connection listening on `channel`.
+    private func listen(_ channel: String) async throws -> (PostgresConnection, PostgresNotificationSequence) {
+        let connection = try await self.pool.makeDedicatedConnection()
+        do {
+            return (connection, try await connection.listen(channel))
+        } catch {
+            try? await connection.close()
+            throw error
+        }
     }
 
     /// `{"data":{"key":…,"value":…,"version":…,"metadata":{…}}}`, names in any case (as Dapr reads it).

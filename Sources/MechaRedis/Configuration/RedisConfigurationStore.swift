@@ -8,6 +8,8 @@ import RESPWire
 /// Subscriptions use keyspace notifications (`__keyspace@<db>__:<key>`): the store turns them on
 /// (`CONFIG SET notify-keyspace-events Kg$xe`, as Dapr does; when the server refuses `CONFIG`, set
 /// it there) and sends the key's new item after each change, an empty item after a delete or expiry.
+/// A lost connection is re-established with backoff; the watched keys' current items are then sent,
+/// so changes made meanwhile are not missed (a subscription to every key resumes without that).
 public final class RedisConfigurationStore: ConfigurationStore {
     let pool: RESPConnectionPool
     let database: Int
@@ -50,12 +52,56 @@ public final class RedisConfigurationStore: ConfigurationStore {
     }
 
     public func subscribe(keys: [String], metadata: [String: String]) async throws -> ConfigurationUpdates {
+        let prefix = "__keyspace@\(self.database)__:"
+        // The first subscription is made before returning: a change right after is delivered.
+        let first = try await self.watch(keys, prefix: prefix)
+        let (updates, continuation) = ConfigurationUpdates.makeStream()
+        let reader = Task {
+            var connection: RESPConnection? = first
+            var backoff = Duration.milliseconds(100)
+            while !Task.isCancelled {
+                do {
+                    if connection == nil {
+                        connection = try await self.watch(keys, prefix: prefix)
+                        backoff = .milliseconds(100)
+                        self.logger.info("configuration.redis: watching \(keys.isEmpty ? "every key" : "\(keys)") again after a lost connection")
+                        // Changes made while the connection was down: send the watched keys' current items.
+                        if !keys.isEmpty {
+                            let current = try await self.get(keys: keys, metadata: [:])
+                            var batch: [String: ConfigurationItem] = [:]
+                            for key in keys { batch[key] = current[key] ?? .deleted }
+                            continuation.yield(batch)
+                        }
+                    }
+                    for try await message in connection!.messages where message.channel.hasPrefix(prefix) {
+                        let key = String(message.channel.dropFirst(prefix.count))
+                        let item = try await self.get(keys: [key], metadata: [:])[key] ?? .deleted
+                        continuation.yield([key: item])
+                    }
+                } catch {
+                    if !Task.isCancelled { self.logger.warning("configuration.redis: subscription connection lost: \(error)") }
+                }
+                if let lost = connection { await lost.close() }
+                connection = nil
+                if Task.isCancelled { break }
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(5))
+            }
+            if let connection { await connection.close() }
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in reader.cancel() }
+        return updates
+    }
+
+    /// A dedicated connection subscribed to the keyspace channels of `keys` (a pattern for all).
+    /// Keyspace notifications are (re)enabled each time: a restarted server has forgotten them.
+    private func watch(_ keys: [String], prefix: String) async throws -> RESPConnection {
         do {
             _ = try await self.pool.send(["CONFIG", "SET", "notify-keyspace-events", "Kg$xe"])
-        } catch {
+        } catch let error as RESPError where error.serverErrorPrefix != nil {
             self.logger.warning("configuration.redis: could not enable keyspace notifications (\(error)); set notify-keyspace-events to Kg$xe on the server")
         }
-        let prefix = "__keyspace@\(self.database)__:"
         let connection = try await self.pool.makeDedicatedConnection()
         do {
             if keys.isEmpty {
@@ -63,26 +109,11 @@ public final class RedisConfigurationStore: ConfigurationStore {
             } else {
                 try await connection.subscribe(keys.map { prefix + $0 })
             }
+            return connection
         } catch {
             await connection.close()
             throw error
         }
-        let (updates, continuation) = ConfigurationUpdates.makeStream()
-        let reader = Task {
-            do {
-                for try await message in connection.messages where message.channel.hasPrefix(prefix) {
-                    let key = String(message.channel.dropFirst(prefix.count))
-                    let item = try await self.get(keys: [key], metadata: [:])[key] ?? .deleted
-                    continuation.yield([key: item])
-                }
-                continuation.finish()
-            } catch {
-                continuation.finish(throwing: error)
-            }
-            await connection.close()
-        }
-        continuation.onTermination = { _ in reader.cancel() }
-        return updates
     }
 
     public func run(until stop: StopSignal) async throws {
