@@ -408,6 +408,7 @@ public struct DaprHTTPServer: Sendable {
     /// control bytes are refused, then `path.Clean`. The result is escaped again for the app's URL,
     /// so `%2F` reaches the app as `/`.
     static func normalizeMethod(_ raw: String) -> Result<String, InvalidMethod> {
+        if Self.isCleanMethod(raw) { return .success(raw) }
         let decoded = PercentDecoding.pathUnescape(raw) ?? raw
         let bytes = Array(decoded.utf8)
         func fail(_ reason: String) -> Result<String, InvalidMethod> {
@@ -420,6 +421,35 @@ public struct DaprHTTPServer: Sendable {
             return fail("method contains control character at position \(index): \(Self.goQuote(decoded))")
         }
         return .success(Self.escapePath(Self.cleanMethod(decoded)))
+    }
+
+    /// True when decoding, `path.Clean` and escaping would all leave `method` unchanged: only
+    /// characters `escapePath` keeps (no `%`), no empty, `.` or `..` segments, no slash at either end.
+    static func isCleanMethod(_ method: String) -> Bool {
+        var segmentLength = 0
+        var dots = 0
+        for byte in method.utf8 {
+            switch byte {
+            case UInt8(ascii: "/"):
+                if segmentLength == 0 || (segmentLength == dots && dots <= 2) { return false }
+                segmentLength = 0
+                dots = 0
+                continue
+            case UInt8(ascii: "."):
+                dots += 1
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"),
+                UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "*"), UInt8(ascii: ","), UInt8(ascii: ";"),
+                UInt8(ascii: "="), UInt8(ascii: ":"), UInt8(ascii: "@"):
+                break
+            default:
+                // `%` (decoding), `+` (kept by escaping but decoded as itself: safe, yet rare), and
+                // everything escaping would change take the full path.
+                return false
+            }
+            segmentLength += 1
+        }
+        return segmentLength > 0 && !(segmentLength == dots && dots <= 2)
     }
 
     /// Escapes a path as Go's `url.URL.EscapedPath` leaves a parsed one: unreserved characters and
