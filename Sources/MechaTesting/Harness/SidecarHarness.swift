@@ -23,16 +23,27 @@ public final class SidecarHarness: Sendable {
         self.appID = appID
         self.appPort = appPort
         self.home = home
-        self.httpPort = httpPort ?? TestEnvironment.freePort()
-        var arguments = [
-            "sidecar", "--app-id", appID, "--dapr-http-port", String(self.httpPort), "--dapr-grpc-port", String(TestEnvironment.freePort()),
-            "--mecha-home", home, "--log-level", "debug",
-        ]
-        if let appPort { arguments += ["--app-port", String(appPort)] }
-        for path in resourcesPaths { arguments += ["--resources-path", path] }
-        arguments += extraArguments
-        self.arguments = arguments
-        self.process = try TestProcess(try MechaBinaries.mecha, arguments, environment: environment, logPath: home + "/\(logName ?? appID)-sidecar.log")
+        // Ports chosen here may be taken by a parallel test between choosing and binding; the
+        // sidecar then exits with "Address already in use" and is started again on other ports.
+        var attempt = 0
+        while true {
+            attempt += 1
+            let chosenHTTP = httpPort ?? TestEnvironment.freePort()
+            var arguments = [
+                "sidecar", "--app-id", appID, "--dapr-http-port", String(chosenHTTP), "--dapr-grpc-port", String(TestEnvironment.freePort()),
+                "--mecha-home", home, "--log-level", "debug",
+            ]
+            if let appPort { arguments += ["--app-port", String(appPort)] }
+            for path in resourcesPaths { arguments += ["--resources-path", path] }
+            arguments += extraArguments
+            let process = try TestProcess(try MechaBinaries.mecha, arguments, environment: environment, logPath: home + "/\(logName ?? appID)-sidecar.log")
+            let exitedOnTakenPort = await Self.exitsOnTakenPort(process, port: chosenHTTP)
+            if exitedOnTakenPort, attempt < 3, httpPort == nil, !extraArguments.contains(where: { $0.hasSuffix("-port") }) { continue }
+            self.httpPort = chosenHTTP
+            self.arguments = arguments
+            self.process = process
+            break
+        }
         try await self.waitUntilUp(healthz: waitForHealthz)
     }
 
@@ -43,6 +54,18 @@ public final class SidecarHarness: Sendable {
         self.httpPort = other.httpPort
         self.arguments = other.arguments
         self.process = try TestProcess(try MechaBinaries.mecha, other.arguments, logPath: other.home + "/\(logName).log")
+    }
+
+    /// Waits until the sidecar logs that its listeners are bound, or exits; true when it exited
+    /// because a port was taken.
+    static func exitsOnTakenPort(_ process: TestProcess, port: Int) async -> Bool {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if !process.isRunning { return process.output.contains("Address already in use") }
+            if process.output.contains("HTTP API listening on") { return false }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return false
     }
 
     func waitUntilUp(healthz: Bool) async throws {
