@@ -1,7 +1,6 @@
 import MechaCore
 @testable import MechaPostgres
 import MechaTesting
-import Synchronization
 import Testing
 
 /// `configuration.postgresql` against a real server, with the table and NOTIFY trigger Dapr's
@@ -121,7 +120,7 @@ struct PostgresConfigurationResilienceTests {
         let backend = PostgresConfigurationStoreTests.backend(server, database)
         let store = try await PostgresConfigurationStoreTests.make(["connectionString": server.connectionString(database: database), "table": "configtable"])
         let updates = try await store.subscribe(keys: ["color"], metadata: ["pgNotifyChannel": "config"])
-        let changes = SharedItems()
+        let changes = ConfigurationUpdateLog()
         let reader = Task {
             for try await batch in updates { changes.add(batch) }
         }
@@ -139,18 +138,5 @@ struct PostgresConfigurationResilienceTests {
         #expect(await changes.waitFor("color", ConfigurationItem(value: "blue", version: "3")))
         reader.cancel()
         try await store.close()
-    }
-}
-
-final class SharedItems: Sendable {
-    private let items = Mutex<[(String, ConfigurationItem)]>([])
-    func add(_ batch: [String: ConfigurationItem]) { self.items.withLock { $0.append(contentsOf: batch.map { ($0.key, $0.value) }) } }
-    func waitFor(_ key: String, _ item: ConfigurationItem, timeout: Duration = .seconds(15)) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if self.items.withLock({ $0.contains { $0.0 == key && $0.1 == item } }) { return true }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return false
     }
 }

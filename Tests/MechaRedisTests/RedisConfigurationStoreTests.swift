@@ -3,7 +3,6 @@ import MechaRedis
 import MechaTesting
 import RESPClient
 import RESPWire
-import Synchronization
 import Testing
 
 struct RedisConfigurationStoreTests {
@@ -60,7 +59,7 @@ struct RedisConfigurationResilienceTests {
         try await RedisServerHarness.withServer { redis in
             let store = try await RedisComponents.make(RedisConfigurationStoreFactory(), RedisComponents.metadata(redis), as: (any ConfigurationStore).self)
             let updates = try await store.subscribe(keys: ["color"], metadata: [:])
-            let received = ReceivedItems()
+            let received = ConfigurationUpdateLog()
             let reader = Task {
                 for try await batch in updates { received.add(batch) }
             }
@@ -76,18 +75,5 @@ struct RedisConfigurationResilienceTests {
             reader.cancel()
             try await store.close()
         }
-    }
-}
-
-final class ReceivedItems: Sendable {
-    private let items = Mutex<[(String, ConfigurationItem)]>([])
-    func add(_ batch: [String: ConfigurationItem]) { self.items.withLock { $0.append(contentsOf: batch.map { ($0.key, $0.value) }) } }
-    func waitFor(_ key: String, _ item: ConfigurationItem, timeout: Duration = .seconds(15)) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if self.items.withLock({ $0.contains { $0.0 == key && $0.1 == item } }) { return true }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return false
     }
 }

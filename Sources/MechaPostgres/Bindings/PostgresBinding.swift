@@ -185,23 +185,9 @@ public struct PostgresBindingFactory: ComponentFactory {
 
     public func make(spec: ComponentSpec, context: ComponentContext) async throws -> any Component {
         let metadata = spec.metadata
-        let connectionKey = metadata["connectionString"] == nil && metadata["url"] != nil ? "url" : "connectionString"
-        let connection: PostgresConnectionString
-        do {
-            connection = try PostgresConnectionString(parsing: try metadata.require(connectionKey))
-        } catch let error as ComponentConfigurationError {
-            throw error
-        } catch let error as ComponentConfigurationErrorReason {
-            throw ComponentConfigurationError(key: connectionKey, reason: "invalid connection string: \(error.reason)")
-        }
         let timeout = try metadata.duration("timeout", default: .seconds(20))
         let maxConnections = try metadata.int("maxConns", default: 5, range: 1...1000)
-        let pool: PostgresConnectionPool
-        do {
-            pool = try PostgresConnectionPool.make(connection, connectTimeout: timeout, maxConnections: maxConnections, logger: context.logger)
-        } catch {
-            throw ComponentConfigurationError(key: connectionKey, reason: error.reason)
-        }
+        let pool = try PostgresConnectionPool.make(metadata: metadata, timeout: timeout, maxConnections: maxConnections, logger: context.logger)
         // Dapr's binding pings the database at init.
         do {
             try await pool.withConnection(timeout: timeout) { connection in

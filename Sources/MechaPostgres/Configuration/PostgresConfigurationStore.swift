@@ -176,15 +176,6 @@ public struct PostgresConfigurationStoreFactory: ComponentFactory {
 
     public func make(spec: ComponentSpec, context: ComponentContext) async throws -> any Component {
         let metadata = spec.metadata
-        let connectionKey = metadata["connectionString"] == nil && metadata["url"] != nil ? "url" : "connectionString"
-        let connection: PostgresConnectionString
-        do {
-            connection = try PostgresConnectionString(parsing: try metadata.require(connectionKey))
-        } catch let error as ComponentConfigurationError {
-            throw error
-        } catch let error as ComponentConfigurationErrorReason {
-            throw ComponentConfigurationError(key: connectionKey, reason: "invalid connection string: \(error.reason)")
-        }
         guard let table = metadata["table"]?.trimmingSpaces(), !table.isEmpty else {
             throw ComponentConfigurationError(key: "table", reason: "missing postgreSQL configuration table name")
         }
@@ -196,12 +187,7 @@ public struct PostgresConfigurationStoreFactory: ComponentFactory {
         let timeout = try metadata.duration(timeoutKey, default: .seconds(20))
         guard timeout >= .seconds(1) else { throw ComponentConfigurationError(key: timeoutKey, reason: "must be at least 1s") }
         let maxConnections = try metadata.int("maxConns", default: 5, range: 1...1000)
-        let pool: PostgresConnectionPool
-        do {
-            pool = try PostgresConnectionPool.make(connection, connectTimeout: timeout, maxConnections: maxConnections, logger: context.logger)
-        } catch {
-            throw ComponentConfigurationError(key: connectionKey, reason: error.reason)
-        }
+        let pool = try PostgresConnectionPool.make(metadata: metadata, timeout: timeout, maxConnections: maxConnections, logger: context.logger)
         let store = PostgresConfigurationStore(pool: pool, table: table, timeout: timeout, logger: context.logger)
         do {
             guard try await store.tableExists() else {

@@ -209,6 +209,22 @@ enum PostgresErrorText {
 }
 
 extension PostgresConnectionPool {
+    /// A pool from a component's `connectionString` (or Dapr's alias `url`); errors name the field.
+    static func make(
+        metadata: ComponentMetadata,
+        timeout: Duration,
+        maxConnections: Int,
+        logger: Logger
+    ) throws(ComponentConfigurationError) -> PostgresConnectionPool {
+        let key = metadata["connectionString"] == nil && metadata["url"] != nil ? "url" : "connectionString"
+        let text = try metadata.require(key)
+        do {
+            return try self.make(try PostgresConnectionString(parsing: text), connectTimeout: timeout, maxConnections: maxConnections, logger: logger)
+        } catch {
+            throw ComponentConfigurationError(key: key, reason: "invalid connection string: \(error.reason)")
+        }
+    }
+
     /// A pool for `connection`: TLS from `sslmode` (as libpq: `prefer` falls back to plain text,
     /// `require` encrypts without verifying unless `sslrootcert` is given, `verify-ca` checks the chain,
     /// `verify-full` also the host name); the user defaults to the process's user, as in libpq.

@@ -1,6 +1,6 @@
 public import MechaCore
 import NIOCore
-import RESPClient
+public import RESPClient
 import RESPWire
 
 /// `bindings.redis`: Dapr's Redis output binding. Request metadata `key` names the Redis key.
@@ -10,8 +10,8 @@ import RESPWire
 /// - `get`: the value (`GETDEL` when metadata `delete` is `true`); an empty answer when missing.
 /// - `delete`: `DEL`; no response.
 /// - `increment`: `INCR` (plus the optional expiry); no response.
-public final class RedisBinding: OutputBinding {
-    let pool: RESPConnectionPool
+public final class RedisBinding: OutputBinding, RedisPooledComponent {
+    public let pool: RESPConnectionPool
 
     public var operations: [String] { ["create", "get", "delete", "increment"] }
 
@@ -75,17 +75,6 @@ public final class RedisBinding: OutputBinding {
         }
     }
 
-    public func run(until stop: StopSignal) async throws {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.pool.run() }
-            await stop.wait()
-            group.cancelAll()
-        }
-    }
-
-    public func close() async throws {
-        await self.pool.shutdown()
-    }
 }
 
 /// Factory for `bindings.redis`. See `RedisClientSettings` for the metadata.
@@ -95,13 +84,7 @@ public struct RedisBindingFactory: ComponentFactory {
 
     public func make(spec: ComponentSpec, context: ComponentContext) async throws -> any Component {
         let settings = try RedisClientSettings(spec.metadata)
-        let pool = try RESPConnectionPool(configuration: settings.configuration, logger: context.logger)
-        do {
-            _ = try await pool.send(["PING"])
-        } catch {
-            await pool.shutdown()
-            throw BindingError("redis binding: error connecting to redis at \(settings.address): \(error)")
-        }
+        let pool = try await settings.connectedPool(logger: context.logger) { BindingError("redis binding: \($0)") }
         return RedisBinding(pool: pool)
     }
 }

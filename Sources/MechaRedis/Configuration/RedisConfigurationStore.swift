@@ -1,6 +1,6 @@
 public import Logging
 public import MechaCore
-import RESPClient
+public import RESPClient
 import RESPWire
 
 /// `configuration.redis`: Dapr's Redis configuration store. Each item is a string key holding
@@ -10,8 +10,8 @@ import RESPWire
 /// it there) and sends the key's new item after each change, an empty item after a delete or expiry.
 /// A lost connection is re-established with backoff; the watched keys' current items are then sent,
 /// so changes made meanwhile are not missed (a subscription to every key resumes without that).
-public final class RedisConfigurationStore: ConfigurationStore {
-    let pool: RESPConnectionPool
+public final class RedisConfigurationStore: ConfigurationStore, RedisPooledComponent {
+    public let pool: RESPConnectionPool
     let database: Int
     let logger: Logger
 
@@ -116,17 +116,6 @@ public final class RedisConfigurationStore: ConfigurationStore {
         }
     }
 
-    public func run(until stop: StopSignal) async throws {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.pool.run() }
-            await stop.wait()
-            group.cancelAll()
-        }
-    }
-
-    public func close() async throws {
-        await self.pool.shutdown()
-    }
 }
 
 /// Factory for `configuration.redis`. See `RedisClientSettings` for the metadata.
@@ -136,13 +125,7 @@ public struct RedisConfigurationStoreFactory: ComponentFactory {
 
     public func make(spec: ComponentSpec, context: ComponentContext) async throws -> any Component {
         let settings = try RedisClientSettings(spec.metadata)
-        let pool = try RESPConnectionPool(configuration: settings.configuration, logger: context.logger)
-        do {
-            _ = try await pool.send(["PING"])
-        } catch {
-            await pool.shutdown()
-            throw ConfigurationStoreError("redis configuration: error connecting to redis at \(settings.address): \(error)")
-        }
+        let pool = try await settings.connectedPool(logger: context.logger) { ConfigurationStoreError("redis configuration: \($0)") }
         return RedisConfigurationStore(pool: pool, database: settings.configuration.database, logger: context.logger)
     }
 }

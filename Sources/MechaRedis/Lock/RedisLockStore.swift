@@ -1,5 +1,5 @@
 public import MechaCore
-import RESPClient
+public import RESPClient
 import RESPWire
 
 /// `lock.redis`: Dapr's standalone Redis lock. A lock is a string key holding its owner, taken with
@@ -9,8 +9,8 @@ import RESPWire
 /// Metadata: the shared Redis connection settings (`RedisClientSettings`). As Dapr's, it refuses a
 /// server with replicas: a lock acknowledged by a primary that fails over before replicating would
 /// be held twice.
-public final class RedisLockStore: LockStore {
-    let pool: RESPConnectionPool
+public final class RedisLockStore: LockStore, RedisPooledComponent {
+    public let pool: RESPConnectionPool
     /// Returns 1 when deleted, 0 when the key does not exist, -1 when another owner holds it.
     static let unlockScript = RedisScript(
         """
@@ -49,17 +49,6 @@ public final class RedisLockStore: LockStore {
         }
     }
 
-    public func run(until stop: StopSignal) async throws {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.pool.run() }
-            await stop.wait()
-            group.cancelAll()
-        }
-    }
-
-    public func close() async throws {
-        await self.pool.shutdown()
-    }
 }
 
 /// Factory for `lock.redis`. See `RedisClientSettings` for the metadata.
@@ -69,13 +58,8 @@ public struct RedisLockStoreFactory: ComponentFactory {
 
     public func make(spec: ComponentSpec, context: ComponentContext) async throws -> any Component {
         let settings = try RedisClientSettings(spec.metadata)
-        let pool = try RESPConnectionPool(configuration: settings.configuration, logger: context.logger)
+        let pool = try await settings.connectedPool(logger: context.logger) { LockStoreError("redis lock: \($0)") }
         do {
-            do {
-                _ = try await pool.send(["PING"])
-            } catch {
-                throw LockStoreError("redis lock: error connecting to redis at \(settings.address): \(error)")
-            }
             let replicas = try await RedisStateStore.connectedReplicas(pool)
             if replicas > 0 {
                 throw LockStoreError("redis lock: the server at \(settings.address) has \(replicas) replica(s); lock.redis needs a standalone Redis (a failover could grant a lock twice)")

@@ -1,7 +1,7 @@
 import Logging
 public import MechaCore
 import NIOCore
-import RESPClient
+public import RESPClient
 import RESPWire
 import Synchronization
 
@@ -16,8 +16,8 @@ import Synchronization
 /// `.acknowledge`; a `.redeliver`, a crash or a kill leaves it pending, and a pending entry idle
 /// for `processingTimeout` is claimed (`XPENDING` + `XCLAIM`) by whichever consumer of the group
 /// checks next (every `redeliverInterval`). Nothing is lost when a sidecar dies mid-delivery.
-public final class RedisStreamsPubSub: PubSub, BulkPublisher {
-    let pool: RESPConnectionPool
+public final class RedisStreamsPubSub: PubSub, BulkPublisher, RedisPooledComponent {
+    public let pool: RESPConnectionPool
     public let configuration: RedisStreamsConfiguration
     let instanceID: String
     let logger: Logger
@@ -108,17 +108,6 @@ public final class RedisStreamsPubSub: PubSub, BulkPublisher {
     // MARK: Lifecycle
 
     /// Keeps the pool's connections healthy until stopped.
-    public func run(until stop: StopSignal) async throws {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.pool.run() }
-            await stop.wait()
-            group.cancelAll()
-        }
-    }
-
-    public func close() async throws {
-        await self.pool.shutdown()
-    }
 }
 
 /// Factory for `pubsub.redis` (v1). See `RedisStreamsConfiguration` for the metadata.
@@ -128,13 +117,7 @@ public struct RedisStreamsPubSubFactory: ComponentFactory {
 
     public func make(spec: ComponentSpec, context: ComponentContext) async throws -> any Component {
         let configuration = try RedisStreamsConfiguration(spec.metadata)
-        let pool = try RESPConnectionPool(configuration: configuration.client.configuration, logger: context.logger)
-        do {
-            _ = try await pool.send(["PING"])
-        } catch {
-            await pool.shutdown()
-            throw PubSubError("redis streams: error connecting to redis at \(configuration.client.address): \(error)")
-        }
+        let pool = try await configuration.client.connectedPool(logger: context.logger) { PubSubError("redis streams: \($0)") }
         if configuration.maxLenApprox > 0 && configuration.streamTTL > .zero {
             context.logger.warning("redis streams: maxLenApprox and streamTTL cannot be used together; trimming by maxLenApprox only")
         }

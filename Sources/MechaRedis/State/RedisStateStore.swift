@@ -1,6 +1,6 @@
 public import MechaCore
 import NIOCore
-import RESPClient
+public import RESPClient
 import RESPWire
 
 /// `state.redis`: state in Redis in Dapr's layout, so data written by daprd reads here and the
@@ -13,8 +13,8 @@ import RESPWire
 /// missing key, `.etagMismatch`. TTLs are Redis expiries (`PEXPIRE`; a write without TTL removes
 /// any expiry), reported on reads as `ttlExpireTime`. The query API needs RedisJSON/RediSearch and
 /// is not offered.
-public final class RedisStateStore: TransactionalStateStore {
-    let pool: RESPConnectionPool
+public final class RedisStateStore: TransactionalStateStore, RedisPooledComponent {
+    public let pool: RESPConnectionPool
     public let configuration: RedisStateStoreConfiguration
     let script = RedisStateScript()
     /// Replicas to wait for on strong-consistency writes (`connected_slaves` at start).
@@ -174,17 +174,6 @@ public final class RedisStateStore: TransactionalStateStore {
     // MARK: Lifecycle
 
     /// Keeps the pool's connections healthy until stopped.
-    public func run(until stop: StopSignal) async throws {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.pool.run() }
-            await stop.wait()
-            group.cancelAll()
-        }
-    }
-
-    public func close() async throws {
-        await self.pool.shutdown()
-    }
 }
 
 /// Factory for `state.redis` (v1). See `RedisStateStoreConfiguration` for the metadata.
@@ -194,9 +183,8 @@ public struct RedisStateStoreFactory: ComponentFactory {
 
     public func make(spec: ComponentSpec, context: ComponentContext) async throws -> any Component {
         let configuration = try RedisStateStoreConfiguration(spec.metadata)
-        let pool = try RESPConnectionPool(configuration: configuration.client.configuration, logger: context.logger)
+        let pool = try await configuration.client.connectedPool(logger: context.logger) { StateStoreError(.backend, detail: "redis store: \($0)") }
         do {
-            try await RedisStateStore.connect(pool, address: configuration.client.address)
             let replicas = try await RedisStateStore.connectedReplicas(pool)
             let store = RedisStateStore(pool: pool, configuration: configuration, replicas: replicas)
             try await store.script.load(on: pool)
@@ -209,15 +197,6 @@ public struct RedisStateStoreFactory: ComponentFactory {
 }
 
 extension RedisStateStore {
-    /// PING, with an error naming the server when it cannot be reached or refuses us.
-    static func connect(_ pool: RESPConnectionPool, address: String) async throws {
-        do {
-            _ = try await pool.send(["PING"])
-        } catch {
-            throw StateStoreError(.backend, detail: "redis store: error connecting to redis at \(address): \(error)")
-        }
-    }
-
     /// `connected_slaves` from `INFO replication` (0 when the server does not say).
     static func connectedReplicas(_ pool: RESPConnectionPool) async throws -> Int {
         guard let info = try? await pool.send(["INFO", "replication"]).string else { return 0 }

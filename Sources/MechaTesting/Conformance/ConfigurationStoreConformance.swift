@@ -189,3 +189,22 @@ public struct ConfigurationStoreConformance: Sendable {
         await two.stop()
     }
 }
+
+/// Collects the batches a configuration subscription delivers, for tests that drive a store
+/// directly (outside the suite).
+public final class ConfigurationUpdateLog: Sendable {
+    private let items = SharedValue<[(String, ConfigurationItem)]>([])
+
+    public init() {}
+
+    public func add(_ batch: [String: ConfigurationItem]) {
+        self.items.update { $0.append(contentsOf: batch.map { ($0.key, $0.value) }) }
+    }
+
+    /// Whether `key` = `item` arrives within `timeout`.
+    public func waitFor(_ key: String, _ item: ConfigurationItem, timeout: Duration = .seconds(15)) async -> Bool {
+        await Conformance.eventually(within: timeout, every: .milliseconds(50)) {
+            self.items.value.contains { $0.0 == key && $0.1 == item }
+        }
+    }
+}
