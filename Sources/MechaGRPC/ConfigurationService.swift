@@ -86,12 +86,8 @@ extension DaprService {
                 try? await api.unsubscribe(storeName: nil, id: id)
                 return [:]
             }
-        } catch let error as APIError {
-            return StreamingServerResponse(error: error.rpcError)
-        } catch let error as RPCError {
-            return StreamingServerResponse(error: error)
         } catch {
-            return StreamingServerResponse(error: RPCError(code: .internalError, message: "\(error)"))
+            return StreamingServerResponse(error: error.rpcErrorForStream)
         }
     }
 }

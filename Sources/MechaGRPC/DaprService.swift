@@ -88,12 +88,8 @@ public struct DaprService: RegistrableRPCService {
                 let single = try await ServerRequest(stream: request)
                 let (output, headers) = try await body(single.message, context, single.metadata)
                 return StreamingServerResponse(single: ServerResponse(message: output, metadata: headers))
-            } catch let error as APIError {
-                return StreamingServerResponse(error: error.rpcError)
-            } catch let error as RPCError {
-                return StreamingServerResponse(error: error)
             } catch {
-                return StreamingServerResponse(error: RPCError(code: .internalError, message: "\(error)"))
+                return StreamingServerResponse(error: error.rpcErrorForStream)
             }
         }
     }

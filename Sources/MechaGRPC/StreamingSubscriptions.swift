@@ -86,6 +86,7 @@ struct StreamingSubscriptions: Sendable {
 }
 
 extension Error {
+    /// The gRPC status for an error: daprd's for an `APIError`, as is for an `RPCError`, INTERNAL otherwise.
     var rpcErrorForStream: RPCError {
         if let api = self as? APIError { return api.rpcError }
         if let rpc = self as? RPCError { return rpc }

@@ -68,12 +68,9 @@ public struct SQLiteLockStoreFactory: ComponentFactory {
 
     public func make(spec: ComponentSpec, context: ComponentContext) async throws -> any Component {
         let metadata = spec.metadata
-        let path = try EmbeddedDatabase.path(metadata, context: context)
         let table = try EmbeddedDatabase.identifier(metadata, "tableName", default: "locks")
-        let busyTimeout = try metadata.duration("busyTimeout", default: .seconds(5))
-        let disableWAL = try metadata.bool("disableWAL", default: false)
         let cleanup = try metadata.duration("cleanupInterval", default: .seconds(3600))
-        let database = try SQLiteDatabase(path: path, busyTimeout: busyTimeout, wal: !disableWAL)
+        let database = try EmbeddedDatabase.open(metadata, context: context)
         let store = SQLiteLockStore(database: database, table: table, cleanupInterval: cleanup)
         try await store.migrate()
         return store

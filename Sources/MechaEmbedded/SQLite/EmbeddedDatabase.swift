@@ -20,6 +20,15 @@ enum EmbeddedDatabase {
         return context.dataDirectory + "/" + self.fileName
     }
 
+    /// Opens the component's database: `connectionString` (see `path`), `busyTimeout` (`5s`) and
+    /// `disableWAL` (`false`), as Dapr's SQLite components read them.
+    static func open(_ metadata: ComponentMetadata, context: ComponentContext) throws -> SQLiteDatabase {
+        let path = try self.path(metadata, context: context)
+        let busyTimeout = try metadata.duration("busyTimeout", default: .seconds(5))
+        let disableWAL = try metadata.bool("disableWAL", default: false)
+        return try SQLiteDatabase(path: path, busyTimeout: busyTimeout, wal: !disableWAL)
+    }
+
     /// A table name: ASCII letters, digits and `_` only (it is spliced into SQL).
     static func identifier(_ metadata: ComponentMetadata, _ key: String, default defaultValue: String) throws(ComponentConfigurationError) -> String {
         let name = metadata.string(key) ?? defaultValue

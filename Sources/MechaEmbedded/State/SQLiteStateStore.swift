@@ -212,14 +212,11 @@ public struct SQLiteStateStoreFactory: ComponentFactory {
 
     public func make(spec: ComponentSpec, context: ComponentContext) async throws -> any Component {
         let metadata = spec.metadata
-        let path = try EmbeddedDatabase.path(metadata, context: context)
         let table = try EmbeddedDatabase.identifier(metadata, "tableName", default: "state")
         let metadataTable = try EmbeddedDatabase.identifier(metadata, "metadataTableName", default: "metadata")
-        let busyTimeout = try metadata.duration("busyTimeout", default: .seconds(5))
-        let disableWAL = try metadata.bool("disableWAL", default: false)
         let cleanup = try metadata.duration("cleanupInterval", default: .seconds(3600))
         _ = try metadata.duration("timeout", default: .seconds(20))
-        let database = try SQLiteDatabase(path: path, busyTimeout: busyTimeout, wal: !disableWAL)
+        let database = try EmbeddedDatabase.open(metadata, context: context)
         let store = SQLiteStateStore(database: database, table: table, metadataTable: metadataTable, cleanupInterval: cleanup)
         try await store.migrate()
         return store
