@@ -26,7 +26,7 @@ struct RunCommandTests {
         let httpPort = TestEnvironment.freePort()
         let run = try TestProcess(
             try MechaBinaries.mecha,
-            ["run", "--app-id", "runner", "--dapr-http-port", String(httpPort), "--mecha-home", home, "--", "python3", home + "/app.py"],
+            ["run", "--app-id", "runner", "--dapr-http-port", String(httpPort), "--dapr-grpc-port", String(TestEnvironment.freePort()), "--mecha-home", home, "--", "python3", home + "/app.py"],
             logPath: home + "/run.log"
         )
         let code = await run.waitForExit(timeout: .seconds(30))
@@ -59,7 +59,7 @@ struct RunCommandTests {
         )
         let run = try TestProcess(
             try MechaBinaries.mecha,
-            ["run", "--app-id", "waiter", "--dapr-http-port", String(TestEnvironment.freePort()), "--mecha-home", home, "--", "python3", home + "/app.py"],
+            ["run", "--app-id", "waiter", "--dapr-http-port", String(TestEnvironment.freePort()), "--dapr-grpc-port", String(TestEnvironment.freePort()), "--mecha-home", home, "--", "python3", home + "/app.py"],
             logPath: home + "/run.log"
         )
         let deadline = ContinuousClock.now + .seconds(20)
@@ -84,7 +84,7 @@ struct RunCommandTests {
 
         let run = try TestProcess(
             bin + "/dapr",
-            ["run", "-a", "persona", "-H", String(TestEnvironment.freePort()), "--mecha-home", home, "--", "python3", home + "/app.py"],
+            ["run", "-a", "persona", "-H", String(TestEnvironment.freePort()), "-G", String(TestEnvironment.freePort()), "--mecha-home", home, "--", "python3", home + "/app.py"],
             logPath: home + "/dapr-run.log"
         )
         #expect(await run.waitForExit(timeout: .seconds(30)) == 0, "\(run.output)")
@@ -123,7 +123,7 @@ struct RunCommandTests {
         )
         let sidecar = try TestProcess(
             try MechaBinaries.mecha,
-            ["sidecar", "--app-id", "bad", "--dapr-http-port", String(TestEnvironment.freePort()), "--mecha-home", home, "--resources-path", resources],
+            ["sidecar", "--app-id", "bad", "--dapr-http-port", String(TestEnvironment.freePort()), "--dapr-grpc-port", String(TestEnvironment.freePort()), "--mecha-home", home, "--resources-path", resources],
             logPath: home + "/bad.log"
         )
         #expect(await sidecar.waitForExit(timeout: .seconds(20)) == 1)
