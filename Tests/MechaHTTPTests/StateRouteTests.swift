@@ -401,12 +401,12 @@ struct StateRouteTests {
     @Test(arguments: StateStoreKind.allCases)
     func ttlExpiresItems(kind: StateStoreKind) async throws {
         try await withAPIStateSidecar(kind) { port, http in
-            // TTL in the item's metadata, and through the URL's metadata.* parameters. (5 s: the SQLite
+            // TTL in the item's metadata, and through the URL's metadata.* parameters. (10 s: the SQLite
             // store counts in whole seconds, so an item may expire up to a second early, as in Dapr; long
             // enough that a loaded machine reads it before then.)
-            let body = try await http.post(port: port, "/v1.0/state/statestore", json: #"[{"key":"t1","value":"x","metadata":{"ttlInSeconds":"5"}}]"#)
+            let body = try await http.post(port: port, "/v1.0/state/statestore", json: #"[{"key":"t1","value":"x","metadata":{"ttlInSeconds":"10"}}]"#)
             body.expectNoContent()
-            let url = try await http.post(port: port, "/v1.0/state/statestore?metadata.ttlInSeconds=5", json: #"[{"key":"t2","value":"y"}]"#)
+            let url = try await http.post(port: port, "/v1.0/state/statestore?metadata.ttlInSeconds=10", json: #"[{"key":"t2","value":"y"}]"#)
             url.expectNoContent()
             let forever = try await http.post(port: port, "/v1.0/state/statestore", json: #"[{"key":"t3","value":"z","metadata":{"ttlInSeconds":"-1"}}]"#)
             forever.expectNoContent()
@@ -415,18 +415,18 @@ struct StateRouteTests {
 
             let read = try await http.get(port: port, "/v1.0/state/statestore/t1")
             #expect(read.status == 200)
-            try Self.expectExpiry(read.header("metadata.ttlExpireTime"), withinSecondsFromNow: 0...5)
-            try Self.expectExpiry(try await http.get(port: port, "/v1.0/state/statestore/t2").header("metadata.ttlExpireTime"), withinSecondsFromNow: 0...5)
+            try Self.expectExpiry(read.header("metadata.ttlExpireTime"), withinSecondsFromNow: 0...10)
+            try Self.expectExpiry(try await http.get(port: port, "/v1.0/state/statestore/t2").header("metadata.ttlExpireTime"), withinSecondsFromNow: 0...10)
             #expect(try await http.get(port: port, "/v1.0/state/statestore/t3").header("metadata.ttlExpireTime") == nil)
             try Self.expectExpiry(try await http.get(port: port, "/v1.0/state/statestore/t4").header("metadata.ttlExpireTime"), withinSecondsFromNow: 3598...3601)
 
             // The bulk answer carries it in the item's metadata.
             let bulk = try await http.post(port: port, "/v1.0/state/statestore/bulk", json: #"{"keys":["t1","t3"]}"#)
             let items = try #require(try bulk.parsedJSON.arrayValues)
-            try Self.expectExpiry(items.first?["metadata"]?["ttlExpireTime"]?.stringValue, withinSecondsFromNow: 0...5)
+            try Self.expectExpiry(items.first?["metadata"]?["ttlExpireTime"]?.stringValue, withinSecondsFromNow: 0...10)
             #expect(items.last?["metadata"] == nil)
 
-            try await Task.sleep(for: .milliseconds(5300))
+            try await Task.sleep(for: .milliseconds(10300))
             #expect(try await http.get(port: port, "/v1.0/state/statestore/t1").status == 204)
             #expect(try await http.get(port: port, "/v1.0/state/statestore/t2").status == 204)
             #expect(try await http.get(port: port, "/v1.0/state/statestore/t3").status == 200)

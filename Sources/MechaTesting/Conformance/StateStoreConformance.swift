@@ -27,7 +27,9 @@ public struct StateStoreConformance: Sendable {
         public var staleETag: String
         /// Prefix of every key the suite writes; a random run id follows it, so runs can share a backend.
         public var keyPrefix: String
-        /// The TTL the TTL check gives items. At least 2 s for stores with second-precision clocks.
+        /// The TTL the TTL check gives items (default 8 s: long enough that a machine loaded by a
+        /// parallel test run still reads the item before it expires). At least 2 s for stores with
+        /// second-precision clocks.
         public var ttl: Duration
         /// Moves the store's clock forward: a real sleep for stores on the wall clock (the default),
         /// an advance of an injected clock otherwise.
@@ -41,7 +43,7 @@ public struct StateStoreConformance: Sendable {
             expectedFeatures: StateFeatures,
             staleETag: String = "bad-etag",
             keyPrefix: String = "conformance",
-            ttl: Duration = .seconds(4),
+            ttl: Duration = .seconds(8),
             advanceTime: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
             now: @escaping @Sendable () -> Timestamp = { WallClock.now() },
             stopTimeout: Duration = .seconds(5)
