@@ -203,3 +203,23 @@ public struct BindingEventReply: Sendable {
         self.parallel = parallel
     }
 }
+
+/// A sidecar-to-sidecar hop the invocation fast path can take without waiting: the instance's
+/// internal listener and the headers the hop adds (as `RemoteInvoker.invoke` would send them).
+public struct DirectHop: Sendable {
+    public var host: String
+    public var port: Int
+    public var headers: [(name: String, value: String)]
+
+    public init(host: String, port: Int, headers: [(name: String, value: String)]) {
+        self.host = host
+        self.port = port
+        self.headers = headers
+    }
+}
+
+/// A remote invoker that can name the next hop synchronously when it already knows the target's
+/// instances (cached name resolution). Returning nil sends the call through the general path.
+public protocol DirectHopProvider: Sendable {
+    func directHop(appID: String, namespace: String) -> DirectHop?
+}

@@ -15,8 +15,15 @@ public struct InvokeAPI: Sendable {
         self.readiness = readiness
     }
 
+    /// The local app channel (nil without `--app-port`).
+    public var localAppChannel: (any AppChannel)? { self.appChannel }
+    /// The remote invoker, when it can name hops without waiting (the fast path's remote leg).
+    public var directHops: (any DirectHopProvider)? { self.remote as? any DirectHopProvider }
+    /// False when app health checks are on and the app is unhealthy: it is not called then.
+    public var isAppHealthy: Bool { self.readiness?.isAppHealthy ?? true }
+
     /// Headers that carry caller identity; whatever the caller sent under these names is replaced.
-    static let identityHeaders: Set<String> = ["dapr-caller-app-id", "dapr-caller-namespace", "dapr-callee-app-id"]
+    public static let identityHeaders: Set<String> = ["dapr-caller-app-id", "dapr-caller-namespace", "dapr-callee-app-id"]
 
     /// Splits `app.namespace` as Dapr does; more than one dot is an error.
     public func parseTarget(_ target: String) throws(APIError) -> (appID: String, namespace: String) {
@@ -70,7 +77,7 @@ public struct InvokeAPI: Sendable {
             throw APIError.directInvoke(appID: target, "cannot invoke local endpoint: app channel not initialized")
         }
         // With app health checks on, an unhealthy app is not called (daprd's behaviour).
-        guard self.readiness?.isAppHealthy ?? true else {
+        guard self.isAppHealthy else {
             throw APIError.directInvoke(appID: target, "app is not in a healthy state")
         }
         do {

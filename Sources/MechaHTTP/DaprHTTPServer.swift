@@ -20,14 +20,26 @@ public struct DaprHTTPServer: Sendable {
         public var apiToken: String?
         public var apiAllowed: [APIAccessRule]?
         public var apiDenied: [APIAccessRule]
+        /// Plain invocations are proxied by a channel handler (`FastInvokeHandler`) instead of the
+        /// general async path. `MECHA_FAST_INVOKE=0` turns it off.
+        public var fastInvoke: Bool
 
-        public init(addresses: [String] = ["127.0.0.1"], port: Int = 3500, maxBodySize: Int = 4 << 20, apiToken: String? = nil, apiAllowed: [APIAccessRule]? = nil, apiDenied: [APIAccessRule] = []) {
+        public init(
+            addresses: [String] = ["127.0.0.1"],
+            port: Int = 3500,
+            maxBodySize: Int = 4 << 20,
+            apiToken: String? = nil,
+            apiAllowed: [APIAccessRule]? = nil,
+            apiDenied: [APIAccessRule] = [],
+            fastInvoke: Bool = true
+        ) {
             self.addresses = addresses
             self.port = port
             self.maxBodySize = maxBodySize
             self.apiToken = apiToken
             self.apiAllowed = apiAllowed
             self.apiDenied = apiDenied
+            self.fastInvoke = fastInvoke
         }
     }
 
@@ -43,8 +55,9 @@ public struct DaprHTTPServer: Sendable {
 
     /// One server service per listen address. `onListening` receives each bound port.
     public func makeServices(onListening: @escaping @Sendable (Int) -> Void = { _ in }) throws -> [any Service] {
-        try self.configuration.addresses.map { host in
-            try HTTPServerBuilder.http1().buildServer(
+        let router = self.fastInvokeRouter
+        return try self.configuration.addresses.map { host in
+            try MechaHTTP1Channel.builder(router: router).buildServer(
                 configuration: ServerConfiguration(address: .hostname(host, port: self.configuration.port), serverName: nil, backlog: 1024),
                 eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
                 logger: self.logger,
@@ -56,6 +69,21 @@ public struct DaprHTTPServer: Sendable {
                 }
             )
         }
+    }
+
+    /// The fast path's router, when it is on.
+    var fastInvokeRouter: PublicFastInvokeRouter? {
+        guard self.configuration.fastInvoke else { return nil }
+        let identity = self.api.identity
+        return PublicFastInvokeRouter(
+            appID: identity.appID,
+            namespace: identity.namespace,
+            app: (self.api.invoke.localAppChannel as? HTTPAppChannel)?.directTarget,
+            invoke: self.api.invoke,
+            apiToken: self.configuration.apiToken.flatMap { $0.isEmpty ? nil : $0 },
+            invokeRouteAllowed: self.isAllowed(("invoke", "v1.0", "invoke")),
+            bodyLimit: min(Self.bufferedBodyLimit, self.configuration.maxBodySize)
+        )
     }
 
     // MARK: Dispatch

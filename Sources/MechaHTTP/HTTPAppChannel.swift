@@ -54,6 +54,13 @@ public final class HTTPAppChannel: AppChannel {
         self.limiter = configuration.maxConcurrency.flatMap { $0 > 0 ? ConcurrencyLimiter(limit: $0) : nil }
     }
 
+    /// Where the invocation fast path may send calls itself: not when a concurrency limit applies
+    /// (the general path enforces it).
+    var directTarget: DirectAppTarget? {
+        guard self.limiter == nil else { return nil }
+        return DirectAppTarget(host: self.configuration.host, port: self.configuration.port, apiToken: self.configuration.apiToken)
+    }
+
     private func headers(_ list: HeaderList, contentType: String?) -> HTTPHeaders {
         var headers = HTTPHeaders()
         for field in list where !HopByHop.isHopByHop(field.name) && field.name.lowercased() != "content-type" && !field.name.lowercased().hasPrefix("x-mecha-") {

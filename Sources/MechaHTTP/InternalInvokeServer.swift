@@ -20,8 +20,11 @@ public struct InternalInvokeServer: Sendable {
     public static let targetHeader = "x-mecha-target-app"
     public static let sidecarErrorHeader = "x-mecha-sidecar-error"
 
-    public init(api: DaprAPI, host: String, port: Int, maxBodySize: Int, logger: Logger) {
+    let fastInvoke: Bool
+
+    public init(api: DaprAPI, host: String, port: Int, maxBodySize: Int, fastInvoke: Bool = true, logger: Logger) {
         self.api = api
+        self.fastInvoke = fastInvoke
         self.host = host
         self.port = port
         self.maxBodySize = maxBodySize
@@ -29,7 +32,16 @@ public struct InternalInvokeServer: Sendable {
     }
 
     public func makeService(onListening: @escaping @Sendable (Int) -> Void = { _ in }) throws -> any Service {
-        try HTTPServerBuilder.http1().buildServer(
+        var router: InternalFastInvokeRouter?
+        if self.fastInvoke, let app = (self.api.invoke.localAppChannel as? HTTPAppChannel)?.directTarget {
+            router = InternalFastInvokeRouter(
+                appID: self.api.identity.appID,
+                app: app,
+                invoke: self.api.invoke,
+                bodyLimit: min(DaprHTTPServer.bufferedBodyLimit, self.maxBodySize)
+            )
+        }
+        return try MechaHTTP1Channel.builder(router: router).buildServer(
             configuration: ServerConfiguration(address: .hostname(self.host, port: self.port), backlog: 1024),
             eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
             logger: self.logger,

@@ -9,7 +9,7 @@ import Synchronization
 /// Sends invocations to another app's sidecar: resolves the app id to live instances, balances
 /// round-robin, and fails over to another instance when one cannot be reached (before any
 /// response byte, and only when the request body can be replayed).
-public final class SidecarInvoker: RemoteInvoker {
+public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
     /// Header naming the app the caller meant to reach; the receiving sidecar refuses others.
     public static let targetHeader = "x-mecha-target-app"
     /// Set by a receiving sidecar on answers it produced itself (not the app's), e.g. misdirected calls.
@@ -44,11 +44,7 @@ public final class SidecarInvoker: RemoteInvoker {
             throw InvocationError("couldn't find service: \(appID): \(error)")
         }
         guard !instances.isEmpty else { throw InvocationError("couldn't find service: \(appID)") }
-        let start = self.counters.withLock { counters -> Int in
-            let value = counters[appID, default: 0]
-            counters[appID] = value &+ 1
-            return value
-        }
+        let start = self.nextIndex(appID)
         let replayable = request.body.bufferedBytes != nil
         let attempts = replayable ? min(instances.count, 3) : 1
         var lastError: (any Error)?
@@ -71,6 +67,33 @@ public final class SidecarInvoker: RemoteInvoker {
         throw InvocationError("failed to invoke target \(appID) after \(attempts) attempts. Error: \(lastError.map { "\($0)" } ?? "unknown")")
     }
 
+    /// The next instance of `appID` by round robin when resolution is cached, with the headers
+    /// `send` adds on this hop.
+    public func directHop(appID: String, namespace: String) -> DirectHop? {
+        guard let instances = self.resolver.cachedInstances(appID: appID, namespace: namespace), !instances.isEmpty else { return nil }
+        let instance = instances[self.nextIndex(appID) % instances.count]
+        return DirectHop(host: instance.host, port: instance.internalPort, headers: self.hopHeaders(appID: appID))
+    }
+
+    func nextIndex(_ appID: String) -> Int {
+        self.counters.withLock { counters -> Int in
+            let value = counters[appID, default: 0]
+            counters[appID] = value &+ 1
+            return value
+        }
+    }
+
+    /// The target check and, as daprd adds them on the sidecar-to-sidecar hop, `X-Forwarded-*`.
+    func hopHeaders(appID: String) -> [(name: String, value: String)] {
+        let forwardedFor = self.hostAddress.contains(":") ? "\"[\(self.hostAddress)]\"" : self.hostAddress
+        return [
+            (Self.targetHeader, appID),
+            ("x-forwarded-for", self.hostAddress),
+            ("x-forwarded-host", self.hostname),
+            ("forwarded", "for=\(forwardedFor);by=\(forwardedFor);host=\(self.hostname)"),
+        ]
+    }
+
     struct Misdirected: Error, CustomStringConvertible {
         var description: String
     }
@@ -87,12 +110,8 @@ public final class SidecarInvoker: RemoteInvoker {
     ) async throws -> Output {
         var headers = HTTPHeaders()
         for field in request.headers { headers.add(name: field.name, value: field.value) }
-        headers.replaceOrAdd(name: Self.targetHeader, value: appID)
-        // As daprd adds them on the sidecar-to-sidecar hop.
-        headers.add(name: "x-forwarded-for", value: self.hostAddress)
-        headers.add(name: "x-forwarded-host", value: self.hostname)
-        let forwardedFor = self.hostAddress.contains(":") ? "\"[\(self.hostAddress)]\"" : self.hostAddress
-        headers.add(name: "forwarded", value: "for=\(forwardedFor);by=\(forwardedFor);host=\(self.hostname)")
+        headers.remove(name: Self.targetHeader)
+        for (name, value) in self.hopHeaders(appID: appID) { headers.add(name: name, value: value) }
         if let contentType = request.contentType { headers.replaceOrAdd(name: "content-type", value: contentType) }
         var uri = "/" + request.method
         if !request.queryString.isEmpty { uri += "?" + request.queryString }

@@ -228,7 +228,8 @@ public final class Sidecar: Sendable {
                 maxBodySize: options.maxBodySize,
                 apiToken: self.environment["DAPR_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
                 apiAllowed: configuration?.apiAllowed,
-                apiDenied: configuration?.apiDenied ?? []
+                apiDenied: configuration?.apiDenied ?? [],
+                fastInvoke: self.environment["MECHA_FAST_INVOKE"] != "0"
             ),
             logger: self.logger
         )
@@ -237,6 +238,7 @@ public final class Sidecar: Sendable {
             host: options.internalListenAddress,
             port: options.internalPort,
             maxBodySize: options.maxBodySize,
+            fastInvoke: self.environment["MECHA_FAST_INVOKE"] != "0",
             logger: self.logger
         )
         let grpcPool = GRPCTransportPool(maxMessageSize: options.maxBodySize)

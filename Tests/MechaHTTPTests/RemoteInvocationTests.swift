@@ -19,6 +19,7 @@ import Testing
     /// `alpha` (with its app) calls `beta`; with `betaAppDown` nothing listens on beta's app port.
     static func withMesh(
         maxBodySize: Int? = nil,
+        alphaEnvironment: [String: String] = [:],
         betaEnvironment: [String: String] = [:],
         betaAppDown: Bool = false,
         _ body: (Mesh) async throws -> Void
@@ -33,7 +34,7 @@ import Testing
             try await RouteTest.withApp { appB in
                 let betaPort = betaAppDown ? TestEnvironment.refusingPort() : appB.port
                 try await InProcessSidecar.with(appID: "beta", appPort: betaPort, environment: betaEnvironment, configure: configure) { beta in
-                    try await InProcessSidecar.with(appID: "alpha", appPort: appA.port, configure: configure) { alpha in
+                    try await InProcessSidecar.with(appID: "alpha", appPort: appA.port, environment: alphaEnvironment, configure: configure) { alpha in
                         try await TestHTTP.with { http in
                             // Wait until alpha resolves beta.
                             let deadline = ContinuousClock.now + .seconds(10)

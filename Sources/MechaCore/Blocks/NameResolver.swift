@@ -45,4 +45,11 @@ public protocol NameResolver: Component {
     func deregister(instanceID: String) async throws
     /// Live instances of `appID`, possibly empty.
     func resolve(appID: String, namespace: String) async throws -> [AppInstance]
+    /// Instances of `appID` known without waiting (a fresh cache entry), or nil. The invocation fast
+    /// path uses this; on nil it takes the general path, which calls `resolve`.
+    func cachedInstances(appID: String, namespace: String) -> [AppInstance]?
+}
+
+extension NameResolver {
+    public func cachedInstances(appID: String, namespace: String) -> [AppInstance]? { nil }
 }

@@ -72,6 +72,12 @@ public final class SQLiteNameResolver: NameResolver {
         _ = try await self.database.execute("DELETE FROM nameresolution_instances WHERE instance_id = ?", [.text(instanceID)])
     }
 
+    public func cachedInstances(appID: String, namespace: String) -> [AppInstance]? {
+        guard let cached = self.cache.withLock({ $0["\(namespace)/\(appID)"] }), ContinuousClock.now - cached.at < self.cacheTTL, !cached.instances.isEmpty
+        else { return nil }
+        return cached.instances
+    }
+
     public func resolve(appID: String, namespace: String) async throws -> [AppInstance] {
         let key = "\(namespace)/\(appID)"
         let now = ContinuousClock.now

@@ -1,0 +1,378 @@
+import MechaCore
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// The invocation fast path, a channel handler in front of the general (async) HTTP server.
+///
+/// A plain invocation — small body of known length, a target the router can name without waiting —
+/// is proxied here, on the connection's event loop: the request is read, sent on a pooled upstream
+/// connection of the same loop, and the answer's parts are written back as they arrive. No task,
+/// no async bridging, no locks. Everything else passes through untouched to the general path,
+/// which handles every case (streaming, errors, failover, the other APIs).
+///
+/// Order on the connection is kept: a request is only taken while the general path has nothing in
+/// flight, and requests pipelined behind a fast one wait (reading pauses) until it has answered.
+/// When the upstream fails before any byte of the answer, the request is handed to the general
+/// path as if it had gone there first (it reports the error or fails over to another instance);
+/// a fresh connection that failed after the request went out is answered with daprd's error
+/// instead, so a request the app may have seen is not sent twice.
+final class FastInvokeHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case idle
+        /// The current request belongs to the general path (until its `.end` arrives).
+        case passing
+        /// Reading a fast request's body.
+        case collecting(Exchange)
+        /// The fast request went upstream; waiting for (or relaying) the answer.
+        case forwarding(Exchange)
+    }
+
+    private final class Exchange {
+        let plan: FastInvokePlan
+        let requestHead: HTTPRequestHead
+        var body: ByteBuffer?
+        var connection: UpstreamConnection?
+        var responseStarted = false
+        var responseKeepAlive = true
+        /// A misdirected answer from another sidecar: its parts are dropped, the call replayed.
+        var discarding = false
+
+        init(plan: FastInvokePlan, requestHead: HTTPRequestHead) {
+            self.plan = plan
+            self.requestHead = requestHead
+        }
+    }
+
+    /// Requests answered by the fast path in this process (for tests and diagnostics).
+    static let answered = Atomic<Int>(0)
+
+    private let router: any FastInvokeRouter
+    private var state = State.idle
+    /// General-path requests whose answer has not ended yet.
+    private var generalInFlight = 0
+    /// Parts that arrived while a fast request was being answered (pipelining), in order.
+    private var pending = CircularBuffer<HTTPServerRequestPart>()
+    private var readHeld = false
+    private var context: ChannelHandlerContext?
+    private var pool: UpstreamPool?
+    private var upstreamPaused = false
+
+    init(router: any FastInvokeRouter) {
+        self.router = router
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.pool = UpstreamPool.forLoop(context.eventLoop)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.abandonExchange()
+        self.context = nil
+    }
+
+    // MARK: Inbound (requests)
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = self.unwrapInboundIn(data)
+        if case .forwarding = self.state {
+            self.pending.append(part)
+            return
+        }
+        if !self.pending.isEmpty {
+            self.pending.append(part)
+            return
+        }
+        self.process(part, context: context)
+    }
+
+    private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch (self.state, part) {
+        case (.idle, .head(let head)):
+            if self.generalInFlight == 0, let plan = self.router.plan(for: head) {
+                self.state = .collecting(Exchange(plan: plan, requestHead: head))
+            } else {
+                self.passToGeneral(part, context: context, startsRequest: true)
+            }
+        case (.collecting(let exchange), .body(var chunk)):
+            if exchange.body == nil {
+                exchange.body = chunk
+            } else {
+                exchange.body!.writeBuffer(&chunk)
+            }
+        case (.collecting(let exchange), .end):
+            self.state = .forwarding(exchange)
+            self.send(exchange, context: context)
+        case (.passing, .end):
+            self.state = .idle
+            context.fireChannelRead(self.wrapInboundOut(part))
+        default:
+            // The general path's request parts, or a sequence the decoder would not produce: the
+            // general path reports it.
+            if case .head = part { self.generalInFlight += 1 }
+            context.fireChannelRead(self.wrapInboundOut(part))
+        }
+    }
+
+    private func passToGeneral(_ part: HTTPServerRequestPart, context: ChannelHandlerContext, startsRequest: Bool) {
+        if startsRequest {
+            self.generalInFlight += 1
+            self.state = .passing
+        }
+        context.fireChannelRead(self.wrapInboundOut(part))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, self.upstreamPaused, case .forwarding(let exchange) = self.state, let connection = exchange.connection {
+            self.upstreamPaused = false
+            connection.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+            connection.channel.read()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.abandonExchange()
+        context.fireChannelInactive()
+    }
+
+    /// The caller went away: an upstream connection mid-exchange cannot be reused.
+    private func abandonExchange() {
+        switch self.state {
+        case .forwarding(let exchange), .collecting(let exchange):
+            if let connection = exchange.connection {
+                connection.handler.delegate = nil
+                connection.channel.close(promise: nil)
+                exchange.connection = nil
+            }
+            self.state = .idle
+        case .idle, .passing:
+            break
+        }
+    }
+
+    // MARK: Outbound (the general path's answers)
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = self.unwrapOutboundIn(data) {
+            self.generalInFlight -= 1
+        }
+        context.write(data, promise: promise)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if case .forwarding = self.state {
+            self.readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    // MARK: Upstream
+
+    private func send(_ exchange: Exchange, context: ChannelHandlerContext) {
+        guard let pool = self.pool else { return }
+        let plan = exchange.plan
+        pool.lease(.init(host: plan.host, port: plan.port)).assumeIsolated().whenComplete { result in
+            guard case .forwarding(let current) = self.state, current === exchange, let context = self.context else {
+                if case .success(let connection) = result { pool.release(connection) }
+                return
+            }
+            switch result {
+            case .success(let connection):
+                exchange.connection = connection
+                connection.handler.begin(self)
+                var head = plan.head
+                let length = exchange.body?.readableBytes ?? 0
+                if length > 0 || head.method == .POST || head.method == .PUT || head.method == .PATCH {
+                    head.headers.add(name: "content-length", value: String(length))
+                }
+                connection.channel.write(HTTPClientRequestPart.head(head), promise: nil)
+                if let body = exchange.body, body.readableBytes > 0 {
+                    connection.channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
+                }
+                connection.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+            case .failure:
+                // Nothing was sent: the general path connects (and reports) on its own.
+                self.replayToGeneral(exchange, context: context)
+            }
+        }
+    }
+
+    /// Hands a fast request to the general path as if it had gone there first.
+    private func replayToGeneral(_ exchange: Exchange, context: ChannelHandlerContext) {
+        self.state = .passing
+        self.generalInFlight += 1
+        context.fireChannelRead(self.wrapInboundOut(.head(exchange.requestHead)))
+        if let body = exchange.body {
+            context.fireChannelRead(self.wrapInboundOut(.body(body)))
+        }
+        self.state = .idle
+        context.fireChannelRead(self.wrapInboundOut(.end(nil)))
+        context.fireChannelReadComplete()
+        self.resume(context: context)
+    }
+
+    /// The fast request is done: parts that waited behind it are processed, reading resumes.
+    private func resume(context: ChannelHandlerContext) {
+        if !self.pending.isEmpty {
+            while !self.pending.isEmpty {
+                if case .forwarding = self.state { break }
+                let part = self.pending.removeFirst()
+                self.process(part, context: context)
+            }
+            // The general path takes what it was given at the end of a read.
+            context.fireChannelReadComplete()
+        }
+        if case .forwarding = self.state { return }
+        if self.readHeld {
+            self.readHeld = false
+            context.read()
+        }
+    }
+
+    private func finishExchange(_ exchange: Exchange, reusable: Bool) {
+        if let connection = exchange.connection {
+            exchange.connection = nil
+            if self.upstreamPaused {
+                self.upstreamPaused = false
+                connection.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+            }
+            if reusable {
+                self.pool?.release(connection)
+            } else {
+                connection.channel.close(promise: nil)
+            }
+        }
+        self.state = .idle
+    }
+
+    /// The answer's head for the caller: as `DaprHTTPServer.stream` rewrites the app's.
+    static func responseHead(_ upstream: HTTPResponseHead, keepsInternalHeaders: Bool) -> HTTPResponseHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(upstream.headers.count + 1)
+        var contentType: String?
+        var contentLength: String?
+        for (name, value) in upstream.headers {
+            let lowered = name.lowercased()
+            switch lowered {
+            case "content-type":
+                if contentType == nil { contentType = value }
+                continue
+            case "content-length":
+                if contentLength == nil { contentLength = value }
+                continue
+            case "date", "server", SidecarHeaders.sidecarError:
+                continue
+            default:
+                if HopByHop.names.contains(lowered) { continue }
+                if !keepsInternalHeaders, lowered.hasPrefix("x-mecha-") { continue }
+            }
+            headers.add(name: name, value: value)
+        }
+        let status = Int(upstream.status.code)
+        // Named as the general path (HTTP types) writes them.
+        if let contentType {
+            headers.add(name: "Content-Type", value: contentType)
+        } else if status < 200 || status > 399 {
+            headers.add(name: "Content-Type", value: "application/json")
+        }
+        if let contentLength { headers.add(name: "Content-Length", value: contentLength) }
+        return HTTPResponseHead(version: .http1_1, status: upstream.status, headers: headers)
+    }
+
+    /// daprd's error answer, written by the fast path itself.
+    private func writeError(_ error: APIError, context: ChannelHandlerContext) {
+        let body = ByteBuffer(bytes: error.jsonBody.serialized)
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: error.httpStatus), headers: headers))), promise: nil)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+    }
+}
+
+extension FastInvokeHandler: UpstreamDelegate {
+    private var currentExchange: Exchange? {
+        if case .forwarding(let exchange) = self.state { return exchange }
+        return nil
+    }
+
+    func upstreamHead(_ head: HTTPResponseHead) {
+        guard let exchange = self.currentExchange, let context = self.context else { return }
+        if exchange.plan.isSidecarHop, head.status.code == 421, head.headers.contains(name: SidecarHeaders.sidecarError) {
+            exchange.discarding = true
+            return
+        }
+        exchange.responseStarted = true
+        exchange.responseKeepAlive = head.isKeepAlive
+        context.write(self.wrapOutboundOut(.head(Self.responseHead(head, keepsInternalHeaders: exchange.plan.keepsInternalHeaders))), promise: nil)
+    }
+
+    func upstreamBody(_ body: ByteBuffer) {
+        guard let exchange = self.currentExchange, !exchange.discarding, let context = self.context else { return }
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        if !context.channel.isWritable, !self.upstreamPaused, let connection = exchange.connection {
+            // A slow caller: stop reading the answer until the caller's socket drains.
+            // Pause first: the flush may drain the socket at once and report writability, which
+            // resumes reading.
+            self.upstreamPaused = true
+            connection.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+            context.flush()
+        }
+    }
+
+    func upstreamEnd() {
+        guard let exchange = self.currentExchange, let context = self.context else { return }
+        if exchange.discarding {
+            // Another app's sidecar answered: the general path fails over to another instance.
+            self.finishExchange(exchange, reusable: exchange.responseKeepAlive)
+            self.replayToGeneral(exchange, context: context)
+            return
+        }
+        self.finishExchange(exchange, reusable: exchange.responseKeepAlive)
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        Self.answered.add(1, ordering: .relaxed)
+        self.resume(context: context)
+    }
+
+    func upstreamReadComplete() {
+        guard let exchange = self.currentExchange, exchange.responseStarted else { return }
+        self.context?.flush()
+    }
+
+    func upstreamFailed(_ error: any Error, responseStarted: Bool) {
+        guard let exchange = self.currentExchange, let context = self.context else { return }
+        let reused = (exchange.connection?.uses ?? 0) > 0
+        self.finishExchange(exchange, reusable: false)
+        if responseStarted && !exchange.discarding {
+            // Part of the answer went out: the caller sees the connection end, as with any proxy.
+            context.close(promise: nil)
+            return
+        }
+        if reused || exchange.plan.isSidecarHop || exchange.discarding {
+            // A kept-alive connection the server had closed (the request never reached it), or
+            // another sidecar (the general path fails over): the general path takes the call.
+            self.replayToGeneral(exchange, context: context)
+            return
+        }
+        let plan = exchange.plan
+        let url = "http://\(plan.host):\(plan.port)\(plan.head.uri)"
+        self.writeError(
+            .directInvoke(appID: plan.targetForErrors, "error invoking app channel: \(plan.head.method.rawValue) \"\(url)\": \(error)"),
+            context: context
+        )
+        self.resume(context: context)
+    }
+}

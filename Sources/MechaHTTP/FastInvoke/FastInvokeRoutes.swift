@@ -1,0 +1,244 @@
+import MechaAPI
+import MechaCore
+import NIOHTTP1
+
+/// The app the fast path may call directly (the HTTP app channel without a concurrency limit).
+struct DirectAppTarget: Sendable {
+    var host: String
+    var port: Int
+    /// `APP_API_TOKEN`, sent as `dapr-api-token`.
+    var apiToken: String?
+}
+
+/// What the fast path does with one request: where it goes and the head it goes with.
+struct FastInvokePlan {
+    var host: String
+    var port: Int
+    /// The upstream request head (without `Content-Length`, which is added from the body).
+    var head: HTTPRequestHead
+    /// The target as named by the caller, for error messages.
+    var targetForErrors: String
+    /// The sidecar-to-sidecar listener passes `x-mecha-*` headers back to the calling sidecar.
+    var keepsInternalHeaders: Bool
+    /// The next hop is another sidecar: a misdirected answer (421 + `x-mecha-sidecar-error`)
+    /// sends the call through the general path, which fails over to another instance.
+    var isSidecarHop: Bool
+}
+
+/// Decides, from a request head alone, whether a request can take the fast path. A nil answer
+/// (anything unusual: streaming or large bodies, `Expect`, HTTP/1.0, `Connection: close`, a method
+/// needing normalization, an unknown target, a concurrency limit…) leaves it to the general path,
+/// which handles every case.
+protocol FastInvokeRouter: Sendable {
+    func plan(for head: HTTPRequestHead) -> FastInvokePlan?
+}
+
+/// What the fast path needs to know of a request's headers, read in one pass.
+struct RequestHeaderSummary {
+    var contentLength: Int?
+    var hasTransferEncoding = false
+    var hasExpect = false
+    var daprAppID: String?
+    var hasBasicAuthorization = false
+    var apiToken: String?
+    var hasTraceParent = false
+    var contentType: String?
+    var internalTarget: String?
+
+    init?(_ headers: HTTPHeaders) {
+        for (name, value) in headers {
+            switch name.utf8.count {
+            case 6 where name.lowercased() == "expect": self.hasExpect = true
+            case 11 where name.lowercased() == "dapr-app-id":
+                // Repeated identity or length headers: the general path decides.
+                guard self.daprAppID == nil else { return nil }
+                self.daprAppID = value
+            case 11 where name.lowercased() == "traceparent": self.hasTraceParent = true
+            case 12 where name.lowercased() == "content-type":
+                guard self.contentType == nil else { return nil }
+                self.contentType = value
+            case 13 where name.lowercased() == "authorization":
+                if value.utf8.count >= 6, value.prefix(6).lowercased() == "basic " { self.hasBasicAuthorization = true }
+            case 14 where name.lowercased() == "content-length":
+                guard self.contentLength == nil, let length = Int(value), length >= 0 else { return nil }
+                self.contentLength = length
+            case 14 where name.lowercased() == "dapr-api-token":
+                guard self.apiToken == nil else { return nil }
+                self.apiToken = value
+            case 17 where name.lowercased() == "transfer-encoding": self.hasTransferEncoding = true
+            case 18 where name.lowercased() == SidecarHeaders.target:
+                guard self.internalTarget == nil else { return nil }
+                self.internalTarget = value
+            default: break
+            }
+        }
+    }
+
+    /// A body the fast path reads whole before forwarding: known length within `limit`, or none.
+    func hasSmallBody(limit: Int) -> Bool {
+        if self.hasTransferEncoding || self.hasExpect { return false }
+        return (self.contentLength ?? 0) <= limit
+    }
+}
+
+enum SidecarHeaders {
+    static let target = "x-mecha-target-app"
+    static let sidecarError = "x-mecha-sidecar-error"
+}
+
+enum FastInvoke {
+    /// Methods the fast path forwards (HEAD and unusual verbs take the general path).
+    static func isForwardedMethod(_ method: HTTPMethod) -> Bool {
+        switch method {
+        case .GET, .POST, .PUT, .DELETE, .PATCH, .OPTIONS: true
+        default: false
+        }
+    }
+
+    static func isPlainRequest(_ head: HTTPRequestHead) -> Bool {
+        head.version == .http1_1 && head.isKeepAlive && self.isForwardedMethod(head.method)
+    }
+
+    static func authority(host: String, port: Int) -> String {
+        port == 80 ? host : "\(host):\(port)"
+    }
+
+    /// The headers the HTTP app channel sends: the given ones minus hop-by-hop, `Content-Type` and
+    /// `x-mecha-*`, then `Content-Type`, the app token and `Host` (as `HTTPAppChannel` +
+    /// `HTTP1Client` do).
+    static func finishAppHeaders(_ headers: inout HTTPHeaders, contentType: String?, app: DirectAppTarget) {
+        if let contentType, !contentType.isEmpty { headers.add(name: "content-type", value: contentType) }
+        if let token = app.apiToken { headers.replaceOrAdd(name: "dapr-api-token", value: token) }
+        headers.add(name: "host", value: self.authority(host: app.host, port: app.port))
+    }
+}
+
+/// The Dapr HTTP API's fast path: `/v1.0/invoke/<id>/method/<m>` and the `dapr-app-id` form, to
+/// the local HTTP app or (with cached name resolution) to another app's sidecar. Produces exactly
+/// the request the general path (`DaprHTTPServer.invoke` → `InvokeAPI` → `HTTPAppChannel` /
+/// `SidecarInvoker`) would send.
+struct PublicFastInvokeRouter: FastInvokeRouter {
+    let appID: String
+    let namespace: String
+    let app: DirectAppTarget?
+    let invoke: InvokeAPI
+    let apiToken: String?
+    let invokeRouteAllowed: Bool
+    let bodyLimit: Int
+
+    func plan(for head: HTTPRequestHead) -> FastInvokePlan? {
+        guard FastInvoke.isPlainRequest(head), let summary = RequestHeaderSummary(head.headers),
+            summary.hasSmallBody(limit: self.bodyLimit), !summary.hasBasicAuthorization
+        else { return nil }
+        if let token = self.apiToken, summary.apiToken != token { return nil }
+        let (path, query) = Self.split(head.uri)
+        let target: String
+        let method: Substring
+        if let headerTarget = summary.daprAppID {
+            // The header names the target; the whole path is the method.
+            guard !headerTarget.isEmpty, path.first == "/" else { return nil }
+            target = headerTarget
+            method = path.dropFirst()
+        } else {
+            guard self.invokeRouteAllowed, case .invoke(let urlTarget, let urlMethod)? = DaprRoute.matchPlainInvoke(String(path)) else { return nil }
+            target = urlTarget
+            method = urlMethod[...]
+        }
+        let methodString = String(method)
+        guard DaprHTTPServer.isCleanMethod(methodString) else { return nil }
+        let parts = target.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count <= 2 else { return nil }
+        let targetApp = String(parts[0])
+        let targetNamespace = parts.count == 2 ? String(parts[1]) : self.namespace
+
+        var uri = "/" + methodString
+        if !query.isEmpty { uri += "?" + query }
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(head.headers.count + 8)
+        for (name, value) in head.headers where !self.dropsCallerHeader(name) {
+            headers.add(name: name, value: value)
+        }
+        headers.add(name: "dapr-caller-app-id", value: self.appID)
+        headers.add(name: "dapr-caller-namespace", value: self.namespace)
+        headers.add(name: "dapr-callee-app-id", value: targetApp)
+        if !summary.hasTraceParent { headers.add(name: "traceparent", value: TraceContext.newUnsampled()) }
+
+        if targetApp == self.appID && targetNamespace == self.namespace {
+            guard let app = self.app, self.invoke.isAppHealthy else { return nil }
+            FastInvoke.finishAppHeaders(&headers, contentType: summary.contentType, app: app)
+            return FastInvokePlan(
+                host: app.host,
+                port: app.port,
+                head: HTTPRequestHead(version: .http1_1, method: head.method, uri: uri, headers: headers),
+                targetForErrors: target,
+                keepsInternalHeaders: false,
+                isSidecarHop: false
+            )
+        }
+        guard let hop = self.invoke.directHops?.directHop(appID: targetApp, namespace: targetNamespace) else { return nil }
+        for (name, value) in hop.headers { headers.add(name: name, value: value) }
+        if let contentType = summary.contentType { headers.add(name: "content-type", value: contentType) }
+        headers.add(name: "host", value: FastInvoke.authority(host: hop.host, port: hop.port))
+        return FastInvokePlan(
+            host: hop.host,
+            port: hop.port,
+            head: HTTPRequestHead(version: .http1_1, method: head.method, uri: uri, headers: headers),
+            targetForErrors: target,
+            keepsInternalHeaders: false,
+            isSidecarHop: true
+        )
+    }
+
+    /// What `DaprHTTPServer.invoke` and `InvokeAPI` drop from the caller's headers (and, for the
+    /// local app, what `HTTPAppChannel` drops: the same set).
+    func dropsCallerHeader(_ name: String) -> Bool {
+        let lowered = name.lowercased()
+        if HopByHop.names.contains(lowered) || InvokeAPI.identityHeaders.contains(lowered) || lowered.hasPrefix("x-mecha-") { return true }
+        switch lowered {
+        case "host", "content-length", "content-type", "dapr-app-id": return true
+        case "dapr-api-token": return self.apiToken != nil
+        default: return false
+        }
+    }
+
+    static func split(_ uri: String) -> (path: Substring, query: Substring) {
+        guard let mark = uri.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (uri[...], "") }
+        return (uri[..<mark], uri[uri.utf8.index(after: mark)...])
+    }
+}
+
+/// The sidecar-to-sidecar listener's fast path: a call for this sidecar's app goes straight to it,
+/// as `InternalInvokeServer` → `InvokeAPI.invokeLocal` → `HTTPAppChannel` would send it.
+struct InternalFastInvokeRouter: FastInvokeRouter {
+    let appID: String
+    let app: DirectAppTarget
+    let invoke: InvokeAPI
+    let bodyLimit: Int
+
+    func plan(for head: HTTPRequestHead) -> FastInvokePlan? {
+        guard FastInvoke.isPlainRequest(head), let summary = RequestHeaderSummary(head.headers),
+            summary.hasSmallBody(limit: self.bodyLimit), summary.internalTarget == self.appID, self.invoke.isAppHealthy
+        else { return nil }
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(head.headers.count + 3)
+        for (name, value) in head.headers {
+            let lowered = name.lowercased()
+            if HopByHop.names.contains(lowered) || lowered.hasPrefix("x-mecha-") { continue }
+            if lowered == "host" || lowered == "content-length" || lowered == "content-type" { continue }
+            headers.add(name: name, value: value)
+        }
+        FastInvoke.finishAppHeaders(&headers, contentType: summary.contentType, app: self.app)
+        let (path, query) = PublicFastInvokeRouter.split(head.uri)
+        guard path.first == "/" else { return nil }
+        var uri = String(path)
+        if !query.isEmpty { uri += "?" + query }
+        return FastInvokePlan(
+            host: self.app.host,
+            port: self.app.port,
+            head: HTTPRequestHead(version: .http1_1, method: head.method, uri: uri, headers: headers),
+            targetForErrors: self.appID,
+            keepsInternalHeaders: true,
+            isSidecarHop: false
+        )
+    }
+}

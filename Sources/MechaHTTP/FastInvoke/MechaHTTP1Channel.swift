@@ -1,0 +1,44 @@
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+
+/// Hummingbird's HTTP/1.1 child channel with the invocation fast path in front: the same pipeline
+/// as `HTTP1Channel`, plus `FastInvokeHandler` between the HTTP/1 codec and the conversion to
+/// HTTP types (it works on NIO's HTTP/1 parts, so a proxied request is never converted).
+struct MechaHTTP1Channel: HTTPChannelHandler {
+    typealias Value = NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
+
+    let responder: HTTPChannelHandler.Responder
+    let router: (any FastInvokeRouter)?
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                withPipeliningAssistance: false,
+                withErrorHandling: false,
+                withOutboundHeaderValidation: false,
+                withEncoderConfiguration: .init(),
+                withDecoderLimitConfiguration: .init()
+            )
+            if let router = self.router {
+                try channel.pipeline.syncOperations.addHandler(FastInvokeHandler(router: router))
+            }
+            try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
+            return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        await self.handleHTTP(asyncChannel: value, logger: logger)
+    }
+
+    static func builder(router: (any FastInvokeRouter)?) -> HTTPServerBuilder {
+        HTTPServerBuilder { responder in
+            MechaHTTP1Channel(responder: responder, router: router)
+        }
+    }
+}
