@@ -59,14 +59,33 @@ enum DaprRoute: Equatable {
     /// The hot path: `/v1.0/invoke/<id>/method/<method>` without empty segments, read without
     /// splitting the path (what `matchExactly` answers for it, computed with fewer allocations).
     static func matchPlainInvoke(_ rawPath: String) -> DaprRoute? {
-        let prefix = "/v1.0/invoke/"
-        guard rawPath.utf8.starts(with: prefix.utf8), !rawPath.utf8.contains(where: { $0 == UInt8(ascii: "?") }) else { return nil }
-        let rest = rawPath.dropFirst(prefix.count)
-        guard !rawPath.contains("//"), let marker = rest.firstRange(of: "/method/") else { return nil }
-        let rawID = rest[rest.startIndex..<marker.lowerBound]
-        guard !rawID.isEmpty else { return nil }
-        let id = String(rawID)
-        return .invoke(appID: PercentDecoding.queryUnescape(id) ?? id, method: String(rest[marker.upperBound...]))
+        var path = rawPath
+        return path.withUTF8 { bytes -> DaprRoute? in
+            let prefix: StaticString = "/v1.0/invoke/"
+            let prefixLength = prefix.utf8CodeUnitCount
+            guard bytes.count > prefixLength, memcmp(bytes.baseAddress!, prefix.utf8Start, prefixLength) == 0 else { return nil }
+            // No query, no empty segment; the first `/method/` after the id ends it.
+            var marker: Int?
+            var previous = UInt8(ascii: "/")
+            for index in prefixLength..<bytes.count {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "?") || (byte == UInt8(ascii: "/") && previous == UInt8(ascii: "/")) { return nil }
+                if marker == nil, byte == UInt8(ascii: "/"), index + 8 <= bytes.count, index > prefixLength,
+                    bytes[index + 1] == UInt8(ascii: "m"), bytes[index + 2] == UInt8(ascii: "e"), bytes[index + 3] == UInt8(ascii: "t"),
+                    bytes[index + 4] == UInt8(ascii: "h"), bytes[index + 5] == UInt8(ascii: "o"), bytes[index + 6] == UInt8(ascii: "d"),
+                    bytes[index + 7] == UInt8(ascii: "/")
+                {
+                    marker = index
+                }
+                previous = byte
+            }
+            guard let marker else { return nil }
+            let idBytes = UnsafeBufferPointer(rebasing: bytes[prefixLength..<marker])
+            let id = String(decoding: idBytes, as: UTF8.self)
+            let needsUnescape = idBytes.contains { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }
+            let method = String(decoding: UnsafeBufferPointer(rebasing: bytes[(marker + 8)...]), as: UTF8.self)
+            return .invoke(appID: needsUnescape ? (PercentDecoding.queryUnescape(id) ?? id) : id, method: method)
+        }
     }
 
     static func matchExactly(method: String, path rawPath: String) -> DaprRoute {
@@ -208,3 +227,7 @@ enum PercentDecoding {
         return metadata
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif
