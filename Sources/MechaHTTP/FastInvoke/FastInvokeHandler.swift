@@ -171,7 +171,9 @@ final class FastInvokeHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if case .forwarding = self.state {
+        // Reading goes on while a fast request is answered (holding it would cost two epoll
+        // changes per request); only once a pipelined request waits does reading pause.
+        if case .forwarding = self.state, !self.pending.isEmpty {
             self.readHeld = true
             return
         }
