@@ -94,11 +94,25 @@ public enum TraceContext {
     public static func newUnsampled() -> String {
         let trace = (FastRandom.next(), FastRandom.next())
         let span = FastRandom.next()
-        return "00-\(self.hex(trace.0))\(self.hex(trace.1))-\(self.hex(span))-00"
-    }
-
-    static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
+        // "00-" + 32 hex + "-" + 16 hex + "-00": 55 bytes, written in place.
+        return String(unsafeUninitializedCapacity: 55) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            var index = 0
+            func put(_ byte: UInt8) {
+                buffer[index] = byte
+                index += 1
+            }
+            func hex(_ value: UInt64) {
+                for shift in stride(from: 60, through: 0, by: -4) {
+                    put(digits.utf8Start[Int((value >> UInt64(shift)) & 0xF)])
+                }
+            }
+            put(UInt8(ascii: "0")); put(UInt8(ascii: "0")); put(UInt8(ascii: "-"))
+            hex(trace.0); hex(trace.1)
+            put(UInt8(ascii: "-"))
+            hex(span)
+            put(UInt8(ascii: "-")); put(UInt8(ascii: "0")); put(UInt8(ascii: "0"))
+            return index
+        }
     }
 }

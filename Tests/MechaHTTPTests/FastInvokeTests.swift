@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import MechaAPI
 import MechaCore
 @testable import MechaHTTP
 import MechaTesting
@@ -87,6 +88,18 @@ import Testing
         #expect(fast.count == general.count)
         for (index, (fastOne, generalOne)) in zip(fast, general).enumerated() {
             #expect(fastOne == generalOne, "probe \(Self.probes[index / 2].path)")
+        }
+    }
+
+    @Test func generatedTraceParentsAreWellFormedAndDistinct() {
+        let first = TraceContext.newUnsampled()
+        let second = TraceContext.newUnsampled()
+        #expect(first != second)
+        for value in [first, second] {
+            let parts = value.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
+            #expect(parts.count == 4 && parts[0] == "00" && parts[3] == "00", "\(value)")
+            #expect(parts[1].count == 32 && parts[2].count == 16, "\(value)")
+            #expect((parts[1] + parts[2]).allSatisfy { $0.isHexDigit && !$0.isUppercase }, "\(value)")
         }
     }
 
