@@ -1,8 +1,10 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Hummingbird
 import MechaAPI
 import MechaCore
+import MechaSidecar
 @testable import MechaHTTP
 import MechaTesting
 import NIOHTTP1
@@ -122,6 +124,28 @@ import Testing
             #expect(answers[3].status == 200 && answers[3].body.contains(#""path":"/echo/fourth""#))
             #expect(answers[4].status == 200 && answers[4].body.contains(#""body":"fifth""#))
             #expect(answers[5].status == 200 && answers[5].body.contains(#""path":"/echo/sixth""#))
+        }
+    }
+
+    /// Graceful shutdown lets a request the fast path is answering finish (the server's idle-close
+    /// cannot see it, so the fast path holds the shutdown signal until it is answered).
+    @Test func aFastRequestInProgressCompletesDuringGracefulShutdown() async throws {
+        try await RouteTest.withInlineApp({ router in
+            router.get("/slow") { _, _ -> String in
+                try await Task.sleep(for: .milliseconds(800))
+                return "done"
+            }
+        }) { appPort in
+            try await InProcessSidecar.with(appID: "slowapp", appPort: appPort) { sidecar in
+                try await TestHTTP.with { http in
+                    async let answer = http.get(port: sidecar.httpPort, "/v1.0/invoke/slowapp/method/slow")
+                    try await Task.sleep(for: .milliseconds(300))
+                    await sidecar.sidecar.shutdown()
+                    let response = try await answer
+                    #expect(response.status == 200)
+                    #expect(response.text == "done")
+                }
+            }
         }
     }
 

@@ -62,6 +62,9 @@ final class FastInvokeHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     private var pool: UpstreamPool?
     private var upstreamPaused = false
+    /// The server is shutting down: no new fast requests; the quiesce event waits for the current one.
+    private var quiescing = false
+    private var quiesceDeferred = false
 
     init(router: any FastInvokeRouter) {
         self.router = router
@@ -95,7 +98,7 @@ final class FastInvokeHandler: ChannelDuplexHandler {
     private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch (self.state, part) {
         case (.idle, .head(let head)):
-            if self.generalInFlight == 0, let plan = self.router.plan(for: head) {
+            if self.generalInFlight == 0, !self.quiescing, let plan = self.router.plan(for: head) {
                 self.state = .collecting(Exchange(plan: plan, requestHead: head))
             } else {
                 self.passToGeneral(part, context: context, startsRequest: true)
@@ -139,6 +142,22 @@ final class FastInvokeHandler: ChannelDuplexHandler {
             connection.channel.read()
         }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// Graceful shutdown: the connection handler behind us closes idle connections, and it cannot
+    /// see a fast request in progress, so the event waits until that request is answered.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            self.quiescing = true
+            switch self.state {
+            case .collecting, .forwarding:
+                self.quiesceDeferred = true
+                return
+            case .idle, .passing:
+                break
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -237,6 +256,10 @@ final class FastInvokeHandler: ChannelDuplexHandler {
             context.fireChannelReadComplete()
         }
         if case .forwarding = self.state { return }
+        if self.quiesceDeferred {
+            self.quiesceDeferred = false
+            context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        }
         if self.readHeld {
             self.readHeld = false
             context.read()
