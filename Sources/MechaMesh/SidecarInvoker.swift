@@ -21,6 +21,8 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
     /// This host's address and name, for `X-Forwarded-*` / `Forwarded` on outgoing calls.
     let hostAddress: String
     let hostname: String
+    /// The `X-Forwarded-*` / `Forwarded` headers of every hop (they only name this host).
+    let forwardedHeaders: [(name: String, value: String)]
     private let counters = Mutex<[String: Int]>([:])
 
     public init(resolver: any NameResolver, client: HTTP1Client, logger: Logger, hostAddress: String = "127.0.0.1", hostname: String = "localhost") {
@@ -29,6 +31,12 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
         self.logger = logger
         self.hostAddress = hostAddress
         self.hostname = hostname
+        let forwardedFor = hostAddress.contains(":") ? "\"[\(hostAddress)]\"" : hostAddress
+        self.forwardedHeaders = [
+            ("x-forwarded-for", hostAddress),
+            ("x-forwarded-host", hostname),
+            ("forwarded", "for=\(forwardedFor);by=\(forwardedFor);host=\(hostname)"),
+        ]
     }
 
     public func invoke<Output: Sendable>(
@@ -85,13 +93,7 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
 
     /// The target check and, as daprd adds them on the sidecar-to-sidecar hop, `X-Forwarded-*`.
     func hopHeaders(appID: String) -> [(name: String, value: String)] {
-        let forwardedFor = self.hostAddress.contains(":") ? "\"[\(self.hostAddress)]\"" : self.hostAddress
-        return [
-            (Self.targetHeader, appID),
-            ("x-forwarded-for", self.hostAddress),
-            ("x-forwarded-host", self.hostname),
-            ("forwarded", "for=\(forwardedFor);by=\(forwardedFor);host=\(self.hostname)"),
-        ]
+        [(Self.targetHeader, appID)] + self.forwardedHeaders
     }
 
     struct Misdirected: Error, CustomStringConvertible {

@@ -93,6 +93,22 @@ import Testing
         }
     }
 
+    @Test func headerNameChecksAgreeWithLowercasing() {
+        let names = [
+            "Connection", "KEEP-ALIVE", "te", "TE", "Trailer", "trailers", "Upgrade", "Transfer-Encoding", "Proxy-Connection",
+            "proxy-authorization", "Proxy-Authenticate", "HTTP2-Settings", "Host", "host2", "Content-Type", "content-length",
+            "Dapr-Caller-App-ID", "dapr-callee-app-id", "dapr-caller-namespace", "X-Mecha-Target-App", "x-mecha", "x-mechanic",
+            "X-Custom", "", "ä-header", "dapr-app-id", "Date", "Server",
+        ]
+        for name in names {
+            let lowered = name.lowercased()
+            #expect(HeaderNames.isHopByHop(name) == HopByHop.names.contains(lowered), "\(name)")
+            #expect(HeaderNames.isIdentity(name) == InvokeAPI.identityHeaders.contains(lowered), "\(name)")
+            #expect(HeaderNames.isInternal(name) == lowered.hasPrefix("x-mecha-"), "\(name)")
+            #expect(HeaderNames.equals(name, "content-type") == (lowered == "content-type"), "\(name)")
+        }
+    }
+
     @Test func generatedTraceParentsAreWellFormedAndDistinct() {
         let first = TraceContext.newUnsampled()
         let second = TraceContext.newUnsampled()

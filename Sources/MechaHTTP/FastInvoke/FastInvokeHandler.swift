@@ -203,31 +203,40 @@ final class FastInvokeHandler: ChannelDuplexHandler {
 
     private func send(_ exchange: Exchange, context: ChannelHandlerContext) {
         guard let pool = self.pool else { return }
-        let plan = exchange.plan
-        pool.lease(.init(host: plan.host, port: plan.port)).assumeIsolated().whenComplete { result in
+        let key = UpstreamPool.Key(host: exchange.plan.host, port: exchange.plan.port)
+        if let connection = pool.takeIdle(key) {
+            self.start(exchange, on: connection)
+            return
+        }
+        pool.connect(key).assumeIsolated().whenComplete { result in
             guard case .forwarding(let current) = self.state, current === exchange, let context = self.context else {
                 if case .success(let connection) = result { pool.release(connection) }
                 return
             }
             switch result {
             case .success(let connection):
-                exchange.connection = connection
-                connection.handler.begin(self)
-                var head = plan.head
-                let length = exchange.body?.readableBytes ?? 0
-                if length > 0 || head.method == .POST || head.method == .PUT || head.method == .PATCH {
-                    head.headers.add(name: "content-length", value: String(length))
-                }
-                connection.channel.write(HTTPClientRequestPart.head(head), promise: nil)
-                if let body = exchange.body, body.readableBytes > 0 {
-                    connection.channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
-                }
-                connection.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+                self.start(exchange, on: connection)
             case .failure:
                 // Nothing was sent: the general path connects (and reports) on its own.
                 self.replayToGeneral(exchange, context: context)
             }
         }
+    }
+
+    /// Sends the request on `connection`: head, body and end leave in one write.
+    private func start(_ exchange: Exchange, on connection: UpstreamConnection) {
+        exchange.connection = connection
+        connection.handler.begin(self)
+        var head = exchange.plan.head
+        let length = exchange.body?.readableBytes ?? 0
+        if length > 0 || head.method == .POST || head.method == .PUT || head.method == .PATCH {
+            head.headers.add(name: "content-length", value: String(length))
+        }
+        connection.channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        if let body = exchange.body, body.readableBytes > 0 {
+            connection.channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
+        }
+        connection.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
     }
 
     /// Hands a fast request to the general path as if it had gone there first.
@@ -289,19 +298,18 @@ final class FastInvokeHandler: ChannelDuplexHandler {
         var contentType: String?
         var contentLength: String?
         for (name, value) in upstream.headers {
-            let lowered = name.lowercased()
-            switch lowered {
-            case "content-type":
+            switch name.utf8.count {
+            case 12 where HeaderNames.equals(name, "content-type"):
                 if contentType == nil { contentType = value }
                 continue
-            case "content-length":
+            case 14 where HeaderNames.equals(name, "content-length"):
                 if contentLength == nil { contentLength = value }
                 continue
-            case "date", "server", SidecarHeaders.sidecarError:
+            case 4 where HeaderNames.equals(name, "date"), 6 where HeaderNames.equals(name, "server"):
                 continue
             default:
-                if HopByHop.names.contains(lowered) { continue }
-                if !keepsInternalHeaders, lowered.hasPrefix("x-mecha-") { continue }
+                if HeaderNames.isHopByHop(name) { continue }
+                if HeaderNames.isInternal(name) && (!keepsInternalHeaders || HeaderNames.equals(name, "x-mecha-sidecar-error")) { continue }
             }
             headers.add(name: name, value: value)
         }

@@ -48,25 +48,25 @@ struct RequestHeaderSummary {
     init?(_ headers: HTTPHeaders) {
         for (name, value) in headers {
             switch name.utf8.count {
-            case 6 where name.lowercased() == "expect": self.hasExpect = true
-            case 11 where name.lowercased() == "dapr-app-id":
+            case 6 where HeaderNames.equals(name, "expect"): self.hasExpect = true
+            case 11 where HeaderNames.equals(name, "dapr-app-id"):
                 // Repeated identity or length headers: the general path decides.
                 guard self.daprAppID == nil else { return nil }
                 self.daprAppID = value
-            case 11 where name.lowercased() == "traceparent": self.hasTraceParent = true
-            case 12 where name.lowercased() == "content-type":
+            case 11 where HeaderNames.equals(name, "traceparent"): self.hasTraceParent = true
+            case 12 where HeaderNames.equals(name, "content-type"):
                 guard self.contentType == nil else { return nil }
                 self.contentType = value
-            case 13 where name.lowercased() == "authorization":
-                if value.utf8.count >= 6, value.prefix(6).lowercased() == "basic " { self.hasBasicAuthorization = true }
-            case 14 where name.lowercased() == "content-length":
+            case 13 where HeaderNames.equals(name, "authorization"):
+                if HeaderNames.hasPrefix(value, "basic ") { self.hasBasicAuthorization = true }
+            case 14 where HeaderNames.equals(name, "content-length"):
                 guard self.contentLength == nil, let length = Int(value), length >= 0 else { return nil }
                 self.contentLength = length
-            case 14 where name.lowercased() == "dapr-api-token":
+            case 14 where HeaderNames.equals(name, "dapr-api-token"):
                 guard self.apiToken == nil else { return nil }
                 self.apiToken = value
-            case 17 where name.lowercased() == "transfer-encoding": self.hasTransferEncoding = true
-            case 18 where name.lowercased() == SidecarHeaders.target:
+            case 17 where HeaderNames.equals(name, "transfer-encoding"): self.hasTransferEncoding = true
+            case 18 where HeaderNames.equals(name, "x-mecha-target-app"):
                 guard self.internalTarget == nil else { return nil }
                 self.internalTarget = value
             default: break
@@ -192,11 +192,12 @@ struct PublicFastInvokeRouter: FastInvokeRouter {
     /// What `DaprHTTPServer.invoke` and `InvokeAPI` drop from the caller's headers (and, for the
     /// local app, what `HTTPAppChannel` drops: the same set).
     func dropsCallerHeader(_ name: String) -> Bool {
-        let lowered = name.lowercased()
-        if HopByHop.names.contains(lowered) || InvokeAPI.identityHeaders.contains(lowered) || lowered.hasPrefix("x-mecha-") { return true }
-        switch lowered {
-        case "host", "content-length", "content-type", "dapr-app-id": return true
-        case "dapr-api-token": return self.apiToken != nil
+        if HeaderNames.isHopByHop(name) || HeaderNames.isIdentity(name) || HeaderNames.isInternal(name) { return true }
+        switch name.utf8.count {
+        case 4: return HeaderNames.equals(name, "host")
+        case 11: return HeaderNames.equals(name, "dapr-app-id")
+        case 12: return HeaderNames.equals(name, "content-type")
+        case 14: return HeaderNames.equals(name, "content-length") || (self.apiToken != nil && HeaderNames.equals(name, "dapr-api-token"))
         default: return false
         }
     }
@@ -222,9 +223,8 @@ struct InternalFastInvokeRouter: FastInvokeRouter {
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count + 3)
         for (name, value) in head.headers {
-            let lowered = name.lowercased()
-            if HopByHop.names.contains(lowered) || lowered.hasPrefix("x-mecha-") { continue }
-            if lowered == "host" || lowered == "content-length" || lowered == "content-type" { continue }
+            if HeaderNames.isHopByHop(name) || HeaderNames.isInternal(name) { continue }
+            if HeaderNames.equals(name, "host") || HeaderNames.equals(name, "content-length") || HeaderNames.equals(name, "content-type") { continue }
             headers.add(name: name, value: value)
         }
         FastInvoke.finishAppHeaders(&headers, contentType: summary.contentType, app: self.app)

@@ -37,19 +37,20 @@ final class UpstreamPool {
         }
     }
 
-    /// An idle connection to `key`, or a new one.
-    func lease(_ key: Key) -> EventLoopFuture<UpstreamConnection> {
+    /// An idle connection to `key` (the most recently used), if there is one.
+    func takeIdle(_ key: Key) -> UpstreamConnection? {
         while var list = self.idle[key], let connection = list.popLast() {
             self.idle[key] = list.isEmpty ? nil : list
             if connection.channel.isActive {
                 connection.uses += 1
-                return self.eventLoop.makeSucceededFuture(connection)
+                return connection
             }
         }
-        return self.connect(key)
+        return nil
     }
 
-    private func connect(_ key: Key) -> EventLoopFuture<UpstreamConnection> {
+    /// A new connection to `key`.
+    func connect(_ key: Key) -> EventLoopFuture<UpstreamConnection> {
         let bootstrap = ClientBootstrap(group: self.eventLoop)
             .connectTimeout(Self.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
