@@ -62,6 +62,8 @@ final class FastInvokeHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     private var pool: UpstreamPool?
     private var upstreamPaused = false
+    /// Something went to the general path since the last `channelReadComplete` passed on.
+    private var forwardedSinceReadComplete = false
     /// The server is shutting down: no new fast requests; the quiesce event waits for the current one.
     private var quiescing = false
     private var quiesceDeferred = false
@@ -114,13 +116,18 @@ final class FastInvokeHandler: ChannelDuplexHandler {
             self.send(exchange, context: context)
         case (.passing, .end):
             self.state = .idle
-            context.fireChannelRead(self.wrapInboundOut(part))
+            self.forward(part, context: context)
         default:
             // The general path's request parts, or a sequence the decoder would not produce: the
             // general path reports it.
             if case .head = part { self.generalInFlight += 1 }
-            context.fireChannelRead(self.wrapInboundOut(part))
+            self.forward(part, context: context)
         }
+    }
+
+    private func forward(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        self.forwardedSinceReadComplete = true
+        context.fireChannelRead(self.wrapInboundOut(part))
     }
 
     private func passToGeneral(_ part: HTTPServerRequestPart, context: ChannelHandlerContext, startsRequest: Bool) {
@@ -128,10 +135,14 @@ final class FastInvokeHandler: ChannelDuplexHandler {
             self.generalInFlight += 1
             self.state = .passing
         }
-        context.fireChannelRead(self.wrapInboundOut(part))
+        self.forward(part, context: context)
     }
 
+    /// Only the general path needs the end of a read (its async channel delivers then); a read that
+    /// carried only fast requests stops here.
     func channelReadComplete(context: ChannelHandlerContext) {
+        guard self.forwardedSinceReadComplete else { return }
+        self.forwardedSinceReadComplete = false
         context.fireChannelReadComplete()
     }
 
@@ -249,6 +260,7 @@ final class FastInvokeHandler: ChannelDuplexHandler {
         }
         self.state = .idle
         context.fireChannelRead(self.wrapInboundOut(.end(nil)))
+        self.forwardedSinceReadComplete = false
         context.fireChannelReadComplete()
         self.resume(context: context)
     }
@@ -262,7 +274,10 @@ final class FastInvokeHandler: ChannelDuplexHandler {
                 self.process(part, context: context)
             }
             // The general path takes what it was given at the end of a read.
-            context.fireChannelReadComplete()
+            if self.forwardedSinceReadComplete {
+                self.forwardedSinceReadComplete = false
+                context.fireChannelReadComplete()
+            }
         }
         if case .forwarding = self.state { return }
         if self.quiesceDeferred {
