@@ -359,7 +359,7 @@ extension FastInvokeHandler: UpstreamDelegate {
 
     func upstreamHead(_ head: HTTPResponseHead) {
         guard let exchange = self.currentExchange, let context = self.context else { return }
-        if exchange.plan.isSidecarHop, head.status.code == 421, head.headers.contains(name: SidecarHeaders.sidecarError) {
+        if exchange.plan.isSidecarHop, head.status.code == 421, head.headers.contains(name: InternalInvokeServer.sidecarErrorHeader) {
             exchange.discarding = true
             return
         }

@@ -81,11 +81,6 @@ struct RequestHeaderSummary {
     }
 }
 
-enum SidecarHeaders {
-    static let target = "x-mecha-target-app"
-    static let sidecarError = "x-mecha-sidecar-error"
-}
-
 enum FastInvoke {
     /// Methods the fast path forwards (HEAD and unusual verbs take the general path).
     static func isForwardedMethod(_ method: HTTPMethod) -> Bool {
