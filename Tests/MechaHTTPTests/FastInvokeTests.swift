@@ -146,16 +146,25 @@ import Testing
     /// Graceful shutdown lets a request the fast path is answering finish (the server's idle-close
     /// cannot see it, so the fast path holds the shutdown signal until it is answered).
     @Test func aFastRequestInProgressCompletesDuringGracefulShutdown() async throws {
+        final class Arrival: Sendable {
+            let arrived = Atomic<Bool>(false)
+        }
+        let arrival = Arrival()
         try await RouteTest.withInlineApp({ router in
             router.get("/slow") { _, _ -> String in
-                try await Task.sleep(for: .milliseconds(800))
+                arrival.arrived.store(true, ordering: .relaxed)
+                try await Task.sleep(for: .milliseconds(600))
                 return "done"
             }
         }) { appPort in
             try await InProcessSidecar.with(appID: "slowapp", appPort: appPort) { sidecar in
                 try await TestHTTP.with { http in
                     async let answer = http.get(port: sidecar.httpPort, "/v1.0/invoke/slowapp/method/slow")
-                    try await Task.sleep(for: .milliseconds(300))
+                    // Shut down once the app holds the request (a loaded machine may take a while).
+                    let deadline = ContinuousClock.now + .seconds(20)
+                    while !arrival.arrived.load(ordering: .relaxed), ContinuousClock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(10))
+                    }
                     await sidecar.sidecar.shutdown()
                     let response = try await answer
                     #expect(response.status == 200)
