@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// A process started by a test, its output written to a log file, ended by its PID only.
 public final class TestProcess: @unchecked Sendable {
@@ -162,8 +163,40 @@ public enum TestEnvironment {
         return PortReservation(port: Int(UInt16(bigEndian: address.sin_port)), descriptor: fd)
     }
 
-    /// A port nothing listens on right now (bound and released on 127.0.0.1).
+    /// A port nothing listens on right now, for a server a test (or a process it starts) binds soon.
+    /// Ports come from below the kernel's ephemeral range (20000–32767), each one once per test
+    /// process: a parallel test binding port 0 or opening a connection never takes them (those
+    /// draw from the ephemeral range), and two tests never get the same one. Ports in use by
+    /// anything else are skipped (a trial bind on 127.0.0.1).
     public static func freePort() -> Int {
+        for _ in 0..<Self.portRangeSize {
+            let offset = Self.nextPort.wrappingAdd(1, ordering: .relaxed).oldValue
+            let port = Self.portRangeStart + (Self.portSeed + offset) % Self.portRangeSize
+            if Self.canBind(port) { return port }
+        }
+        return Self.ephemeralPort()
+    }
+
+    static let portRangeStart = 20000
+    static let portRangeSize = 12768
+    static let portSeed = Int(UInt32(truncatingIfNeeded: getpid()) &* 2_654_435_761 % UInt32(12768))
+    static let nextPort = Atomic<Int>(0)
+
+    static func canBind(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
+
+    /// A port the kernel picks (bound and released on 127.0.0.1).
+    static func ephemeralPort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
