@@ -140,27 +140,17 @@ public enum TestEnvironment {
     /// "nothing listens" may be handed to another test's server a moment later).
     public static func refusingPort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        _ = Self.bindLoopback(fd, port: 0)
         // The descriptor is deliberately kept open until the process exits.
-        return Int(UInt16(bigEndian: address.sin_port))
+        return Self.boundPort(fd)
     }
 
     /// A port held for a server a test starts later: bound (not listening) until `release()`, so no
     /// test running in parallel takes it meanwhile; release it right before the server binds.
     public static func reservePort() -> PortReservation {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return PortReservation(port: Int(UInt16(bigEndian: address.sin_port)), descriptor: fd)
+        _ = Self.bindLoopback(fd, port: 0)
+        return PortReservation(port: Self.boundPort(fd), descriptor: fd)
     }
 
     /// A port nothing listens on right now, for a server a test (or a process it starts) binds soon.
@@ -186,23 +176,36 @@ public enum TestEnvironment {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
+        return Self.bindLoopback(fd, port: port)
     }
 
     /// A port the kernel picks (bound and released on 127.0.0.1).
     static func ephemeralPort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
+        _ = Self.bindLoopback(fd, port: 0)
+        return Self.boundPort(fd)
+    }
+
+    /// Calls `body` with the address `127.0.0.1:port`.
+    static func withLoopbackAddress<Result>(port: Int, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Result) -> Result {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+    }
+
+    /// Binds `fd` to `127.0.0.1:port` (0: a port the kernel picks); true on success.
+    static func bindLoopback(_ fd: Int32, port: Int) -> Bool {
+        self.withLoopbackAddress(port: port) { bind(fd, $0, $1) } == 0
+    }
+
+    /// The local port `fd` is bound to.
+    static func boundPort(_ fd: Int32) -> Int {
+        var address = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
         return Int(UInt16(bigEndian: address.sin_port))
