@@ -399,7 +399,9 @@ enum HopByHop {
         "proxy-authorization", "proxy-authenticate",
     ]
 
-    static func isHopByHop(_ name: String) -> Bool { self.names.contains(name.lowercased()) }
+    /// One check for the general and the fast path (`HeaderNames` compares without lowercasing;
+    /// a test keeps it equal to `names`).
+    static func isHopByHop(_ name: String) -> Bool { HeaderNames.isHopByHop(name) }
 }
 
 /// Runs an operation with a deadline; the operation is cancelled when it passes.
