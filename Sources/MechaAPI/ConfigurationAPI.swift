@@ -39,6 +39,7 @@ public final class ConfigurationAPI: Sendable {
 
     public func get(storeName: String, keys: [String], metadata: [String: String] = [:]) async throws(APIError) -> [String: ConfigurationItem] {
         let store = try self.store(storeName)
+        if let key = keys.first(where: { NULText.contains($0) }) { throw .containsNUL("configuration key", key) }
         do {
             return try await store.get(keys: keys, metadata: metadata)
         } catch {
@@ -58,6 +59,7 @@ public final class ConfigurationAPI: Sendable {
         ended: @escaping @Sendable () -> Void = {}
     ) async throws(APIError) -> String {
         let store = try self.store(storeName)
+        if let key = keys.first(where: { NULText.contains($0) }) { throw .containsNUL("configuration key", key) }
         let keys = keys.sorted()
         let updates: ConfigurationUpdates
         do {

@@ -44,6 +44,17 @@ public struct InvokeAPI: Sendable {
     ) async throws -> Output {
         let (appID, namespace) = try self.parseTarget(target)
         var request = request
+        switch InvocationMethod.normalize(request.method) {
+        case .success(let method):
+            request.method = method
+        case .failure(let invalid):
+            throw APIError(
+                errorCode: "ERR_DIRECT_INVOKE",
+                message: "failed to invoke, id: \(target), err: \(invalid.description)",
+                httpStatus: 500,
+                grpcStatus: .invalidArgument
+            )
+        }
         request.headers.removeAll { Self.identityHeaders.contains($0.name.lowercased()) }
         request.headers.add("dapr-caller-app-id", self.identity.appID)
         request.headers.add("dapr-caller-namespace", self.identity.namespace)

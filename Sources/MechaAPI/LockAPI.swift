@@ -50,6 +50,9 @@ public struct LockAPI: Sendable {
         for part in [resourceID, strategy] where part.contains("||") {
             throw error("input key/keyPrefix '\(part)' can't contain '||'")
         }
+        for part in [resourceID, owner] where NULText.contains(part) {
+            throw error("input key/keyPrefix \(NULText.quoted(part)) can't contain a NUL character")
+        }
         let prefix: String? = switch strategy {
         case "appid", "": self.identity.appID.isEmpty ? nil : self.identity.appID
         case "name": storeName

@@ -62,6 +62,7 @@ public struct PubSubAPI: Sendable {
     ) async throws(APIError) {
         let (pubsub, spec) = try self.pubsub(pubsubName, metadata: metadata)
         guard !topic.isEmpty else { throw .pubsubTopicEmpty(pubsubName, metadata: metadata) }
+        guard !NULText.contains(topic) else { throw .containsNUL("topic", topic) }
         let raw = try Self.rawPayload(metadata, pubsub: pubsubName)
         let ttl = Self.ttl(metadata)
         let message = try self.message(
@@ -95,6 +96,7 @@ public struct PubSubAPI: Sendable {
     public func checkPublish(pubsubName: String, topic: String) throws(APIError) -> any PubSub {
         let (pubsub, spec) = try self.pubsub(pubsubName, metadata: [:])
         guard !topic.isEmpty else { throw .pubsubTopicEmpty(pubsubName) }
+        guard !NULText.contains(topic) else { throw .containsNUL("topic", topic) }
         guard TopicScopes(metadata: spec.metadata, appID: self.identity.appID).mayPublish(topic) else {
             throw .pubsubForbidden(topic: topic, pubsub: pubsubName, appID: self.identity.appID, metadata: ["topic": topic, "error": "not allowed"])
         }
@@ -123,6 +125,7 @@ public struct PubSubAPI: Sendable {
     ) async throws(APIError) -> [FailedPublishEntry] {
         let (pubsub, spec) = try self.pubsub(pubsubName, metadata: metadata)
         guard !topic.isEmpty else { throw .pubsubTopicEmpty(pubsubName, metadata: metadata) }
+        guard !NULText.contains(topic) else { throw .containsNUL("topic", topic) }
         let raw = try Self.rawPayload(metadata, pubsub: pubsubName)
         var prepared: [BulkPublishEntry] = []
         var seen: Set<String> = []
@@ -246,13 +249,14 @@ public struct PubSubAPI: Sendable {
         }
     }
 
-    /// `ttl` or `ttlInSeconds` (case-insensitive): a Go duration or whole seconds; bad values are ignored, as in daprd.
+    /// `ttl` or `ttlInSeconds` (case-insensitive): a Go duration or whole seconds; bad values are
+    /// ignored, and a TTL longer than Go can represent is clamped to `Duration.goMaximum`, as in daprd.
     static func ttl(_ metadata: [String: String]) -> Duration? {
         let lowered = Dictionary(metadata.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first })
         guard let raw = lowered["ttl"] ?? lowered["ttlinseconds"], !raw.isEmpty else { return nil }
         if let duration = GoDuration.parse(raw), Int64(raw) == nil { return duration > .zero ? duration : nil }
         guard let seconds = Int64(raw), seconds > 0 else { return nil }
-        return .seconds(seconds)
+        return Duration.seconds(seconds).clamped(to: .zero ... .goMaximum)
     }
 
     /// A bulk entry's `event` as bytes for its content type.

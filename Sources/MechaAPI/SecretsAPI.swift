@@ -29,6 +29,8 @@ public struct SecretsAPI: Sendable {
 
     public func get(storeName: String, key: String, metadata: [String: String] = [:]) async throws(APIError) -> [String: String] {
         let store = try self.store(storeName)
+        // The env store reads the key with getenv, where a NUL would end the name early.
+        guard !NULText.contains(key) else { throw .containsNUL("secret key", key) }
         guard self.isAllowed(key, store: storeName) else { throw .secretPermissionDenied(key: key, store: storeName) }
         do {
             return try await store.secret(named: key, metadata: metadata)

@@ -71,6 +71,7 @@ public struct StateAPI: Sendable {
     /// The key as stored: `<prefix>||<key>` per the store's `keyPrefix` strategy (default `appid`).
     public func storedKey(_ key: String, storeName: String, spec: ComponentSpec) throws(APIError) -> String {
         guard !key.contains("||") else { throw .stateIllegalKey(store: storeName, key: key) }
+        guard !NULText.contains(key) else { throw .stateKeyNUL(store: storeName, key: key) }
         let strategy = (spec.metadata["keyPrefix"] ?? "appid").lowercased()
         switch strategy {
         case "appid", "":
@@ -408,13 +409,17 @@ public struct StateAPI: Sendable {
     /// `ttlInSeconds`: an integer ≥ -1; -1 and 0 mean no expiry.
     static func ttl(_ metadata: [String: String], error: (String) -> APIError) throws(APIError) -> Duration? {
         guard let raw = metadata.first(where: { $0.key.lowercased() == "ttlinseconds" })?.value, !raw.isEmpty else { return nil }
-        guard let seconds = Int64(raw.trimmingSpaces()) else {
-            throw error("error parsing TTL: incorrect value for metadata 'ttlInSeconds': strconv.ParseInt: parsing \"\(raw)\": invalid syntax")
+        let text = raw.trimmingSpaces()
+        guard let seconds = Int64(text) else {
+            let digits = text.drop(while: { $0 == "-" || $0 == "+" })
+            let reason = !digits.isEmpty && digits.allSatisfy({ $0 >= "0" && $0 <= "9" }) ? "value out of range" : "invalid syntax"
+            throw error("error parsing TTL: incorrect value for metadata 'ttlInSeconds': strconv.ParseInt: parsing \"\(raw)\": \(reason)")
         }
-        guard seconds >= -1, seconds <= Int64(Int32.max) else {
+        guard seconds >= -1 else {
             throw error("error parsing TTL: incorrect value for metadata 'ttlInSeconds': must be -1 or greater")
         }
-        return seconds > 0 ? .seconds(seconds) : nil
+        // As daprd: a TTL beyond Int32.max seconds (68 years) is capped there, not refused.
+        return seconds > 0 ? .seconds(min(seconds, Int64(Int32.max))) : nil
     }
 }
 

@@ -89,10 +89,13 @@ struct NodeReader {
         return value
     }
 
-    func duration() throws(ResourceError) -> Duration {
+    func duration(range: ClosedRange<Duration> = .zero ... .maximumInterval) throws(ResourceError) -> Duration {
         let text = try self.string()
         guard let value = GoDuration.parse(text) else {
             throw self.error("expected a duration such as 5s, 500ms or 1m, found '\(text)'")
+        }
+        guard range.contains(value) else {
+            throw self.error("'\(text)' is out of range: must be from \(GoDuration.format(range.lowerBound)) to \(GoDuration.format(range.upperBound))")
         }
         return value
     }

@@ -157,9 +157,28 @@ public enum ResourceLoader {
             }
     }
 
-    static func readText(_ file: String) throws(ResourceError) -> String {
-        guard let data = FileManager.default.contents(atPath: file) else {
+    static func readText(_ file: String, limit: Int = YAMLLimits.standard.maxFileBytes) throws(ResourceError) -> String {
+        // Read at most one byte past the limit: a huge file (or /dev/zero) is refused, not loaded.
+        let descriptor = open(file, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
             throw ResourceError(source: .init(file: file, resource: "file"), field: nil, reason: "cannot read file")
+        }
+        defer { close(descriptor) }
+        var data: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while data.count <= limit {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else {
+                throw ResourceError(source: .init(file: file, resource: "file"), field: nil, reason: "cannot read file")
+            }
+            if count == 0 { break }
+            data.append(contentsOf: chunk[0..<count])
+        }
+        guard data.count <= limit else {
+            throw ResourceError(
+                source: .init(file: file, resource: "file"), field: nil,
+                reason: "the file is larger than \(limit >> 20) MiB, the limit for a resource file")
         }
         guard let text = String(validating: data, as: UTF8.self) else {
             throw ResourceError(source: .init(file: file, resource: "file"), field: nil, reason: "file is not valid UTF-8")

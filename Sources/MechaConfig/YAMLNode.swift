@@ -57,7 +57,13 @@ enum YAMLDocuments {
         var message: String
     }
 
-    static func parse(_ text: String) throws(SyntaxError) -> [YAMLNode] {
+    static func parse(_ text: String, limits: YAMLLimits = .standard) throws(SyntaxError) -> [YAMLNode] {
+        guard text.utf8.count <= limits.maxFileBytes else {
+            throw SyntaxError(line: nil, message: "the file is larger than \(limits.maxFileBytes >> 20) MiB, the limit for a resource file")
+        }
+        if let violation = YAMLPreflight.check(text, limits: limits) {
+            throw SyntaxError(line: violation.line, message: violation.message + (violation.line.map { " (line \($0))" } ?? ""))
+        }
         do {
             let parser = try Parser(yaml: text, resolver: .basic, constructor: .default, encoding: .utf8)
             var documents: [YAMLNode] = []
@@ -97,7 +103,8 @@ enum YAMLDocuments {
         case .sequence(let sequence):
             return .sequence(try sequence.map { try self.convert($0) }, line: line)
         case .alias:
-            throw SyntaxError(line: node.mark?.line, message: "YAML aliases are not supported in resources")
+            // Yams resolves aliases while composing; an alias node only comes from encoding.
+            throw SyntaxError(line: node.mark?.line, message: "unexpected unresolved YAML alias")
         }
     }
 

@@ -1,4 +1,5 @@
 import GRPCCore
+import MechaCore
 
 /// `DAPR_API_TOKEN` on the gRPC surface: every call must carry metadata `dapr-api-token` with the
 /// token, as daprd requires (Unauthenticated otherwise, with daprd's messages).
@@ -14,7 +15,7 @@ struct APITokenInterceptor: ServerInterceptor {
         guard let sent else {
             throw RPCError(code: .unauthenticated, message: "missing api token in request metadata")
         }
-        guard sent == self.token else {
+        guard ConstantTime.equals(sent, self.token) else {
             throw RPCError(code: .unauthenticated, message: "authentication error: api token mismatch")
         }
         var request = request

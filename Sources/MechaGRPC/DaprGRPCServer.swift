@@ -3,6 +3,8 @@ import GRPCNIOTransportCore
 import GRPCNIOTransportHTTP2
 public import Logging
 public import MechaAPI
+public import MechaCore
+import NIOCore
 public import ServiceLifecycle
 
 /// The Dapr gRPC API (`--dapr-grpc-port`): `dapr.proto.runtime.v1.Dapr` over HTTP/2 (h2c), one
@@ -13,12 +15,20 @@ public struct DaprGRPCServer: Sendable {
         public var port: Int
         public var maxMessageSize: Int
         public var apiToken: String?
+        public var timeouts: ConnectionTimeouts
 
-        public init(addresses: [String] = ["127.0.0.1"], port: Int = 50001, maxMessageSize: Int = 4 << 20, apiToken: String? = nil) {
+        public init(
+            addresses: [String] = ["127.0.0.1"],
+            port: Int = 50001,
+            maxMessageSize: Int = 4 << 20,
+            apiToken: String? = nil,
+            timeouts: ConnectionTimeouts = .standard
+        ) {
             self.addresses = addresses
             self.port = port
             self.maxMessageSize = maxMessageSize
             self.apiToken = apiToken
+            self.timeouts = timeouts
         }
     }
 
@@ -46,6 +56,7 @@ public struct DaprGRPCServer: Sendable {
                 host: host,
                 port: self.configuration.port,
                 maxMessageSize: self.configuration.maxMessageSize,
+                timeouts: self.configuration.timeouts,
                 services: [self.service],
                 interceptors: self.configuration.apiToken.map { [APITokenInterceptor(token: $0)] } ?? [],
                 route: route,
@@ -56,11 +67,20 @@ public struct DaprGRPCServer: Sendable {
     }
 
     /// The sidecar-to-sidecar gRPC listener: every call is a proxied call for the local app.
-    public static func internalListener(host: String, port: Int, maxMessageSize: Int, proxy: GRPCProxyRouter, logger: Logger, onListening: @escaping @Sendable (Int) -> Void) -> any Service {
+    public static func internalListener(
+        host: String,
+        port: Int,
+        maxMessageSize: Int,
+        timeouts: ConnectionTimeouts = .standard,
+        proxy: GRPCProxyRouter,
+        logger: Logger,
+        onListening: @escaping @Sendable (Int) -> Void
+    ) -> any Service {
         GRPCListener(
             host: host,
             port: port,
             maxMessageSize: maxMessageSize,
+            timeouts: timeouts,
             services: [],
             interceptors: [],
             route: { descriptor, metadata in await proxy.routeInternal(descriptor, metadata) },
@@ -75,6 +95,7 @@ struct GRPCListener: Service {
     let host: String
     let port: Int
     let maxMessageSize: Int
+    let timeouts: ConnectionTimeouts
     let services: [any RegistrableRPCService]
     let interceptors: [any ServerInterceptor]
     let route: (@Sendable (MethodDescriptor, Metadata) async -> ProxyingServerTransport.Route)?
@@ -84,6 +105,31 @@ struct GRPCListener: Service {
     func run() async throws {
         var config = HTTP2ServerTransport.Posix.Config.defaults
         config.rpc.maxRequestPayloadSize = self.maxMessageSize
+        // Advertised in SETTINGS, so clients queue calls beyond it (grpcio does). Without it the
+        // HTTP/2 layer still enforced its default of 100, and the 101st stream cost the client its
+        // whole connection (GOAWAY PROTOCOL_ERROR).
+        config.http2.maxConcurrentStreams = Self.maxConcurrentStreams
+        // A connection without calls is closed gracefully; a silent one is pinged, and one that
+        // answers nothing at all (not even the preface) is closed by `ReadSilenceHandler`.
+        config.connection.maxIdleTime = self.timeouts.idle
+        config.connection.maxGraceTime = .seconds(10)
+        config.connection.keepalive = .init(
+            time: self.timeouts.read,
+            timeout: .seconds(20),
+            clientBehavior: .init(minPingIntervalWithoutCalls: .seconds(10), allowWithoutCalls: true)
+        )
+        let silence = self.timeouts.read * 3
+        let limit = self.maxMessageSize
+        config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(ReadSilenceHandler(timeout: silence), position: .first)
+            }
+        }
+        config.channelDebuggingCallbacks.onAcceptHTTP2Stream = { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(MessageSizeLimitHandler(limit: limit), position: .first)
+            }
+        }
         let posix = HTTP2ServerTransport.Posix(
             address: self.host.contains(":") ? .ipv6(host: self.host, port: self.port) : .ipv4(host: self.host, port: self.port),
             transportSecurity: .plaintext,
@@ -110,6 +156,59 @@ struct GRPCListener: Service {
             }
         } onGracefulShutdown: {
             server.beginGracefulShutdown()
+        }
+    }
+}
+
+extension GRPCListener {
+    /// Concurrent calls per connection (daprd's grpc-go sets no limit; this one is high enough
+    /// never to matter to a well-behaved client and bounds what one connection can hold).
+    static let maxConcurrentStreams = 10_000
+}
+
+/// Closes a connection from which nothing at all has arrived for `timeout`: the keepalive pings
+/// make a live peer answer well within it, so only a dead or silent one (a client that never
+/// sends the HTTP/2 preface) is cut off.
+final class ReadSilenceHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let timeout: TimeAmount
+    private var lastRead = NIODeadline.now()
+    private var readSinceCheck = false
+    private var scheduled: Scheduled<Void>?
+
+    init(timeout: Duration) {
+        self.timeout = .nanoseconds(timeout.clampedNanoseconds)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.lastRead = .now()
+        self.schedule(context, at: self.lastRead + self.timeout)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.scheduled?.cancel()
+        self.scheduled = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.readSinceCheck = true
+        context.fireChannelRead(data)
+    }
+
+    private func schedule(_ context: ChannelHandlerContext, at deadline: NIODeadline) {
+        self.scheduled = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(deadline: deadline) { [self] in
+            let now = NIODeadline.now()
+            if self.readSinceCheck {
+                self.readSinceCheck = false
+                self.lastRead = now
+            }
+            if now - self.lastRead >= self.timeout {
+                context.close(promise: nil)
+            } else {
+                self.schedule(context, at: self.lastRead + self.timeout)
+            }
         }
     }
 }

@@ -17,6 +17,8 @@ public struct GRPCProxyRouter: Sendable {
     let appAddress: (host: String, port: Int)?
     let apiToken: String?
     let appAPIToken: String?
+    /// Presented to other sidecars' internal gRPC ports, and required on ours.
+    let peerToken: PeerToken
     let logger: Logger
 
     public init(
@@ -26,8 +28,10 @@ public struct GRPCProxyRouter: Sendable {
         appAddress: (host: String, port: Int)?,
         apiToken: String?,
         appAPIToken: String?,
+        peerToken: PeerToken,
         logger: Logger
     ) {
+        self.peerToken = peerToken
         self.identity = identity
         self.resolver = resolver
         self.pool = pool
@@ -47,11 +51,12 @@ public struct GRPCProxyRouter: Sendable {
             guard let sent = metadata[stringValues: "dapr-api-token"].first(where: { _ in true }) else {
                 return .reject(.unauthenticated, "missing api token in request metadata")
             }
-            guard sent == token else { return .reject(.unauthenticated, "authentication error: api token mismatch") }
+            guard ConstantTime.equals(sent, token) else { return .reject(.unauthenticated, "authentication error: api token mismatch") }
         }
         var forwarded = metadata
         forwarded.removeAllValues(forKey: "dapr-api-token")
-        for key in ["dapr-caller-app-id", "dapr-caller-namespace", "dapr-callee-app-id", Self.targetHeader] { forwarded.removeAllValues(forKey: key) }
+        for key in ["dapr-caller-app-id", "dapr-caller-namespace", "dapr-callee-app-id"] { forwarded.removeAllValues(forKey: key) }
+        Self.removeInternalKeys(&forwarded)
         let parts = target.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count <= 2 else { return .reject(.invalidArgument, "invalid app id \(target)") }
         let appID = String(parts[0])
@@ -72,6 +77,7 @@ public struct GRPCProxyRouter: Sendable {
             return .reject(.unavailable, "failed to proxy request: couldn't find service: \(appID)")
         }
         forwarded.addString(appID, forKey: Self.targetHeader)
+        forwarded.addString(self.peerToken.value, forKey: PeerToken.header)
         do {
             return .forward(try self.pool.transport(host: instance.host, port: instance.grpcInternalPort), forwarded)
         } catch {
@@ -81,13 +87,24 @@ public struct GRPCProxyRouter: Sendable {
 
     /// The internal gRPC port: every call is for the local app, forwarded by another sidecar.
     public func routeInternal(_ descriptor: MethodDescriptor, _ metadata: Metadata) async -> ProxyingServerTransport.Route {
+        guard self.peerToken.accepts(metadata[stringValues: PeerToken.header].first(where: { _ in true })) else {
+            return .reject(.unauthenticated, APIError.peerUnauthenticated.message)
+        }
         let target = metadata[stringValues: Self.targetHeader].first(where: { _ in true }) ?? ""
         guard target == self.identity.appID else {
             return .reject(.unavailable, "this sidecar serves \(self.identity.appID), not \(target)")
         }
         var forwarded = metadata
-        forwarded.removeAllValues(forKey: Self.targetHeader)
+        Self.removeInternalKeys(&forwarded)
         return self.toLocalApp(forwarded)
+    }
+
+    /// Drops every `x-mecha-` key: sidecar-internal metadata is never taken from a caller nor
+    /// passed to an app.
+    static func removeInternalKeys(_ metadata: inout Metadata) {
+        var keys: Set<String> = []
+        for (key, _) in metadata where key.lowercased().hasPrefix("x-mecha-") { keys.insert(key) }
+        for key in keys { metadata.removeAllValues(forKey: key) }
     }
 
     func toLocalApp(_ metadata: Metadata) -> ProxyingServerTransport.Route {

@@ -25,6 +25,7 @@ struct StreamingSubscriptions: Sendable {
             }
             guard !initial.pubsubName.isEmpty else { throw APIError.pubsubEmpty().rpcError }
             guard !initial.topic.isEmpty else { throw APIError.pubsubTopicEmpty(initial.pubsubName).rpcError }
+            guard !NULText.contains(initial.topic) else { throw APIError.containsNUL("topic", initial.topic).rpcError }
             let spec = SubscriptionSpec(
                 pubsubName: initial.pubsubName,
                 topic: initial.topic,

@@ -23,6 +23,8 @@ public struct DaprHTTPServer: Sendable {
         /// Plain invocations are proxied by a channel handler (`FastInvokeHandler`) instead of the
         /// general async path. `MECHA_FAST_INVOKE=0` turns it off.
         public var fastInvoke: Bool
+        /// Idle and read deadlines of every connection.
+        public var timeouts: ConnectionTimeouts
 
         public init(
             addresses: [String] = ["127.0.0.1"],
@@ -31,8 +33,10 @@ public struct DaprHTTPServer: Sendable {
             apiToken: String? = nil,
             apiAllowed: [APIAccessRule]? = nil,
             apiDenied: [APIAccessRule] = [],
-            fastInvoke: Bool = true
+            fastInvoke: Bool = true,
+            timeouts: ConnectionTimeouts = .standard
         ) {
+            self.timeouts = timeouts
             self.addresses = addresses
             self.port = port
             self.maxBodySize = maxBodySize
@@ -57,7 +61,7 @@ public struct DaprHTTPServer: Sendable {
     public func makeServices(onListening: @escaping @Sendable (Int) -> Void = { _ in }) throws -> [any Service] {
         let router = self.fastInvokeRouter
         return try self.configuration.addresses.map { host in
-            try MechaHTTP1Channel.builder(router: router).buildServer(
+            try MechaHTTP1Channel.builder(router: router, timeouts: self.configuration.timeouts).buildServer(
                 configuration: ServerConfiguration(address: .hostname(host, port: self.configuration.port), serverName: nil, backlog: 1024),
                 eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
                 logger: self.logger,
@@ -90,14 +94,23 @@ public struct DaprHTTPServer: Sendable {
 
     func respond(to request: Request, writer: consuming ResponseWriter) async throws {
         let method = request.head.method.rawValue
-        let target = request.head.path ?? "/"
-        let (path, query) = Self.split(target)
         var request = request
+        let target = Self.originForm(request.head.path ?? "/")
+        if target != request.head.path {
+            // The absolute form (`GET http://host/v1.0/...`) is routed by its path, as Go's server does.
+            var head = request.head
+            head.path = target
+            request = Request(head: head, body: request.body)
+        }
+        let (path, query) = Self.split(target)
+        var route = DaprRoute.match(method: method, path: String(path))
 
         if let token = self.configuration.apiToken, !token.isEmpty {
-            let exempt = method == "GET" && (path.trimmingSlashes == "v1.0/healthz" || path.trimmingSlashes == "v1.0/healthz/outbound")
+            // Only the health routes themselves are open; any other path, however close to them
+            // (`/v1.0/healthz//` with `dapr-app-id` is an invocation), needs the token.
+            let exempt = (route == .healthz || route == .healthzOutbound) && Self.headerAppID(request) == nil
             if !exempt {
-                guard request.headers[HTTPField.Name("dapr-api-token")!] == token else {
+                guard let sent = request.headers[HTTPField.Name("dapr-api-token")!], ConstantTime.equals(sent, token) else {
                     try await HTTPReply.text("invalid api token\n", status: 401).write(to: writer)
                     return
                 }
@@ -107,7 +120,6 @@ public struct DaprHTTPServer: Sendable {
             request = Request(head: head, body: request.body)
         }
 
-        var route = DaprRoute.match(method: method, path: String(path))
         if let group = route.accessGroup, !self.isAllowed(group) { route = .fallback }
 
         switch route {
@@ -125,6 +137,19 @@ public struct DaprHTTPServer: Sendable {
             let reply = await self.handle(route, request: request, query: query)
             try await reply.write(to: writer)
         }
+    }
+
+    /// A request target in origin form: `http://host:port/p?q` (absolute form) becomes `/p?q`;
+    /// anything else is returned as it is.
+    static func originForm(_ target: String) -> String {
+        guard let first = target.utf8.first, first != UInt8(ascii: "/") else { return target }
+        let lowered = target.prefix(8).lowercased()
+        let scheme = lowered.hasPrefix("http://") ? 7 : (lowered.hasPrefix("https://") ? 8 : 0)
+        guard scheme > 0 else { return target }
+        let rest = target.utf8.dropFirst(scheme)
+        guard let slash = rest.firstIndex(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") }) else { return "/" }
+        let tail = String(Substring(rest[slash...]))
+        return tail.hasPrefix("?") ? "/" + tail : tail
     }
 
     static func split(_ target: String) -> (path: Substring, query: Substring) {
@@ -328,7 +353,7 @@ public struct DaprHTTPServer: Sendable {
         }
         let box = WriterBox(writer)
         let normalized: String
-        switch Self.normalizeMethod(method) {
+        switch InvocationMethod.normalize(method) {
         case .success(let value): normalized = value
         case .failure(let error):
             try await HTTPReply.error(.directInvoke(appID: target, error.description)).write(to: box.take()!)
@@ -426,113 +451,6 @@ public struct DaprHTTPServer: Sendable {
             try await bodyWriter.write(chunk)
         }
         try await bodyWriter.finish(nil)
-    }
-
-    struct InvalidMethod: Error, CustomStringConvertible {
-        var description: String
-    }
-
-    /// daprd's `NormalizeMethod` on the decoded URL path (as Go's `r.URL.Path`): `#`, `?`, NUL and
-    /// control bytes are refused, then `path.Clean`. The result is escaped again for the app's URL,
-    /// so `%2F` reaches the app as `/`.
-    static func normalizeMethod(_ raw: String) -> Result<String, InvalidMethod> {
-        if Self.isCleanMethod(raw) { return .success(raw) }
-        let decoded = PercentDecoding.pathUnescape(raw) ?? raw
-        let bytes = Array(decoded.utf8)
-        func fail(_ reason: String) -> Result<String, InvalidMethod> {
-            .failure(InvalidMethod(description: "rpc error: code = InvalidArgument desc = invalid method: \(reason)"))
-        }
-        if bytes.contains(where: { $0 == UInt8(ascii: "#") || $0 == UInt8(ascii: "?") || $0 == 0 }) {
-            return fail("method contains forbidden character: \(Self.goQuote(decoded))")
-        }
-        if let index = bytes.firstIndex(where: { $0 < 0x20 || $0 == 0x7F }) {
-            return fail("method contains control character at position \(index): \(Self.goQuote(decoded))")
-        }
-        return .success(Self.escapePath(Self.cleanMethod(decoded)))
-    }
-
-    /// True when decoding, `path.Clean` and escaping would all leave `method` unchanged: only
-    /// characters `escapePath` keeps (no `%`), no empty, `.` or `..` segments, no slash at either end.
-    static func isCleanMethod(_ method: String) -> Bool {
-        var segmentLength = 0
-        var dots = 0
-        for byte in method.utf8 {
-            switch byte {
-            case UInt8(ascii: "/"):
-                if segmentLength == 0 || (segmentLength == dots && dots <= 2) { return false }
-                segmentLength = 0
-                dots = 0
-                continue
-            case UInt8(ascii: "."):
-                dots += 1
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"),
-                UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "*"), UInt8(ascii: ","), UInt8(ascii: ";"),
-                UInt8(ascii: "="), UInt8(ascii: ":"), UInt8(ascii: "@"):
-                break
-            default:
-                // `%` (decoding), `+` (kept by escaping but decoded as itself: safe, yet rare), and
-                // everything escaping would change take the full path.
-                return false
-            }
-            segmentLength += 1
-        }
-        return segmentLength > 0 && !(segmentLength == dots && dots <= 2)
-    }
-
-    /// Escapes a path as Go's `url.URL.EscapedPath` leaves a parsed one: unreserved characters and
-    /// the sub-delimiters `!$&'()*+,;=:@/` stay, everything else is percent-encoded.
-    static func escapePath(_ path: String) -> String {
-        let kept = Set("!$&'()*+,/:;=@-_.~".utf8)
-        var output: [UInt8] = []
-        let hex = Array("0123456789ABCDEF".utf8)
-        for byte in path.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-                output.append(byte)
-            case _ where kept.contains(byte):
-                output.append(byte)
-            default:
-                output += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
-            }
-        }
-        return String(decoding: output, as: UTF8.self)
-    }
-
-    /// Go's `%q` for the ASCII range (what error messages quote).
-    static func goQuote(_ text: String) -> String {
-        var output = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case "\n": output += "\\n"
-            case "\r": output += "\\r"
-            case "\t": output += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    let hex = String(scalar.value, radix: 16)
-                    output += "\\x" + (hex.count == 1 ? "0" + hex : hex)
-                } else {
-                    output.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return output + "\""
-    }
-
-    /// `path.Clean` on the method: dot segments resolved, no leading `../`, no leading slash.
-    static func cleanMethod(_ method: String) -> String {
-        var output: [Substring] = []
-        for segment in method.split(separator: "/", omittingEmptySubsequences: true) {
-            if segment == "." { continue }
-            if segment == ".." {
-                if !output.isEmpty { output.removeLast() }
-                continue
-            }
-            output.append(segment)
-        }
-        return output.joined(separator: "/")
     }
 
     static let knownVerbs: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]

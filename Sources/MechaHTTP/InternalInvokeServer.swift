@@ -2,16 +2,18 @@ import HTTPTypes
 public import HummingbirdCore
 public import Logging
 public import MechaAPI
-import MechaCore
+public import MechaCore
 import NIOCore
 import NIOPosix
 public import ServiceLifecycle
 
 /// The sidecar-to-sidecar listener (`--dapr-internal-grpc-port`): receives invocations forwarded by
-/// other sidecars and hands them to the local app. Caller identity headers are trusted here: the
-/// port is meant for sidecars only (mTLS will authenticate them).
+/// other sidecars and hands them to the local app. Only callers presenting the home's peer token
+/// (`PeerToken`) are served; their caller identity headers are then trusted (mTLS will replace
+/// the token with real identities).
 public struct InternalInvokeServer: Sendable {
     let api: DaprAPI
+    let peerToken: PeerToken
     let host: String
     let port: Int
     let maxBodySize: Int
@@ -21,9 +23,21 @@ public struct InternalInvokeServer: Sendable {
     public static let sidecarErrorHeader = "x-mecha-sidecar-error"
 
     let fastInvoke: Bool
+    let timeouts: ConnectionTimeouts
 
-    public init(api: DaprAPI, host: String, port: Int, maxBodySize: Int, fastInvoke: Bool = true, logger: Logger) {
+    public init(
+        api: DaprAPI,
+        peerToken: PeerToken,
+        host: String,
+        port: Int,
+        maxBodySize: Int,
+        fastInvoke: Bool = true,
+        timeouts: ConnectionTimeouts = .standard,
+        logger: Logger
+    ) {
+        self.timeouts = timeouts
         self.api = api
+        self.peerToken = peerToken
         self.fastInvoke = fastInvoke
         self.host = host
         self.port = port
@@ -37,11 +51,12 @@ public struct InternalInvokeServer: Sendable {
             router = InternalFastInvokeRouter(
                 appID: self.api.identity.appID,
                 app: app,
+                peerToken: self.peerToken,
                 invoke: self.api.invoke,
                 bodyLimit: min(DaprHTTPServer.bufferedBodyLimit, self.maxBodySize)
             )
         }
-        return try MechaHTTP1Channel.builder(router: router).buildServer(
+        return try MechaHTTP1Channel.builder(router: router, timeouts: self.timeouts).buildServer(
             configuration: ServerConfiguration(address: .hostname(self.host, port: self.port), backlog: 1024),
             eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
             logger: self.logger,
@@ -55,6 +70,10 @@ public struct InternalInvokeServer: Sendable {
     }
 
     func respond(to request: Request, writer: consuming ResponseWriter) async throws {
+        guard self.peerToken.accepts(request.headers[HTTPField.Name(PeerToken.header)!]) else {
+            try await HTTPReply.error(.peerUnauthenticated).write(to: writer)
+            return
+        }
         let target = request.headers[HTTPField.Name(Self.targetHeader)!] ?? ""
         guard target == self.api.identity.appID else {
             var headers = HTTPFields()
@@ -67,7 +86,7 @@ public struct InternalInvokeServer: Sendable {
         var headers = HeaderList()
         for field in request.headers {
             let name = field.name.canonicalName
-            if HopByHop.isHopByHop(name) || name == "host" || name == "content-length" || name == "content-type" || name == Self.targetHeader { continue }
+            if HopByHop.isHopByHop(name) || name == "host" || name == "content-length" || name == "content-type" || name.hasPrefix("x-mecha-") { continue }
             headers.add(field.name.rawName, field.value)
         }
         let length = request.headers[.contentLength].flatMap(Int.init)

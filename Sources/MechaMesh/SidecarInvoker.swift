@@ -23,9 +23,19 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
     let hostname: String
     /// The `X-Forwarded-*` / `Forwarded` headers of every hop (they only name this host).
     let forwardedHeaders: [(name: String, value: String)]
+    /// Presented to the receiving sidecar, which refuses calls without it.
+    let peerToken: PeerToken
     private let counters = Mutex<[String: Int]>([:])
 
-    public init(resolver: any NameResolver, client: HTTP1Client, logger: Logger, hostAddress: String = "127.0.0.1", hostname: String = "localhost") {
+    public init(
+        resolver: any NameResolver,
+        client: HTTP1Client,
+        peerToken: PeerToken,
+        logger: Logger,
+        hostAddress: String = "127.0.0.1",
+        hostname: String = "localhost"
+    ) {
+        self.peerToken = peerToken
         self.resolver = resolver
         self.client = client
         self.logger = logger
@@ -91,9 +101,10 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
         }
     }
 
-    /// The target check and, as daprd adds them on the sidecar-to-sidecar hop, `X-Forwarded-*`.
+    /// The target check, the peer token and, as daprd adds them on the sidecar-to-sidecar hop,
+    /// `X-Forwarded-*`.
     func hopHeaders(appID: String) -> [(name: String, value: String)] {
-        [(Self.targetHeader, appID)] + self.forwardedHeaders
+        [(Self.targetHeader, appID), (PeerToken.header, self.peerToken.value)] + self.forwardedHeaders
     }
 
     struct Misdirected: Error, CustomStringConvertible {
@@ -111,8 +122,9 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
         _ handler: (InvocationResponse) async throws -> Output
     ) async throws -> Output {
         var headers = HTTPHeaders()
-        for field in request.headers { headers.add(name: field.name, value: field.value) }
-        headers.remove(name: Self.targetHeader)
+        for field in request.headers where !field.name.lowercased().hasPrefix("x-mecha-") {
+            headers.add(name: field.name, value: field.value)
+        }
         for (name, value) in self.hopHeaders(appID: appID) { headers.add(name: name, value: value) }
         if let contentType = request.contentType { headers.replaceOrAdd(name: "content-type", value: contentType) }
         var uri = "/" + request.method

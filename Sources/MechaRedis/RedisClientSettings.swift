@@ -122,7 +122,7 @@ public struct RedisClientSettings: Sendable {
     /// Dapr's redis duration: a Go duration, or an integer in milliseconds. A negative value means
     /// "disabled" (`nil`); zero or absent means the default.
     static func duration(_ metadata: ComponentMetadata, _ key: String, default defaultValue: Duration) throws(ComponentConfigurationError) -> Duration? {
-        let value = try metadata.duration(key, default: defaultValue, integerUnit: .milliseconds(1))
+        let value = try metadata.duration(key, default: defaultValue, integerUnit: .milliseconds(1), range: (.zero - Duration.maximumInterval) ... .maximumInterval)
         if value < .zero { return nil }
         return value == .zero ? defaultValue : value
     }

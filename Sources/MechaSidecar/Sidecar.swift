@@ -124,6 +124,7 @@ public final class Sidecar: Sendable {
             throw ComponentInitError(["name resolution \(resolverResource.type): \(error)"])
         }
 
+        let peerToken = try PeerTokenFile.loadOrCreate(home: options.mechaHome)
         let client = HTTP1Client()
         var appChannel: (any AppChannel)?
         if let port = options.appPort, port > 0 {
@@ -197,6 +198,7 @@ public final class Sidecar: Sendable {
                 remote: SidecarInvoker(
                     resolver: resolver,
                     client: client,
+                    peerToken: peerToken,
                     logger: self.logger,
                     hostAddress: options.internalListenAddress == "0.0.0.0" ? "127.0.0.1" : options.internalListenAddress,
                     hostname: SidecarCore.hostname()
@@ -229,16 +231,19 @@ public final class Sidecar: Sendable {
                 apiToken: self.environment["DAPR_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
                 apiAllowed: configuration?.apiAllowed,
                 apiDenied: configuration?.apiDenied ?? [],
-                fastInvoke: self.environment["MECHA_FAST_INVOKE"] != "0"
+                fastInvoke: self.environment["MECHA_FAST_INVOKE"] != "0",
+                timeouts: options.connectionTimeouts
             ),
             logger: self.logger
         )
         let internalServer = InternalInvokeServer(
             api: api,
+            peerToken: peerToken,
             host: options.internalListenAddress,
             port: options.internalPort,
             maxBodySize: options.maxBodySize,
             fastInvoke: self.environment["MECHA_FAST_INVOKE"] != "0",
+            timeouts: options.connectionTimeouts,
             logger: self.logger
         )
         let grpcPool = GRPCTransportPool(maxMessageSize: options.maxBodySize)
@@ -250,12 +255,19 @@ public final class Sidecar: Sendable {
             appAddress: options.appProtocol == .grpc ? options.appPort.map { (options.appChannelAddress, $0) } : nil,
             apiToken: apiToken,
             appAPIToken: self.environment["APP_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
+            peerToken: peerToken,
             logger: self.logger
         )
         let grpcServer = DaprGRPCServer(
             api: api,
             subscriptions: subscriptions,
-            configuration: .init(addresses: options.listenAddresses, port: options.grpcPort, maxMessageSize: options.maxBodySize, apiToken: apiToken),
+            configuration: .init(
+                addresses: options.listenAddresses,
+                port: options.grpcPort,
+                maxMessageSize: options.maxBodySize,
+                apiToken: apiToken,
+                timeouts: options.connectionTimeouts
+            ),
             proxy: proxy,
             logger: self.logger
         )
@@ -268,6 +280,7 @@ public final class Sidecar: Sendable {
                     host: options.internalListenAddress,
                     port: 0,
                     maxMessageSize: options.maxBodySize,
+                    timeouts: options.connectionTimeouts,
                     proxy: proxy,
                     logger: self.logger
                 ) { port in self.ports.internalGRPCListening(port) }

@@ -1,3 +1,5 @@
+public import MechaCore
+
 /// Everything `mecha sidecar` (daprd's flags) configures.
 public struct SidecarOptions: Sendable {
     public enum AppProtocol: String, Sendable, CaseIterable {
@@ -34,6 +36,8 @@ public struct SidecarOptions: Sendable {
     /// Where embedded databases and default components live (`~/.mecha`).
     public var mechaHome: String
     public var gracefulShutdownTimeout: Duration = .seconds(5)
+    /// Idle and read deadlines of every connection on every listener.
+    public var connectionTimeouts: ConnectionTimeouts = .standard
 
     public init(appID: String, mechaHome: String) {
         self.appID = appID

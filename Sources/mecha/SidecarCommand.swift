@@ -80,6 +80,10 @@ struct SidecarFlags: ParsableArguments {
     @Option(name: .customLong("read-buffer-size"), help: .hidden) var readBufferSize: String?
     @Option(name: .customLong("dapr-http-read-buffer-size"), help: .hidden) var httpReadBufferSize: Int?
     @Option(name: .customLong("dapr-graceful-shutdown-seconds"), help: "Seconds to drain on shutdown.") var gracefulShutdownSeconds: Int = 5
+    @Option(name: .customLong("connection-idle-timeout"), help: "Close a connection with no request or call in progress after this long (Go duration).")
+    var connectionIdleTimeout: String = "60s"
+    @Option(name: .customLong("connection-read-timeout"), help: "A request head must arrive, and a body may stall, at most this long (Go duration).")
+    var connectionReadTimeout: String = "30s"
     @Option(name: .customLong("mecha-home"), help: "Directory for embedded databases and default components (default ~/.mecha or $MECHA_HOME).") var mechaHome: String?
 
     // Accepted for compatibility with daprd's command line; not implemented yet.
@@ -178,11 +182,20 @@ struct SidecarFlags: ParsableArguments {
         options.appHealthThreshold = max(1, self.appHealthThreshold)
         options.appMaxConcurrency = self.appMaxConcurrency > 0 ? self.appMaxConcurrency : nil
         if let text = self.maxBodySize {
-            guard let bytes = Quantity.bytes(text) else { throw ValidationError("invalid value for 'max-body-size' option: \(text)") }
+            guard let bytes = Quantity.bytes(text), bytes <= Self.maxBodySizeLimit else {
+                throw ValidationError("invalid value for 'max-body-size' option: \(text) (a size up to 2Gi, e.g. 4Mi)")
+            }
             options.maxBodySize = bytes
         } else if let megabytes = self.maxRequestSizeMB, megabytes > 0 {
+            guard megabytes <= Self.maxBodySizeLimit >> 20 else {
+                throw ValidationError("invalid value for 'dapr-http-max-request-size' option: \(megabytes) (at most \(Self.maxBodySizeLimit >> 20))")
+            }
             options.maxBodySize = megabytes << 20
         }
+        options.connectionTimeouts = ConnectionTimeouts(
+            idle: try Self.timeout(self.connectionIdleTimeout, flag: "connection-idle-timeout"),
+            read: try Self.timeout(self.connectionReadTimeout, flag: "connection-read-timeout")
+        )
         let addresses = self.listenAddresses.split(separator: ",").map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
         options.listenAddresses = addresses.isEmpty ? ["127.0.0.1"] : addresses
         options.namespace = environment["NAMESPACE"].flatMap { $0.isEmpty ? nil : $0 } ?? "default"
@@ -190,25 +203,21 @@ struct SidecarFlags: ParsableArguments {
         return options
     }
 
+    /// Request bodies are held in memory up to this size at most (gRPC messages are too).
+    static let maxBodySizeLimit = 2 << 30
+
+    static func timeout(_ text: String, flag: String) throws -> Duration {
+        guard let duration = GoDuration.parse(text), duration >= .milliseconds(1), duration <= .seconds(86_400) else {
+            throw ValidationError("invalid value for '\(flag)' option: \(text) (a duration from 1ms to 24h, e.g. 60s)")
+        }
+        return duration
+    }
+
     static func port(_ text: String, flag: String) throws -> Int {
         guard let port = Int(text), (0...65535).contains(port) else {
             throw ValidationError("error parsing \(flag) flag: invalid port \"\(text)\"")
         }
         return port
-    }
-}
-
-/// Kubernetes-style quantities (`4Mi`, `512Ki`, `1G`, `4194304`).
-enum Quantity {
-    static func bytes(_ text: String) -> Int? {
-        let trimmed = text.trimmingSpaces()
-        let units: [(String, Int)] = [("Ki", 1 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("k", 1000), ("K", 1000), ("M", 1_000_000), ("G", 1_000_000_000)]
-        for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
-            guard let number = Int(trimmed.dropLast(suffix.count)), number >= 0 else { return nil }
-            return number * scale
-        }
-        guard let number = Int(trimmed), number >= 0 else { return nil }
-        return number
     }
 }
 

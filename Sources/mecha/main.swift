@@ -10,9 +10,27 @@ import NIOPosix
 // the cooperative pool and back on every await. Must run before any task is created. Nothing in
 // the sidecar blocks a thread inside a task: SQLite runs on NIOThreadPool, child processes are
 // awaited on their own threads.
+MemoryReturn.configure()
 NIOSingletons.groupLoopCountSuggestion = EventLoopSizing.loops()
 _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
 await Mecha.main()
+
+/// glibc's malloc raises its mmap threshold each time a large mmapped block is freed (up to 32 MB),
+/// after which multi-megabyte bodies come from the heap arenas and their pages are kept when
+/// freed: a burst of large answers left hundreds of MB resident for good. A fixed threshold keeps
+/// every block of 128 KiB or more in its own mapping, returned to the system when freed.
+/// `MALLOC_MMAP_THRESHOLD_` in the environment still wins.
+enum MemoryReturn {
+    static func configure() {
+        #if canImport(Glibc)
+        guard getenv("MALLOC_MMAP_THRESHOLD_") == nil, let symbol = dlsym(nil, "mallopt") else { return }
+        typealias MallOpt = @convention(c) (Int32, Int32) -> Int32
+        let mallopt = unsafeBitCast(symbol, to: MallOpt.self)
+        let mmapThreshold: Int32 = -3  // M_MMAP_THRESHOLD in <malloc.h>
+        _ = mallopt(mmapThreshold, 128 << 10)
+        #endif
+    }
+}
 
 enum EventLoopSizing {
     static func loops() -> Int {

@@ -1,3 +1,5 @@
+import MechaAPI
+import MechaCore
 @testable import MechaHTTP
 import Testing
 
@@ -30,16 +32,16 @@ struct FastPathTests {
 
     @Test(arguments: Self.methods)
     func cleanMethodCheckAgreesWithNormalization(_ method: String) {
-        if DaprHTTPServer.isCleanMethod(method) {
-            let full = DaprHTTPServer.escapePath(DaprHTTPServer.cleanMethod(PercentDecoding.pathUnescape(method) ?? method))
+        if InvocationMethod.isClean(method) {
+            let full = InvocationMethod.escapePath(InvocationMethod.clean(PercentDecoding.pathUnescape(method) ?? method))
             #expect(full == method, "\(method) is not left unchanged by normalization: \(full)")
         }
     }
 
     @Test func theCommonMethodsAreClean() {
-        #expect(DaprHTTPServer.isCleanMethod("orders/7"))
-        #expect(DaprHTTPServer.isCleanMethod("api/v1/items:batch"))
-        #expect(!DaprHTTPServer.isCleanMethod("a/../b"))
-        #expect(!DaprHTTPServer.isCleanMethod("a%2Fb"))
+        #expect(InvocationMethod.isClean("orders/7"))
+        #expect(InvocationMethod.isClean("api/v1/items:batch"))
+        #expect(!InvocationMethod.isClean("a/../b"))
+        #expect(!InvocationMethod.isClean("a%2Fb"))
     }
 }

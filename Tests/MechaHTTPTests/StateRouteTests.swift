@@ -452,6 +452,24 @@ struct StateRouteTests {
         }
     }
 
+    /// Issue 9: a TTL near Int64.max seconds overflowed the expiry arithmetic (a trap). daprd caps
+    /// ttlInSeconds at Int32.max seconds; past Int64 the value is refused as Go's ParseInt does.
+    @Test func hugeTTLIsCappedAsInDapr() async throws {
+        try await withAPIStateSidecar { port, http in
+            for (key, ttl) in [("max", "9223372036854775807"), ("large", "9223372036854775")] {
+                let saved = try await http.post(port: port, "/v1.0/state/statestore", json: #"[{"key":"\#(key)","value":1,"metadata":{"ttlInSeconds":"\#(ttl)"}}]"#)
+                saved.expectNoContent()
+                let read = try await http.get(port: port, "/v1.0/state/statestore/\(key)")
+                #expect(read.status == 200)
+                let cap = Int64(Int32.max)
+                try Self.expectExpiry(read.header("metadata.ttlExpireTime"), withinSecondsFromNow: (cap - 5)...(cap + 1))
+            }
+            let beyond = try await http.post(port: port, "/v1.0/state/statestore", json: #"[{"key":"beyond","value":1,"metadata":{"ttlInSeconds":"99999999999999999999"}}]"#)
+            #expect(beyond.status == 500)
+            #expect(try beyond.daprError().message.contains("value out of range"))
+        }
+    }
+
     // MARK: Bulk get
 
     @Test(arguments: StateStoreKind.allCases)

@@ -301,7 +301,19 @@ struct ComponentLoaderTests {
         let message = try #require(errors.first)
         #expect(message.contains(Self.file))
         #expect(message.contains("Component/cron"))
-        #expect(message.contains("spec.metadata[1].value"))
+        #expect(message.contains("spec.metadata[1].value (schedule)"))
+    }
+
+    /// Issue 9: a duration past what the runtime can count is refused at load, naming the entry
+    /// (it used to start, then trap on the first redelivery's arithmetic).
+    @Test func hugeDurationIsRefusedNamingTheKey() async throws {
+        let errors = try await Self.initError(
+            Self.yaml("pubsub", type: "pubsub.sqlite", spec: "  metadata:\n  - name: connectionString\n    value: \":memory:\"\n  - name: redeliveryDelay\n    value: \"9223372036854775807\""),
+            registry: BuiltInComponents.registry
+        )
+        let message = try #require(errors.first)
+        #expect(message.contains("spec.metadata[1].value (redeliveryDelay)"), "\(message)")
+        #expect(message.contains("out of range"), "\(message)")
     }
 
     @Test func missingRequiredMetadataNamesTheKey() async throws {

@@ -89,6 +89,35 @@ extension APIError {
     }
 
     /// A key (or key prefix) containing `||`.
+    /// A state key with a NUL character: SQLite and PostgreSQL text cannot hold it as sent, and a
+    /// store that truncated it would read or overwrite another key.
+    public static func stateKeyNUL(store: String, key: String) -> APIError {
+        let message = "input key/keyPrefix \(NULText.quoted(key)) can't contain a NUL character"
+        return .init(
+            errorCode: "ERR_MALFORMED_REQUEST",
+            message: message,
+            httpStatus: 400,
+            grpcStatus: .invalidArgument,
+            details: .init(
+                reason: "DAPR_STATE_ILLEGAL_KEY",
+                resourceType: "state",
+                resourceName: store,
+                fieldViolations: [.init(field: NULText.escaped(key), description: message)]
+            )
+        )
+    }
+
+    /// A name, key or topic with a NUL character, refused before it reaches a component (C
+    /// strings end at NUL: a truncated name is another name).
+    public static func containsNUL(_ what: String, _ value: String) -> APIError {
+        .init(
+            errorCode: "ERR_MALFORMED_REQUEST",
+            message: "\(what) \(NULText.quoted(value)) can't contain a NUL character",
+            httpStatus: 400,
+            grpcStatus: .invalidArgument
+        )
+    }
+
     public static func stateIllegalKey(store: String, key: String) -> APIError {
         let message = "input key/keyPrefix '\(key)' can't contain '||'"
         return .init(
@@ -460,4 +489,27 @@ extension APIError {
         httpStatus: 500,
         grpcStatus: .internalError
     )
+}
+
+/// Names that may hold a NUL character, shown in messages with it escaped.
+public enum NULText {
+    /// True when `text` has a NUL byte.
+    @inlinable
+    public static func contains(_ text: some StringProtocol) -> Bool {
+        text.utf8.contains(0)
+    }
+
+    /// `'text'` with NUL written as `\x00`.
+    public static func quoted(_ text: some StringProtocol) -> String {
+        "'" + self.escaped(text) + "'"
+    }
+
+    /// `text` with NUL written as `\x00`.
+    public static func escaped(_ text: some StringProtocol) -> String {
+        var escaped = ""
+        for character in text.unicodeScalars {
+            if character == "\u{0}" { escaped += "\\x00" } else { escaped.unicodeScalars.append(character) }
+        }
+        return escaped
+    }
 }

@@ -36,7 +36,8 @@ public struct ComponentSpec: Sendable, Hashable {
 
     /// Wraps a factory's metadata complaint into an error naming file, resource and field.
     public func error(_ error: ComponentConfigurationError) -> ResourceError {
-        let field = self.metadata.field(of: error.key) ?? "spec.metadata.\(error.key)"
+        // The path alone (`spec.metadata[1].value`) makes the reader count entries: name the key too.
+        let field = self.metadata.field(of: error.key).map { "\($0) (\(error.key))" } ?? "spec.metadata.\(error.key)"
         return ResourceError(source: self.source, field: field, reason: error.reason)
     }
 }
@@ -134,15 +135,33 @@ public struct ComponentMetadata: Sendable, Hashable {
     }
 
     /// A duration in Go syntax (`5s`, `250ms`); a bare integer is read in `integerUnit`.
+    ///
+    /// The value must lie in `range` (by default zero up to `Duration.maximumInterval`): a
+    /// negative, zero or enormous value where the component cannot use one is a configuration
+    /// error naming the field, never a spinning loop or an overflow later.
     public func duration(
         _ key: String,
         default defaultValue: Duration,
-        integerUnit: Duration = .seconds(1)
+        integerUnit: Duration = .seconds(1),
+        range: ClosedRange<Duration> = .zero ... .maximumInterval
     ) throws(ComponentConfigurationError) -> Duration {
         guard let raw = self[key]?.trimmingSpaces(), !raw.isEmpty else { return defaultValue }
-        if let integer = Int64(raw) { return integerUnit * integer }
-        guard let value = GoDuration.parse(raw) else {
+        let value: Duration
+        if let integer = Int64(raw) {
+            value = integerUnit * integer
+        } else if let parsed = GoDuration.parse(raw) {
+            value = parsed
+        } else if raw.utf8.allSatisfy({ (0x30...0x39).contains($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "+") }) {
+            // Digits only, yet not an Int64: a number too large to be a duration.
+            value = raw.hasPrefix("-") ? (.zero - Duration.goMaximum) : .goMaximum
+        } else {
             throw ComponentConfigurationError(key: key, reason: "cannot parse '\(raw)' as a duration (e.g. 5s, 250ms, 1m)")
+        }
+        guard range.contains(value) else {
+            throw ComponentConfigurationError(
+                key: key,
+                reason: "'\(raw)' is out of range: must be from \(GoDuration.format(range.lowerBound)) to \(GoDuration.format(range.upperBound))"
+            )
         }
         return value
     }

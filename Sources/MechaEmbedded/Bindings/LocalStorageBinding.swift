@@ -204,6 +204,10 @@ public struct LocalStorageBinding: OutputBinding {
 
     /// Joins `fileName` under the root without ever leaving it (see the type's documentation).
     func resolve(_ fileName: String) throws(BindingError) -> ResolvedPath {
+        // File system calls take C strings, which end at a NUL: "a\0/../x" must not become "a".
+        guard !NULText.contains(fileName) else {
+            throw BindingError("error getting absolute path for file \(NULText.quoted(fileName)): the name contains a NUL character")
+        }
         // A stack of components still to walk, the next one last; `fromLink` marks symlink targets.
         var pending: [(name: String, fromLink: Bool)] = pathComponents(fileName).reversed().map { ($0, false) }
         var resolved: [String] = []

@@ -20,7 +20,7 @@ public final class InMemoryLockStore: LockStore {
         let now = self.now()
         return self.locks.withLock { locks in
             if let holder = locks[resourceID], holder.expiresAt > now { return false }
-            locks[resourceID] = Holder(owner: owner, expiresAt: Timestamp(unixMilliseconds: now.unixMilliseconds + expiry.milliseconds))
+            locks[resourceID] = Holder(owner: owner, expiresAt: Timestamp(unixMilliseconds: now.unixMilliseconds.addingSaturated(expiry.milliseconds)))
             return true
         }
     }

@@ -32,7 +32,7 @@ public final class SQLiteLockStore: LockStore {
             try connection.run("DELETE FROM \(table) WHERE key = ? AND expires_at <= ?", [.text(resourceID), .integer(now)])
             let inserted = try connection.run(
                 "INSERT INTO \(table) (key, owner, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
-                [.text(resourceID), .text(owner), .integer(now + expiry.milliseconds)]
+                [.text(resourceID), .text(owner), .integer(now.addingSaturated(expiry.milliseconds))]
             )
             return inserted == 1
         }
@@ -69,7 +69,7 @@ public struct SQLiteLockStoreFactory: ComponentFactory {
     public func make(spec: ComponentSpec, context: ComponentContext) async throws -> any Component {
         let metadata = spec.metadata
         let table = try EmbeddedDatabase.identifier(metadata, "tableName", default: "locks")
-        let cleanup = try metadata.duration("cleanupInterval", default: .seconds(3600))
+        let cleanup = try EmbeddedDatabase.cleanupInterval(metadata)
         let database = try EmbeddedDatabase.open(metadata, context: context)
         let store = SQLiteLockStore(database: database, table: table, cleanupInterval: cleanup)
         try await store.migrate()

@@ -147,7 +147,7 @@ public struct SQLiteNameResolverFactory: ComponentFactory {
         let database = try SQLiteDatabase(path: try EmbeddedDatabase.path(metadata, context: context))
         let resolver = SQLiteNameResolver(
             database: database,
-            heartbeatInterval: try metadata.duration("heartbeatInterval", default: .seconds(2)),
+            heartbeatInterval: try metadata.duration("heartbeatInterval", default: .seconds(2), range: .milliseconds(10) ... .seconds(3600)),
             staleAfter: try metadata.duration("staleAfter", default: .seconds(10)),
             cacheTTL: try metadata.duration("cacheTTL", default: .seconds(1))
         )

@@ -109,7 +109,7 @@ public final class SQLitePubSub: PubSub, BulkPublisher {
             var sequences: [Int64] = []
             for request in requests {
                 let metadata = JSONValue.stringMap(request.metadata).jsonString
-                let expires: SQLiteValue = request.ttl.map { .integer(now + $0.milliseconds) } ?? .null
+                let expires: SQLiteValue = request.ttl.map { .integer(now.addingSaturated($0.milliseconds)) } ?? .null
                 try connection.run(
                     "INSERT INTO pubsub_messages (topic, data, content_type, metadata, published_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
                     [.text(request.topic), .blob(request.data), request.contentType.map { .text($0) } ?? .null, .text(metadata), .integer(now), expires]
@@ -213,7 +213,7 @@ public final class SQLitePubSub: PubSub, BulkPublisher {
 
         func claim(max: Int) async throws -> [ClaimedMessage] {
             let now = SQLitePubSub.nowMilliseconds()
-            let leaseUntil = now + self.pubsub.configuration.processingTimeout.milliseconds
+            let leaseUntil = now.addingSaturated(self.pubsub.configuration.processingTimeout.milliseconds)
             let owner = self.pubsub.owner
             let topic = self.topic
             let group = self.group
@@ -262,7 +262,7 @@ public final class SQLitePubSub: PubSub, BulkPublisher {
         }
 
         func acknowledge(_ claimed: ClaimedMessage) async throws {
-            let retentionStart = SQLitePubSub.nowMilliseconds() - self.pubsub.configuration.retention.milliseconds
+            let retentionStart = SQLitePubSub.nowMilliseconds().subtractingSaturated(self.pubsub.configuration.retention.milliseconds)
             let group = self.group
             try await self.pubsub.database.transaction { connection in
                 try connection.run(
@@ -303,7 +303,7 @@ public final class SQLitePubSub: PubSub, BulkPublisher {
             if now - lastMaintenance >= 5_000 {
                 lastMaintenance = now
                 try? await self.releaseLeasesOfDeadProcesses()
-                let retentionStart = now - self.configuration.retention.milliseconds
+                let retentionStart = now.subtractingSaturated(self.configuration.retention.milliseconds)
                 _ = try? await self.database.execute(
                     """
                     DELETE FROM pubsub_messages WHERE (published_at < ? OR (expires_at IS NOT NULL AND expires_at <= ?))
@@ -328,8 +328,10 @@ public struct SQLitePubSubFactory: ComponentFactory {
         let metadata = spec.metadata
         var configuration = SQLitePubSub.Configuration()
         configuration.concurrency = try metadata.int("concurrency", default: 10, range: 1...1000)
-        configuration.pollInterval = try metadata.duration("pollInterval", default: .milliseconds(100), integerUnit: .milliseconds(1))
-        configuration.processingTimeout = try metadata.duration("processingTimeout", default: .seconds(60))
+        // A poll loop needs a pause (zero would spin a core) and should still notice its stop signal.
+        configuration.pollInterval = try metadata.duration(
+            "pollInterval", default: .milliseconds(100), integerUnit: .milliseconds(1), range: .milliseconds(1) ... .seconds(3600))
+        configuration.processingTimeout = try metadata.duration("processingTimeout", default: .seconds(60), range: .seconds(1) ... .maximumInterval)
         configuration.retention = try metadata.duration("messageRetention", default: .seconds(24 * 3600))
         configuration.backoff = RedeliveryBackoff(
             initial: try metadata.duration("redeliveryDelay", default: .seconds(1)),
@@ -337,7 +339,7 @@ public struct SQLitePubSubFactory: ComponentFactory {
         )
         let database = try SQLiteDatabase(
             path: try EmbeddedDatabase.path(metadata, context: context),
-            busyTimeout: try metadata.duration("busyTimeout", default: .seconds(5))
+            busyTimeout: try EmbeddedDatabase.busyTimeout(metadata)
         )
         let pubsub = SQLitePubSub(database: database, configuration: configuration, instanceID: context.instanceID, logger: context.logger)
         try await pubsub.migrate()

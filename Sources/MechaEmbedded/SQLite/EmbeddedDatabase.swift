@@ -24,9 +24,22 @@ enum EmbeddedDatabase {
     /// `disableWAL` (`false`), as Dapr's SQLite components read them.
     static func open(_ metadata: ComponentMetadata, context: ComponentContext) throws -> SQLiteDatabase {
         let path = try self.path(metadata, context: context)
-        let busyTimeout = try metadata.duration("busyTimeout", default: .seconds(5))
+        let busyTimeout = try self.busyTimeout(metadata)
         let disableWAL = try metadata.bool("disableWAL", default: false)
         return try SQLiteDatabase(path: path, busyTimeout: busyTimeout, wal: !disableWAL)
+    }
+
+    /// `busyTimeout` (`5s`): how long a statement waits for another process's lock. SQLite counts
+    /// it in milliseconds in a 32-bit integer; a day is far more than any lock should be held.
+    static func busyTimeout(_ metadata: ComponentMetadata) throws(ComponentConfigurationError) -> Duration {
+        try metadata.duration("busyTimeout", default: .seconds(5), range: .zero ... .seconds(86_400))
+    }
+
+    /// `cleanupInterval` (`1h`) of the SQLite stores: how often expired rows are deleted; zero or a
+    /// negative value turns the cleanup off, as in Dapr.
+    static func cleanupInterval(_ metadata: ComponentMetadata) throws(ComponentConfigurationError) -> Duration {
+        let value = try metadata.duration("cleanupInterval", default: .seconds(3600), range: (.zero - Duration.maximumInterval) ... .maximumInterval)
+        return max(value, .zero)
     }
 
     /// A table name: ASCII letters, digits and `_` only (it is spliced into SQL).

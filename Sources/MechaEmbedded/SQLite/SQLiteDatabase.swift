@@ -1,4 +1,5 @@
 import CSQLite
+import MechaCore
 public import NIOPosix
 import Synchronization
 
@@ -75,7 +76,7 @@ public final class SQLiteDatabase: Sendable {
         self.handle = Handle(raw)
         self.path = path
         self.pool = pool
-        sqlite3_busy_timeout(raw, Int32(clamping: busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000))
+        sqlite3_busy_timeout(raw, Int32(clamping: busyTimeout.milliseconds))
         sqlite3_extended_result_codes(raw, 1)
         if wal && path != ":memory:" {
             try self.executeNow("PRAGMA journal_mode=WAL")
@@ -198,10 +199,21 @@ public final class SQLiteDatabase: Sendable {
                 case .null: status = sqlite3_bind_null(statement, index)
                 case .integer(let number): status = sqlite3_bind_int64(statement, index, number)
                 case .real(let number): status = sqlite3_bind_double(statement, index, number)
-                case .text(let text): status = sqlite3_bind_text(statement, index, text, -1, Self.transient)
+                case .text(var text):
+                    // Bound with its byte count, never as a C string: a NUL inside the text must
+                    // not cut it short (a key "a\0b" would otherwise read and write key "a").
+                    status = text.withUTF8 { utf8 in
+                        utf8.withMemoryRebound(to: CChar.self) { chars in
+                            guard let base = chars.baseAddress, chars.count > 0 else {
+                                return sqlite3_bind_text(statement, index, "", 0, Self.transient)
+                            }
+                            return sqlite3_bind_text64(statement, index, base, sqlite3_uint64(chars.count), Self.transient, UInt8(SQLITE_UTF8))
+                        }
+                    }
                 case .blob(let bytes):
                     status = bytes.withUnsafeBytes { buffer in
-                        sqlite3_bind_blob(statement, index, buffer.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(buffer.count), Self.transient)
+                        sqlite3_bind_blob64(
+                            statement, index, buffer.baseAddress ?? UnsafeRawPointer(bitPattern: 1), sqlite3_uint64(buffer.count), Self.transient)
                     }
                 }
                 guard status == SQLITE_OK else { throw self.error(status) }

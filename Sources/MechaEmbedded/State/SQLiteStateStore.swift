@@ -214,7 +214,7 @@ public struct SQLiteStateStoreFactory: ComponentFactory {
         let metadata = spec.metadata
         let table = try EmbeddedDatabase.identifier(metadata, "tableName", default: "state")
         let metadataTable = try EmbeddedDatabase.identifier(metadata, "metadataTableName", default: "metadata")
-        let cleanup = try metadata.duration("cleanupInterval", default: .seconds(3600))
+        let cleanup = try EmbeddedDatabase.cleanupInterval(metadata)
         _ = try metadata.duration("timeout", default: .seconds(20))
         let database = try EmbeddedDatabase.open(metadata, context: context)
         let store = SQLiteStateStore(database: database, table: table, metadataTable: metadataTable, cleanupInterval: cleanup)

@@ -56,8 +56,14 @@ final class FastInvokeHandler: ChannelDuplexHandler {
     private var state = State.idle
     /// General-path requests whose answer has not ended yet.
     private var generalInFlight = 0
-    /// Parts that arrived while a fast request was being answered (pipelining), in order.
-    private var pending = CircularBuffer<HTTPServerRequestPart>()
+    /// What arrived while a fast request was being answered (pipelining), in order: request parts,
+    /// and the decoding error that may end them.
+    private enum Arrival {
+        case part(HTTPServerRequestPart)
+        case error(any Error)
+    }
+
+    private var pending = CircularBuffer<Arrival>()
     private var readHeld = false
     private var context: ChannelHandlerContext?
     private var pool: UpstreamPool?
@@ -87,14 +93,34 @@ final class FastInvokeHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = self.unwrapInboundIn(data)
         if case .forwarding = self.state {
-            self.pending.append(part)
+            self.pending.append(.part(part))
             return
         }
         if !self.pending.isEmpty {
-            self.pending.append(part)
+            self.pending.append(.part(part))
             return
         }
         self.process(part, context: context)
+    }
+
+    /// A decoding error (bytes that are not HTTP) after a request the fast path is answering: that
+    /// answer goes out first, then the general path reports the error (400, and the connection
+    /// closes), as it does for its own pipelined requests.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch self.state {
+        case .forwarding:
+            self.pending.append(.error(error))
+            return
+        case .collecting:
+            // The fast request itself is cut short: it is never sent.
+            self.state = .idle
+        case .idle, .passing:
+            if !self.pending.isEmpty {
+                self.pending.append(.error(error))
+                return
+            }
+        }
+        context.fireErrorCaught(error)
     }
 
     private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
@@ -270,8 +296,17 @@ final class FastInvokeHandler: ChannelDuplexHandler {
         if !self.pending.isEmpty {
             while !self.pending.isEmpty {
                 if case .forwarding = self.state { break }
-                let part = self.pending.removeFirst()
-                self.process(part, context: context)
+                switch self.pending.removeFirst() {
+                case .part(let part):
+                    self.process(part, context: context)
+                case .error(let error):
+                    if self.forwardedSinceReadComplete {
+                        self.forwardedSinceReadComplete = false
+                        context.fireChannelReadComplete()
+                    }
+                    self.pending.removeAll()
+                    context.fireErrorCaught(error)
+                }
             }
             // The general path takes what it was given at the end of a read.
             if self.forwardedSinceReadComplete {

@@ -44,6 +44,7 @@ struct RequestHeaderSummary {
     var hasTraceParent = false
     var contentType: String?
     var internalTarget: String?
+    var peerToken: String?
 
     init?(_ headers: HTTPHeaders) {
         for (name, value) in headers {
@@ -69,6 +70,9 @@ struct RequestHeaderSummary {
             case 18 where HeaderNames.equals(name, "x-mecha-target-app"):
                 guard self.internalTarget == nil else { return nil }
                 self.internalTarget = value
+            case 21 where HeaderNames.equals(name, "x-mecha-sidecar-token"):
+                guard self.peerToken == nil else { return nil }
+                self.peerToken = value
             default: break
             }
         }
@@ -125,7 +129,7 @@ struct PublicFastInvokeRouter: FastInvokeRouter {
         guard FastInvoke.isPlainRequest(head), let summary = RequestHeaderSummary(head.headers),
             summary.hasSmallBody(limit: self.bodyLimit), !summary.hasBasicAuthorization
         else { return nil }
-        if let token = self.apiToken, summary.apiToken != token { return nil }
+        if let token = self.apiToken, !ConstantTime.equals(summary.apiToken ?? "", token) { return nil }
         let (path, query) = Self.split(head.uri)
         let target: String
         let method: Substring
@@ -140,7 +144,7 @@ struct PublicFastInvokeRouter: FastInvokeRouter {
             method = urlMethod[...]
         }
         let methodString = String(method)
-        guard DaprHTTPServer.isCleanMethod(methodString) else { return nil }
+        guard InvocationMethod.isClean(methodString) else { return nil }
         let parts = target.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count <= 2 else { return nil }
         let targetApp = String(parts[0])
@@ -208,12 +212,14 @@ struct PublicFastInvokeRouter: FastInvokeRouter {
 struct InternalFastInvokeRouter: FastInvokeRouter {
     let appID: String
     let app: DirectAppTarget
+    let peerToken: PeerToken
     let invoke: InvokeAPI
     let bodyLimit: Int
 
     func plan(for head: HTTPRequestHead) -> FastInvokePlan? {
         guard FastInvoke.isPlainRequest(head), let summary = RequestHeaderSummary(head.headers),
-            summary.hasSmallBody(limit: self.bodyLimit), summary.internalTarget == self.appID, self.invoke.isAppHealthy
+            summary.hasSmallBody(limit: self.bodyLimit), summary.internalTarget == self.appID, self.invoke.isAppHealthy,
+            self.peerToken.accepts(summary.peerToken)
         else { return nil }
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count + 3)

@@ -1,5 +1,6 @@
 import HummingbirdCore
 import Logging
+import MechaCore
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
@@ -13,9 +14,12 @@ struct MechaHTTP1Channel: HTTPChannelHandler {
 
     let responder: HTTPChannelHandler.Responder
     let router: (any FastInvokeRouter)?
+    let timeouts: ConnectionTimeouts
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
+            let deadlines = ConnectionDeadlinesDriver.handlers(timeouts: self.timeouts)
+            try channel.pipeline.syncOperations.addHandler(deadlines.bytes)
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                 withPipeliningAssistance: false,
                 withErrorHandling: false,
@@ -23,6 +27,7 @@ struct MechaHTTP1Channel: HTTPChannelHandler {
                 withEncoderConfiguration: .init(),
                 withDecoderLimitConfiguration: .init()
             )
+            try channel.pipeline.syncOperations.addHandler(deadlines.parts)
             if let router = self.router {
                 try channel.pipeline.syncOperations.addHandler(FastInvokeHandler(router: router))
             }
@@ -36,9 +41,9 @@ struct MechaHTTP1Channel: HTTPChannelHandler {
         await self.handleHTTP(asyncChannel: value, logger: logger)
     }
 
-    static func builder(router: (any FastInvokeRouter)?) -> HTTPServerBuilder {
+    static func builder(router: (any FastInvokeRouter)?, timeouts: ConnectionTimeouts) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
-            MechaHTTP1Channel(responder: responder, router: router)
+            MechaHTTP1Channel(responder: responder, router: router, timeouts: timeouts)
         }
     }
 }

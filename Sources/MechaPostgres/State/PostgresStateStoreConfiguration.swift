@@ -58,7 +58,7 @@ public struct PostgresStateStoreConfiguration: Sendable, Hashable {
         }
         let cleanupKey = metadata["cleanupInterval"] == nil && metadata["cleanupIntervalInSeconds"] != nil
             ? "cleanupIntervalInSeconds" : "cleanupInterval"
-        let cleanup = try metadata.duration(cleanupKey, default: .seconds(3600))
+        let cleanup = try metadata.duration(cleanupKey, default: .seconds(3600), range: (.zero - Duration.maximumInterval) ... .maximumInterval)
         self.cleanupInterval = cleanup > .zero ? cleanup : nil
         self.maxConnections = try metadata.int("maxConns", default: self.connection.maxConnections ?? 10, range: 1...1000)
         self.actorStateStore = try metadata.bool("actorStateStore", default: false)

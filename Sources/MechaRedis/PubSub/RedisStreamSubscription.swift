@@ -106,7 +106,7 @@ struct RedisStreamSubscription: Sendable {
     /// `XREADGROUP GROUP <group> <consumer> COUNT n BLOCK ms STREAMS <topic> >`
     func read(max count: Int, block: Duration, reader: ReaderSlot) async throws -> [Entry] {
         guard let connection = try await reader.connection(opening: { try await self.pool.makeDedicatedConnection() }) else { return [] }
-        let milliseconds = max(1, block.components.seconds * 1000 + block.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = max(1, block.milliseconds)
         let reply = try await connection.send(
             ["XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", count, "BLOCK", milliseconds, "STREAMS", self.topic, ">"],
             timeout: block + (self.configuration.client.configuration.readTimeout ?? .seconds(3)) + .seconds(1)
@@ -241,7 +241,7 @@ struct RedisStreamSubscription: Sendable {
     }
 
     static func milliseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        duration.milliseconds
     }
 }
 

@@ -39,10 +39,6 @@ public struct RedisStreamsConfiguration: Sendable {
     }
 
     static func nonNegative(_ metadata: ComponentMetadata, _ key: String, default defaultValue: Duration) throws(ComponentConfigurationError) -> Duration {
-        let value = try metadata.duration(key, default: defaultValue, integerUnit: .milliseconds(1))
-        guard value >= .zero else {
-            throw ComponentConfigurationError(key: key, reason: "must not be negative, got \(metadata[key] ?? "")")
-        }
-        return value
+        try metadata.duration(key, default: defaultValue, integerUnit: .milliseconds(1))
     }
 }

@@ -64,8 +64,7 @@ public final class RedisStreamsPubSub: PubSub, BulkPublisher, RedisPooledCompone
         if self.configuration.maxLenApprox > 0 {
             command.append(contentsOf: ["MAXLEN", "~", self.configuration.maxLenApprox])
         } else if self.configuration.streamTTL > .zero {
-            let oldest = WallClock.now().unixMilliseconds - Int64(self.configuration.streamTTL.components.seconds * 1000)
-                - self.configuration.streamTTL.components.attoseconds / 1_000_000_000_000_000
+            let oldest = max(0, WallClock.now().unixMilliseconds.subtractingSaturated(self.configuration.streamTTL.milliseconds))
             command.append(contentsOf: ["MINID", "~", "\(oldest)-1"])
         }
         command.append(contentsOf: ["*", "data", request.data])

@@ -157,9 +157,8 @@ public final class RedisStateStore: TransactionalStateStore, RedisPooledComponen
             ttl = self.configuration.defaultTTL
         }
         guard let ttl, ttl > .zero else { return 0 }
-        let (seconds, attoseconds) = ttl.components
-        let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
-        return attoseconds % 1_000_000_000_000_000 > 0 ? milliseconds + 1 : milliseconds
+        let milliseconds = ttl.milliseconds
+        return ttl.attoseconds % 1_000_000_000_000_000 > 0 ? milliseconds.addingSaturated(1) : milliseconds
     }
 
     /// Runs a Redis call; connection failures and unexpected error replies become `.backend`.
