@@ -44,15 +44,18 @@ public struct GRPCProxyRouter: Sendable {
     /// The public gRPC port: Dapr's own API is served; other services with `dapr-app-id` are
     /// forwarded to the target app (the local one, or another sidecar's internal gRPC port).
     public func routePublic(_ descriptor: MethodDescriptor, _ metadata: Metadata) async -> ProxyingServerTransport.Route {
-        guard descriptor.service.fullyQualifiedService != Self.daprService,
-            let target = metadata[stringValues: "dapr-app-id"].first(where: { _ in true }), !target.isEmpty
-        else { return .serve }
+        // The Dapr API's own methods check the token in their interceptor.
+        guard descriptor.service.fullyQualifiedService != Self.daprService else { return .serve }
+        // Every other call — proxied or for a service nobody serves — needs the token first, as
+        // daprd's interceptors run before its unknown-service handler: without it a caller learns
+        // nothing, not even that a method is unimplemented.
         if let token = self.apiToken {
             guard let sent = metadata[stringValues: "dapr-api-token"].first(where: { _ in true }) else {
                 return .reject(.unauthenticated, "missing api token in request metadata")
             }
             guard ConstantTime.equals(sent, token) else { return .reject(.unauthenticated, "authentication error: api token mismatch") }
         }
+        guard let target = metadata[stringValues: "dapr-app-id"].first(where: { _ in true }), !target.isEmpty else { return .serve }
         var forwarded = metadata
         forwarded.removeAllValues(forKey: "dapr-api-token")
         for key in ["dapr-caller-app-id", "dapr-caller-namespace", "dapr-callee-app-id"] { forwarded.removeAllValues(forKey: key) }

@@ -55,3 +55,19 @@ def test_exact_health_paths_need_no_token(protected, path):
     request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
     response = raw_request(sidecar.http_port, request)
     assert response is not None and response.status == 204, f"GET {path}: {response!r}"
+
+
+@pytest.mark.parametrize("metadata", [(), (("dapr-app-id", "elsewhere"),)])
+def test_grpc_unknown_method_without_token_is_unauthenticated(protected, metadata):
+    """A gRPC call to a service the sidecar does not serve, without the token, is refused as
+    daprd refuses it (its interceptors run before the unknown-service handler): UNAUTHENTICATED,
+    not UNIMPLEMENTED (which told an unauthenticated caller what is served) nor proxied."""
+    import grpc
+
+    sidecar, _ = protected
+    with grpc.insecure_channel(sidecar.grpc_address) as channel:
+        call = channel.unary_unary("/example.Unknown/Method", request_serializer=None, response_deserializer=None)
+        with pytest.raises(grpc.RpcError) as raised:
+            call(b"", metadata=metadata, timeout=5)
+    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED, raised.value
+    assert "api token" in raised.value.details()
