@@ -135,7 +135,8 @@ struct GRPCListener: Service {
             transportSecurity: .plaintext,
             config: config
         )
-        let transport = ProxyingServerTransport(inner: posix, logger: self.logger, route: self.route ?? { _, _ in .serve })
+        let transport = ProxyingServerTransport(
+            inner: posix, logger: self.logger, maxMessageSize: self.maxMessageSize, route: self.route ?? { _, _ in .serve })
         let server = GRPCServer(transport: transport, services: self.services, interceptors: self.interceptors)
         try await withGracefulShutdownHandler {
             // The bound port is reported on the side: `listeningAddress` never resolves when the

@@ -18,10 +18,16 @@ enum GRPCProxy {
         inbound: ServerInbound,
         outbound: ServerOutbound,
         to target: HTTP2ClientTransport.Posix,
+        maxMessageSize: Int,
         logger: Logger
     ) async {
+        // The upstream call's limits are the served side's: a message the caller may send, or
+        // an answer the app may give, is not cut off at the client's 4 MiB default midway.
+        var options = CallOptions.defaults
+        options.maxRequestMessageBytes = maxMessageSize
+        options.maxResponseMessageBytes = maxMessageSize
         do {
-            try await target.withStream(descriptor: descriptor, options: .defaults) { stream, _ in
+            try await target.withStream(descriptor: descriptor, options: options) { stream, _ in
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     // Requests: metadata, then every message, then half-close.
                     group.addTask {
@@ -110,11 +116,19 @@ public struct ProxyingServerTransport: ServerTransport {
     let inner: HTTP2ServerTransport.Posix
     let route: @Sendable (MethodDescriptor, Metadata) async -> Route
     let logger: Logger
+    /// The largest message forwarded either way (`--max-body-size`, as the served API's limit).
+    let maxMessageSize: Int
 
-    public init(inner: HTTP2ServerTransport.Posix, logger: Logger, route: @escaping @Sendable (MethodDescriptor, Metadata) async -> Route) {
+    public init(
+        inner: HTTP2ServerTransport.Posix,
+        logger: Logger,
+        maxMessageSize: Int = 4 << 20,
+        route: @escaping @Sendable (MethodDescriptor, Metadata) async -> Route
+    ) {
         self.inner = inner
         self.route = route
         self.logger = logger
+        self.maxMessageSize = maxMessageSize
     }
 
     public func configure(context: GRPCServerContext) {
@@ -152,6 +166,7 @@ public struct ProxyingServerTransport: ServerTransport {
                     inbound: rest,
                     outbound: stream.outbound,
                     to: target,
+                    maxMessageSize: self.maxMessageSize,
                     logger: self.logger
                 )
             case .reject(let code, let message):

@@ -57,3 +57,20 @@ def test_invoke_service_method_is_cleaned(invoked, method, expected):
     time.sleep(0.1)
     paths = [r["raw_path"] for r in read_records(app.record_file)[before:]]
     assert paths == [expected], f"method {method!r} reached the app as {paths}"
+
+
+def test_proxied_call_carries_messages_up_to_the_configured_limit(launcher):
+    """gRPC proxying forwarded with the client's default 4 MiB limit, so with `--max-body-size
+    16Mi` a 6 MiB request was accepted by the sidecar and then failed upstream (INTERNAL /
+    RESOURCE_EXHAUSTED). The upstream call now has the served side's limit both ways."""
+    app = launcher.app("grpc_record_app.py")
+    sidecar = launcher.sidecar("grpc-proxy-big", app_port=app.port,
+                               extra_args=["--app-protocol", "grpc", "--max-body-size", "16Mi"])
+    payload = b"y" * (6 * 1024 * 1024)
+    limit = 64 * 1024 * 1024
+    with grpc.insecure_channel(sidecar.grpc_address, options=[
+            ("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)]) as channel:
+        echo = channel.unary_unary("/example.Echo/Big", request_serializer=None, response_deserializer=None)
+        answer = echo(payload, metadata=(("dapr-app-id", "grpc-proxy-big"),), timeout=30)
+    sidecar.assert_alive("a large proxied call")
+    assert answer == payload, f"the echo came back with {len(answer)} bytes"

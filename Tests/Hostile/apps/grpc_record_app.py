@@ -4,7 +4,7 @@ Environment:
   APP_PORT        where it listens (127.0.0.1, h2c)
   RECORD_FILE     every call is appended there as one JSON line {"method", "path", "raw_path", "headers"}
 
-Unary calls to any method answer the request bytes back, except `dapr.proto.runtime.v1.AppCallback*`
+Unary calls to any method answer the request bytes back (messages up to 64 MiB), except `dapr.proto.runtime.v1.AppCallback*`
 methods, which answer UNIMPLEMENTED (the sidecar's probes: no subscriptions, no bindings).
 """
 
@@ -42,7 +42,9 @@ class Handler(grpc.GenericRpcHandler):
 
 
 if __name__ == "__main__":
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), handlers=[Handler()])
+    limit = 64 * 1024 * 1024
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), handlers=[Handler()],
+                         options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)])
     server.add_insecure_port(f"127.0.0.1:{PORT}")
     server.start()
     server.wait_for_termination()
