@@ -21,6 +21,8 @@ let package = Package(
         .executable(name: "mecha", targets: ["mecha"]),
         .library(name: "MechaCore", targets: ["MechaCore"]),
         .library(name: "MechaTesting", targets: ["MechaTesting"]),
+        // The fuzz targets' entry points, for the fuzzing package in Fuzz/ (scripts/fuzz).
+        .library(name: "MechaFuzzTargets", targets: ["MechaFuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -40,6 +42,13 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
+        // One function of bytes per fuzz target (Fuzz/, scripts/fuzz); the seed corpora in
+        // Fuzz/corpus are replayed through them by MechaHTTPTests' corpus test on every run.
+        .target(
+            name: "MechaFuzzTargets",
+            dependencies: ["MechaCore", "MechaConfig", "MechaHTTP", "RESPWire", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         // Protocols and Sendable values only: resource specs, building-block contracts, errors.
         .target(
             name: "MechaCore",
@@ -91,6 +100,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ] + nio,
             swiftSettings: swiftSettings
@@ -247,7 +257,7 @@ let package = Package(
         .testTarget(
             name: "MechaHTTPTests",
             dependencies: [
-                "MechaHTTP", "MechaSidecar", "MechaComponents", "MechaAPI", "MechaCore", "MechaTesting",
+                "MechaHTTP", "MechaSidecar", "MechaComponents", "MechaAPI", "MechaCore", "MechaTesting", "MechaFuzzTargets",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
