@@ -21,10 +21,10 @@ public enum InvocationMethod {
             .failure(InvalidInvocationMethod(description: "rpc error: code = InvalidArgument desc = invalid method: \(reason)"))
         }
         if bytes.contains(where: { $0 == UInt8(ascii: "#") || $0 == UInt8(ascii: "?") || $0 == 0 }) {
-            return fail("method contains forbidden character: \(Self.goQuote(decoded))")
+            return fail("method contains forbidden character: \(GoQuote.strconv(decoded))")
         }
         if let index = bytes.firstIndex(where: { $0 < 0x20 || $0 == 0x7F }) {
-            return fail("method contains control character at position \(index): \(Self.goQuote(decoded))")
+            return fail("method contains control character at position \(index): \(GoQuote.strconv(decoded))")
         }
         return .success(Self.escapePath(Self.clean(decoded)))
     }
@@ -75,28 +75,6 @@ public enum InvocationMethod {
             }
         }
         return String(decoding: output, as: UTF8.self)
-    }
-
-    /// Go's `%q` for the ASCII range (what error messages quote).
-    public static func goQuote(_ text: String) -> String {
-        var output = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case "\n": output += "\\n"
-            case "\r": output += "\\r"
-            case "\t": output += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    let hex = String(scalar.value, radix: 16)
-                    output += "\\x" + (hex.count == 1 ? "0" + hex : hex)
-                } else {
-                    output.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return output + "\""
     }
 
     /// `path.Clean` on the method: dot segments resolved, no leading `../`, no leading slash.

@@ -1,3 +1,5 @@
+import MechaCore
+
 /// Small re-implementations of the Go standard-library routines whose behaviour (and error text)
 /// Dapr's cron parser exposes: `strconv.Atoi`, `strconv.Quote`, `time.ParseDuration`.
 enum GoSyntax {
@@ -42,33 +44,9 @@ enum GoSyntax {
 
     // MARK: Quoting
 
-    /// `strconv.Quote`: a double-quoted Go string literal; printable characters are kept as they are.
+    /// `strconv.Quote` (`GoQuote.strconv`).
     static func quoteStrconv(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\u{07}": out += "\\a"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{0B}": out += "\\v"
-            default:
-                if isGoPrintable(scalar) {
-                    out.unicodeScalars.append(scalar)
-                } else if scalar.value < 0x80 {
-                    out += "\\x" + hex(UInt64(scalar.value), width: 2)
-                } else if scalar.value < 0x10000 {
-                    out += "\\u" + hex(UInt64(scalar.value), width: 4)
-                } else {
-                    out += "\\U" + hex(UInt64(scalar.value), width: 8)
-                }
-            }
-        }
-        return out + "\""
+        GoQuote.strconv(text)
     }
 
     /// The `time` package's private `quote`: ASCII printable characters are kept, `"` and `\` are
@@ -86,22 +64,6 @@ enum GoSyntax {
             }
         }
         return out + "\""
-    }
-
-    /// Go's `unicode.IsPrint`: letters, marks, numbers, punctuation, symbols and the ASCII space.
-    private static func isGoPrintable(_ scalar: Unicode.Scalar) -> Bool {
-        if scalar == " " { return true }
-        switch scalar.properties.generalCategory {
-        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,
-            .nonspacingMark, .spacingMark, .enclosingMark,
-            .decimalNumber, .letterNumber, .otherNumber,
-            .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
-            .initialPunctuation, .finalPunctuation, .otherPunctuation,
-            .mathSymbol, .currencySymbol, .modifierSymbol, .otherSymbol:
-            return true
-        default:
-            return false
-        }
     }
 
     private static func hex(_ value: UInt64, width: Int) -> String {
