@@ -1,84 +1,124 @@
 /// Durations written the way Dapr's YAML and metadata write them: Go's `time.ParseDuration` syntax
 /// (`300ms`, `1.5s`, `2h45m`, `1h0m0s`), units `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`.
+/// Why a Go duration string was refused, in Go's words (`time: invalid duration "x"`).
+public struct GoDurationError: Error, Sendable, Hashable {
+    public let message: String
+}
+
 public enum GoDuration {
-    /// Parses a Go duration string. A bare `0` is accepted, as in Go. Returns `nil` on bad syntax
-    /// and, as Go does, on a value beyond ±`Duration.goMaximum`.
+    /// Parses a Go duration string (surrounding spaces ignored). A bare `0` is accepted, as in Go.
+    /// Returns `nil` on bad syntax and, as Go does, on a value beyond ±`Duration.goMaximum`.
     public static func parse(_ text: String) -> Duration? {
-        // Go's algorithm in integers: exact to the nanosecond over the whole range (a `Double`
-        // sum loses nanoseconds beyond about 104 days and cannot round-trip `format`).
-        var rest = Substring(text.trimmingSpaces()).utf8[...]
-        guard !rest.isEmpty else { return nil }
-        var negative = false
-        if rest.first == UInt8(ascii: "-") || rest.first == UInt8(ascii: "+") {
-            negative = rest.first == UInt8(ascii: "-")
-            rest = rest.dropFirst()
-        }
-        if rest.elementsEqual("0".utf8) { return .zero }
-        guard !rest.isEmpty else { return nil }
-        let limit: UInt64 = 1 << 63
-        func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+        (try? self.parseNanoseconds(text.trimmingSpaces())).map { .nanoseconds($0) }
+    }
+
+    /// `time.ParseDuration` in integers, as Go computes it (exact to the nanosecond over the whole
+    /// range): a possibly signed sequence of decimal numbers, each with an optional fraction and a
+    /// unit (`ns`, `us`/`µs`/`μs`, `ms`, `s`, `m`, `h`). Returns nanoseconds; errors carry Go's text.
+    public static func parseNanoseconds(_ text: String) throws(GoDurationError) -> Int64 {
+        let original = text
+        var s = Array(text.utf8)[...]
+        func invalid() -> GoDurationError { GoDurationError(message: "time: invalid duration " + GoQuote.time(original)) }
+
         var total: UInt64 = 0
-        while !rest.isEmpty {
-            // The whole part.
-            var whole: UInt64 = 0
-            var digits = 0
-            while let byte = rest.first, isDigit(byte) {
-                guard whole <= (limit - 1) / 10 else { return nil }
-                whole = whole * 10 + UInt64(byte - UInt8(ascii: "0"))
-                guard whole <= limit else { return nil }
-                digits += 1
-                rest = rest.dropFirst()
-            }
-            // The fraction: digits beyond what 63 bits hold are read and ignored, as in Go.
+        var negative = false
+        if let first = s.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+") {
+            negative = first == UInt8(ascii: "-")
+            s = s.dropFirst()
+        }
+        if s.count == 1 && s.first == UInt8(ascii: "0") { return 0 }
+        if s.isEmpty { throw invalid() }
+
+        let limit = UInt64(1) << 63
+        while !s.isEmpty {
+            var value: UInt64 = 0
             var fraction: UInt64 = 0
             var scale: Double = 1
-            var fractionDigits = 0
-            if rest.first == UInt8(ascii: ".") {
-                rest = rest.dropFirst()
-                var overflowed = false
-                while let byte = rest.first, isDigit(byte) {
-                    rest = rest.dropFirst()
-                    fractionDigits += 1
-                    if overflowed || fraction > (limit - 1) / 10 {
-                        overflowed = true
+
+            guard let c = s.first, c == UInt8(ascii: ".") || isDigit(c) else { throw invalid() }
+
+            // Integer part [0-9]*
+            let before = s.count
+            while let d = s.first, isDigit(d) {
+                if value > limit / 10 { throw invalid() }  // "time: bad [0-9]*" is reported as invalid
+                value = value * 10 + UInt64(d - UInt8(ascii: "0"))
+                if value > limit { throw invalid() }
+                s = s.dropFirst()
+            }
+            let hadIntegerDigits = s.count != before
+
+            // Fraction (\.[0-9]*)?
+            var hadFractionDigits = false
+            if s.first == UInt8(ascii: ".") {
+                s = s.dropFirst()
+                let fractionStart = s.count
+                var overflow = false
+                while let d = s.first, isDigit(d) {
+                    s = s.dropFirst()
+                    if overflow { continue }
+                    if fraction > (limit - 1) / 10 {
+                        overflow = true
                         continue
                     }
-                    let next = fraction * 10 + UInt64(byte - UInt8(ascii: "0"))
+                    let next = fraction * 10 + UInt64(d - UInt8(ascii: "0"))
                     if next > limit {
-                        overflowed = true
+                        overflow = true
                         continue
                     }
                     fraction = next
                     scale *= 10
                 }
+                hadFractionDigits = s.count != fractionStart
             }
-            guard digits > 0 || fractionDigits > 0 else { return nil }
-            // The unit: everything up to the next digit or dot.
-            let unitEnd = rest.firstIndex { $0 == UInt8(ascii: ".") || isDigit($0) } ?? rest.endIndex
-            let unit = Substring(rest[rest.startIndex..<unitEnd])
-            rest = rest[unitEnd...]
-            let nanosecondsPerUnit: UInt64
-            switch unit {
-            case "ns": nanosecondsPerUnit = 1
-            case "us", "µs", "μs": nanosecondsPerUnit = 1_000
-            case "ms": nanosecondsPerUnit = 1_000_000
-            case "s": nanosecondsPerUnit = 1_000_000_000
-            case "m": nanosecondsPerUnit = 60_000_000_000
-            case "h": nanosecondsPerUnit = 3_600_000_000_000
-            default: return nil
+            if !hadIntegerDigits && !hadFractionDigits { throw invalid() }
+
+            // Unit: everything up to the next '.' or digit.
+            var unitBytes: [UInt8] = []
+            while let u = s.first, u != UInt8(ascii: "."), !isDigit(u) {
+                unitBytes.append(u)
+                s = s.dropFirst()
             }
-            guard whole <= limit / nanosecondsPerUnit else { return nil }
-            var value = whole * nanosecondsPerUnit
+            if unitBytes.isEmpty {
+                throw GoDurationError(message: "time: missing unit in duration " + GoQuote.time(original))
+            }
+            let unitText = String(decoding: unitBytes, as: UTF8.self)
+            guard let unit = unitNanoseconds(unitText) else {
+                throw GoDurationError(
+                    message: "time: unknown unit \(GoQuote.time(unitText)) in duration \(GoQuote.time(original))"
+                )
+            }
+            if value > limit / unit { throw invalid() }
+            value *= unit
             if fraction > 0 {
-                value += UInt64(Double(fraction) * (Double(nanosecondsPerUnit) / scale))
-                guard value <= limit else { return nil }
+                // Go uses float64 here too, to be nanosecond-accurate for fractions of hours.
+                let add = Double(fraction) * (Double(unit) / scale)
+                value += add >= 1.8e19 ? UInt64.max / 2 : UInt64(add)
+                if value > limit { throw invalid() }
             }
             total += value
-            guard total <= limit else { return nil }
+            if total > limit { throw invalid() }
         }
-        if negative { return .nanoseconds(total == limit ? Int64.min : -Int64(total)) }
-        guard total < limit else { return nil }
-        return .nanoseconds(Int64(total))
+        if negative {
+            return total == limit ? Int64.min : -Int64(total)
+        }
+        if total > limit - 1 { throw invalid() }
+        return Int64(total)
+    }
+
+    private static func isDigit(_ c: UInt8) -> Bool {
+        c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")
+    }
+
+    private static func unitNanoseconds(_ unit: String) -> UInt64? {
+        switch unit.unicodeScalars.map(\.value) {
+        case [0x6E, 0x73]: return 1  // ns
+        case [0x75, 0x73], [0xB5, 0x73], [0x3BC, 0x73]: return 1_000  // us, µs (U+00B5), μs (U+03BC)
+        case [0x6D, 0x73]: return 1_000_000  // ms
+        case [0x73]: return 1_000_000_000  // s
+        case [0x6D]: return 60_000_000_000  // m
+        case [0x68]: return 3_600_000_000_000  // h
+        default: return nil
+        }
     }
 
     /// Formats like Go's `Duration.String()` (`1h2m3.5s`, `150ms`, `1m0.000000001s`, `0s`).

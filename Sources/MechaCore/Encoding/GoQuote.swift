@@ -45,6 +45,23 @@ public enum GoQuote {
         }
     }
 
+    /// The `time` package's private `quote` (its error messages): ASCII printable characters are kept, `"` and `\` are
+    /// escaped, every byte of anything else is written as `\xNN`.
+    public static func time(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            if scalar.value >= 0x80 || scalar.value < 0x20 {
+                for byte in String(scalar).utf8 {
+                    out += "\\x" + self.hex(UInt64(byte), width: 2)
+                }
+            } else {
+                if scalar == "\"" || scalar == "\\" { out += "\\" }
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
     private static func hex(_ value: UInt64, width: Int) -> String {
         let digits = String(value, radix: 16)
         return String(repeating: "0", count: max(0, width - digits.count)) + digits

@@ -88,23 +88,12 @@ extension APIError {
         )
     }
 
-    /// A key (or key prefix) containing `||`.
     /// A state key with a NUL character: SQLite and PostgreSQL text cannot hold it as sent, and a
     /// store that truncated it would read or overwrite another key.
     public static func stateKeyNUL(store: String, key: String) -> APIError {
-        let message = "input key/keyPrefix \(NULText.quoted(key)) can't contain a NUL character"
-        return .init(
-            errorCode: "ERR_MALFORMED_REQUEST",
-            message: message,
-            httpStatus: 400,
-            grpcStatus: .invalidArgument,
-            details: .init(
-                reason: "DAPR_STATE_ILLEGAL_KEY",
-                resourceType: "state",
-                resourceName: store,
-                fieldViolations: [.init(field: NULText.escaped(key), description: message)]
-            )
-        )
+        self.illegalStateKey(
+            store: store, field: NULText.escaped(key),
+            message: "input key/keyPrefix \(NULText.quoted(key)) can't contain a NUL character")
     }
 
     /// A name, key or topic with a NUL character, refused before it reaches a component (C
@@ -118,9 +107,14 @@ extension APIError {
         )
     }
 
+    /// A key (or key prefix) containing `||`.
     public static func stateIllegalKey(store: String, key: String) -> APIError {
-        let message = "input key/keyPrefix '\(key)' can't contain '||'"
-        return .init(
+        self.illegalStateKey(store: store, field: key, message: "input key/keyPrefix '\(key)' can't contain '||'")
+    }
+
+    /// daprd's `DAPR_STATE_ILLEGAL_KEY` error for `field`.
+    private static func illegalStateKey(store: String, field: String, message: String) -> APIError {
+        .init(
             errorCode: "ERR_MALFORMED_REQUEST",
             message: message,
             httpStatus: 400,
@@ -129,7 +123,7 @@ extension APIError {
                 reason: "DAPR_STATE_ILLEGAL_KEY",
                 resourceType: "state",
                 resourceName: store,
-                fieldViolations: [.init(field: key, description: message)]
+                fieldViolations: [.init(field: field, description: message)]
             )
         )
     }

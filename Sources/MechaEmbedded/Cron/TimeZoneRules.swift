@@ -1,3 +1,4 @@
+import MechaCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -52,7 +53,7 @@ public struct TimeZoneRules: Sendable, Hashable, CustomStringConvertible {
     /// A zone described by a POSIX TZ string, e.g. `CET-1CEST,M3.5.0,M10.5.0/3` or `<+0530>-5:30`.
     public init(posix text: String) throws(TimeZoneError) {
         guard let rule = PosixTimeZone(text) else {
-            throw TimeZoneError("invalid POSIX TZ string \(GoSyntax.quoteStrconv(text))")
+            throw TimeZoneError("invalid POSIX TZ string \(GoQuote.strconv(text))")
         }
         self.name = text
         self.transitions = []
