@@ -24,21 +24,24 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "PyHarness"))
 
-# The tests import these from here (`from conftest import …`).
+# The hooks and fixtures register by being here; the tests import the rest from here
+# (`from conftest import …`).
 from mecha_harness import (  # noqa: E402,F401 - after the path entry that finds it; re-exported
     MECHA_BIN,
     PYTHON,
     REPO,
     STARTUP_TIMEOUT,
-    Launcher as _Launcher,
     Process,
     Sidecar,
-    attach_logs,
     free_port,
     http,
+    launcher_fixtures,
     port_open,
+    pytest_runtest_makereport,
+    pytest_runtest_setup,
+    pytest_sessionstart,
     read_records,
-    require_binary,
+    suite_launcher,
     wait_records,
     wait_until,
 )
@@ -46,12 +49,8 @@ from mecha_harness import (  # noqa: E402,F401 - after the path entry that finds
 COMPAT_DIR = Path(__file__).resolve().parent
 APPS_DIR = COMPAT_DIR / "apps"
 
-
-class Launcher(_Launcher):
-    """The shared launcher with this suite's apps and log level (MECHA_COMPAT_LOG_LEVEL)."""
-
-    def __init__(self, root: Path):
-        super().__init__(root, APPS_DIR, os.environ.get("MECHA_COMPAT_LOG_LEVEL", "info"))
+Launcher = suite_launcher(APPS_DIR, "MECHA_COMPAT_LOG_LEVEL")
+launcher, module_launcher = launcher_fixtures(Launcher, "compat")
 
 
 # --------------------------------------------------------------------------------------------
@@ -70,42 +69,9 @@ def pytest_collection_modifyitems(config, items):
         items[:] = kept
 
 
-def pytest_sessionstart(session):
-    require_binary()
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    attach_logs(outcome.get_result(), getattr(item, "_compat_start_index", 0), 120, include_alive_before=True)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item):
-    item._compat_start_index = len(Process.registry)
-
-
 # --------------------------------------------------------------------------------------------
 # Fixtures
 # --------------------------------------------------------------------------------------------
-
-@pytest.fixture
-def launcher(tmp_path):
-    launcher = Launcher(tmp_path)
-    try:
-        yield launcher
-    finally:
-        launcher.stop_all()
-
-
-@pytest.fixture(scope="module")
-def module_launcher(tmp_path_factory):
-    launcher = Launcher(tmp_path_factory.mktemp("compat"))
-    try:
-        yield launcher
-    finally:
-        launcher.stop_all()
-
 
 @pytest.fixture
 def use_sidecar(monkeypatch):

@@ -23,25 +23,26 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "PyHarness"))
 
-# The tests import these from here (`from conftest import …`).
+# The hooks and fixtures register by being here; the tests import the rest from here
+# (`from conftest import …`).
 from mecha_harness import (  # noqa: E402,F401 - after the path entry that finds it; re-exported
     MECHA_BIN,
     PYTHON,
     REPO,
     STARTUP_TIMEOUT,
-    Launcher as _Launcher,
     Process,
     Sidecar,
-    attach_logs,
     free_port,
     http,
+    launcher_fixtures,
     port_open,
+    pytest_runtest_makereport,
+    pytest_runtest_setup,
+    pytest_sessionstart,
     read_records,
-    require_binary,
+    suite_launcher,
     wait_records,
     wait_until,
 )
@@ -49,31 +50,8 @@ from mecha_harness import (  # noqa: E402,F401 - after the path entry that finds
 HOSTILE_DIR = Path(__file__).resolve().parent
 APPS_DIR = HOSTILE_DIR / "apps"
 
-
-class Launcher(_Launcher):
-    """The shared launcher with this suite's apps and log level (MECHA_HOSTILE_LOG_LEVEL)."""
-
-    def __init__(self, root: Path):
-        super().__init__(root, APPS_DIR, os.environ.get("MECHA_HOSTILE_LOG_LEVEL", "info"))
-
-
-# --------------------------------------------------------------------------------------------
-# pytest hooks
-# --------------------------------------------------------------------------------------------
-
-def pytest_sessionstart(session):
-    require_binary()
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    attach_logs(outcome.get_result(), getattr(item, "_hostile_start_index", 0), 60)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item):
-    item._hostile_start_index = len(Process.registry)
+Launcher = suite_launcher(APPS_DIR, "MECHA_HOSTILE_LOG_LEVEL")
+launcher, module_launcher = launcher_fixtures(Launcher, "hostile")
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,28 +260,6 @@ def assert_refused_at_startup(result, *needles: str, timeout: float = 10.0, rss_
     assert peak <= rss_limit_mb, f"RSS reached {peak:.0f} MB (limit {rss_limit_mb}) before it exited; log:\n{tail}"
     missing = [needle for needle in needles if needle.lower() not in log.lower()]
     assert not missing, f"the startup error does not name {missing}; log:\n{tail}"
-
-
-# --------------------------------------------------------------------------------------------
-# Fixtures
-# --------------------------------------------------------------------------------------------
-
-@pytest.fixture
-def launcher(tmp_path):
-    launcher = Launcher(tmp_path)
-    try:
-        yield launcher
-    finally:
-        launcher.stop_all()
-
-
-@pytest.fixture(scope="module")
-def module_launcher(tmp_path_factory):
-    launcher = Launcher(tmp_path_factory.mktemp("hostile"))
-    try:
-        yield launcher
-    finally:
-        launcher.stop_all()
 
 
 # --------------------------------------------------------------------------------------------

@@ -45,8 +45,12 @@ def mecha_binary() -> Path:
 MECHA_BIN = mecha_binary()
 
 
-def require_binary() -> None:
-    """For `pytest_sessionstart`: a missing binary stops the session with the command that builds it."""
+# --------------------------------------------------------------------------------------------
+# pytest hooks and fixtures (a suite's conftest imports them, which registers them)
+# --------------------------------------------------------------------------------------------
+
+def pytest_sessionstart(session):
+    """A missing binary stops the session with the command that builds it."""
     if not MECHA_BIN.is_file():
         raise pytest.UsageError(
             f"mecha binary not found at {MECHA_BIN}: build it (swift build --product mecha) "
@@ -54,16 +58,56 @@ def require_binary() -> None:
         )
 
 
-def attach_logs(report, started_at: int, lines: int, include_alive_before: bool = False) -> None:
-    """For `pytest_runtest_makereport`: the logs of the processes a failed test started (and,
-    optionally, of earlier ones still running) become sections of its report."""
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    item._mecha_start_index = len(Process.registry)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """The logs of the processes a failed test started, and of earlier ones still running, become
+    sections of its report."""
+    outcome = yield
+    report = outcome.get_result()
     if not report.failed:
         return
-    processes = Process.registry[started_at:]
-    if include_alive_before:
-        processes = processes + [p for p in Process.registry[:started_at] if p.alive()]
-    for process in processes:
-        report.sections.append((f"log of {process.name} (pid {process.pid})", process.log_tail(lines)))
+    started_at = getattr(item, "_mecha_start_index", 0)
+    for process in Process.registry[started_at:] + [p for p in Process.registry[:started_at] if p.alive()]:
+        report.sections.append((f"log of {process.name} (pid {process.pid})", process.log_tail(120)))
+
+
+def suite_launcher(apps_dir: Path, log_level_variable: str) -> type:
+    """The `Launcher` of a suite: its `apps/` directory, the sidecars' --log-level from the
+    environment variable `log_level_variable` (default info)."""
+
+    class SuiteLauncher(Launcher):
+        def __init__(self, root: Path):
+            super().__init__(root, apps_dir, os.environ.get(log_level_variable, "info"))
+
+    return SuiteLauncher
+
+
+def launcher_fixtures(launcher_class: type, name: str):
+    """The fixtures `launcher` (one test) and `module_launcher` (one module): a launcher in a
+    temporary directory whose processes are all stopped at the end."""
+
+    @pytest.fixture
+    def launcher(tmp_path):
+        launcher = launcher_class(tmp_path)
+        try:
+            yield launcher
+        finally:
+            launcher.stop_all()
+
+    @pytest.fixture(scope="module")
+    def module_launcher(tmp_path_factory):
+        launcher = launcher_class(tmp_path_factory.mktemp(name))
+        try:
+            yield launcher
+        finally:
+            launcher.stop_all()
+
+    return launcher, module_launcher
 
 
 # --------------------------------------------------------------------------------------------
