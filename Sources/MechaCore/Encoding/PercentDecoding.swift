@@ -10,10 +10,20 @@ public enum PercentDecoding {
         self.unescape(text, plusIsSpace: false)
     }
 
+    /// The bytes `%XX` escapes stand for, other bytes as they are (`+` kept); nil on a malformed
+    /// escape. For callers that report bad escapes and bad UTF-8 differently.
+    public static func pathUnescapeBytes(_ text: some StringProtocol) -> [UInt8]? {
+        self.unescapeBytes(text, plusIsSpace: false)
+    }
+
     private static func unescape(_ text: String, plusIsSpace: Bool) -> String? {
         guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) }) else { return text }
+        return self.unescapeBytes(text, plusIsSpace: plusIsSpace).flatMap { String(validating: $0, as: UTF8.self) }
+    }
+
+    private static func unescapeBytes(_ text: some StringProtocol, plusIsSpace: Bool) -> [UInt8]? {
         var output: [UInt8] = []
-        var iterator = Array(text.utf8).makeIterator()
+        var iterator = text.utf8.makeIterator()
         while let byte = iterator.next() {
             if byte == UInt8(ascii: "%") {
                 guard let high = iterator.next().flatMap(Self.hex), let low = iterator.next().flatMap(Self.hex) else { return nil }
@@ -24,7 +34,7 @@ public enum PercentDecoding {
                 output.append(byte)
             }
         }
-        return String(validating: output, as: UTF8.self)
+        return output
     }
 
     private static func hex(_ byte: UInt8) -> UInt8? {

@@ -440,7 +440,7 @@ struct HTTPBindingURL: Sendable, Hashable {
             authority = authority[authority.index(after: at)...]
             var parts = userInfo.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             if parts.count == 1 { parts.append("") }
-            guard let user = percentDecoded(parts[0]), let password = percentDecoded(parts[1]) else {
+            guard let user = PercentDecoding.pathUnescape(parts[0]), let password = PercentDecoding.pathUnescape(parts[1]) else {
                 return .failure(Problem(reason: "invalid user info in url '\(text)'"))
             }
             credentials = user + ":" + password
@@ -498,30 +498,6 @@ struct HTTPBindingURL: Sendable, Hashable {
                 basicCredentials: credentials
             )
         )
-    }
-
-    /// `%XX` escapes decoded; `nil` for a malformed escape or invalid UTF-8.
-    private static func percentDecoded(_ text: String) -> String? {
-        var bytes: [UInt8] = []
-        var iterator = text.utf8.makeIterator()
-        while let byte = iterator.next() {
-            guard byte == UInt8(ascii: "%") else {
-                bytes.append(byte)
-                continue
-            }
-            guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
-            bytes.append(high << 4 | low)
-        }
-        return String(validating: bytes, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }
 

@@ -1,3 +1,5 @@
+import MechaCore
+
 /// A PostgreSQL connection string, in either of the forms libpq and pgx (Dapr's driver) accept:
 ///
 /// - keyword/value: `host=localhost port=5432 user=postgres password='it''s' dbname=app sslmode=disable`
@@ -214,33 +216,13 @@ struct PostgresConnectionString: Sendable, Hashable {
     }
 
     private static func percentDecoded(_ text: Substring, _ what: String) throws(ComponentConfigurationErrorReason) -> String {
-        var bytes: [UInt8] = []
-        var iterator = Array(text.utf8)[...]
-        while let byte = iterator.first {
-            iterator = iterator.dropFirst()
-            if byte == UInt8(ascii: "%") {
-                guard iterator.count >= 2, let high = Self.hexValue(iterator[iterator.startIndex]),
-                    let low = Self.hexValue(iterator[iterator.startIndex + 1])
-                else { throw ComponentConfigurationErrorReason("invalid percent-escape in the URL's \(what)") }
-                bytes.append(high << 4 | low)
-                iterator = iterator.dropFirst(2)
-            } else {
-                bytes.append(byte)
-            }
+        guard let bytes = PercentDecoding.pathUnescapeBytes(text) else {
+            throw ComponentConfigurationErrorReason("invalid percent-escape in the URL's \(what)")
         }
         guard let decoded = String(validating: bytes, as: UTF8.self) else {
             throw ComponentConfigurationErrorReason("the URL's \(what) is not UTF-8 once decoded")
         }
         return decoded
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }
 
