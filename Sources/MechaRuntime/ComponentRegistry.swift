@@ -24,7 +24,8 @@ public struct ComponentRegistry: Sendable {
     /// The factory for `type`/`version`, or a message saying what is known instead.
     public func factory(for type: ComponentType, version: String) -> Result<any ComponentFactory, RegistryLookupError> {
         guard let versions = self.factories[type] else {
-            return .failure(.unknownType(type, known: self.types(in: type.category)))
+            let known = self.types(in: type.category)
+            return .failure(.unknownType(type, known: known.isEmpty ? self.allTypes : known))
         }
         guard let factory = versions[version.lowercased()] ?? (version.lowercased() == "v0" ? versions[""] : nil) else {
             let known = versions.keys.filter { !$0.isEmpty }.sorted()
@@ -42,6 +43,7 @@ public struct ComponentRegistry: Sendable {
 }
 
 public enum RegistryLookupError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// `known` lists the category's types, or every type when the category has none.
     case unknownType(ComponentType, known: [ComponentType])
     case unknownVersion(ComponentType, String, known: [String])
 
@@ -49,6 +51,9 @@ public enum RegistryLookupError: Error, Sendable, Hashable, CustomStringConverti
         switch self {
         case .unknownType(let type, let known):
             let list = known.isEmpty ? "none" : known.map(\.description).joined(separator: ", ")
+            if !known.contains(where: { $0.category == type.category }) {
+                return "unknown component type \(type); no \(type.category.rawValue) components are built in; supported types: \(list)"
+            }
             return "unknown component type \(type); known \(type.category.rawValue) types: \(list)"
         case .unknownVersion(let type, let version, let known):
             return "component type \(type) has no version '\(version)'; known versions: \(known.joined(separator: ", "))"

@@ -2,7 +2,8 @@
 import Glibc
 #endif
 
-/// A child process started with `posix_spawn` in its own process group, its stdout and stderr
+/// A child process started with `posix_spawn` (in our process group, as the Dapr CLI starts apps
+/// and daprd: a signal to the `dapr run` process group reaches them too), its stdout and stderr
 /// copied line by line to ours with a prefix. Blocking reads and `waitpid` run on dedicated threads,
 /// never on the cooperative pool.
 final class ChildProcess: @unchecked Sendable {
@@ -14,8 +15,23 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Starts `arguments[0]` (looked up in PATH) with `environment`.
-    init(arguments: [String], environment: [String: String], outputPrefix: String) throws {
-        guard let executable = arguments.first else { throw SpawnError(description: "no command given") }
+    convenience init(arguments: [String], environment: [String: String], outputPrefix: String) throws {
+        try self.init(arguments: arguments, environment: environment, output: OutputRouting(prefix: outputPrefix, targets: [1]), errors: OutputRouting(prefix: outputPrefix, targets: [2]))
+    }
+
+    /// Where a child's stdout or stderr goes: each line, prefixed, to every target descriptor.
+    struct OutputRouting: Sendable {
+        var prefix: String
+        var targets: [Int32]
+    }
+
+    /// Starts `executable` (default `arguments[0]`, looked up in PATH) with `arguments` as its argv,
+    /// in `directory` (default: ours).
+    init(
+        executable: String? = nil, arguments: [String], environment: [String: String], directory: String? = nil,
+        output: OutputRouting, errors: OutputRouting
+    ) throws {
+        guard let executable = executable ?? arguments.first else { throw SpawnError(description: "no command given") }
         var stdoutPipe: [Int32] = [0, 0]
         var stderrPipe: [Int32] = [0, 0]
         guard pipe(&stdoutPipe) == 0, pipe(&stderrPipe) == 0 else { throw SpawnError(description: "cannot create pipes: errno \(errno)") }
@@ -29,11 +45,16 @@ final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_addclose(&actions, stderrPipe[0])
         // The app inherits stdin, stdout and stderr only — never the sidecar's sockets or files.
         SpawnCloseFrom.add(&actions, from: 3)
+        if let directory {
+            guard SpawnChangeDirectory.add(&actions, directory) else {
+                close(stdoutPipe[0]); close(stdoutPipe[1]); close(stderrPipe[0]); close(stderrPipe[1])
+                throw SpawnError(description: "cannot start \(executable) in \(directory): this C library cannot change the directory of a spawned process")
+            }
+        }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setpgroup(&attributes, 0)
         var defaultSignals = sigset_t()
         sigemptyset(&defaultSignals)
         sigaddset(&defaultSignals, SIGINT)
@@ -43,7 +64,7 @@ final class ChildProcess: @unchecked Sendable {
         var emptyMask = sigset_t()
         sigemptyset(&emptyMask)
         posix_spawnattr_setsigmask(&attributes, &emptyMask)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -61,8 +82,8 @@ final class ChildProcess: @unchecked Sendable {
             throw SpawnError(description: "cannot start \(executable): \(String(cString: strerror(status)))")
         }
         self.pid = pid
-        Self.pump(fd: stdoutPipe[0], to: 1, prefix: outputPrefix)
-        Self.pump(fd: stderrPipe[0], to: 2, prefix: outputPrefix)
+        Self.pump(fd: stdoutPipe[0], to: output.targets, prefix: output.prefix)
+        Self.pump(fd: stderrPipe[0], to: errors.targets, prefix: errors.prefix)
         let box = self.exitBox
         let childPID = pid
         Thread.start {
@@ -72,9 +93,10 @@ final class ChildProcess: @unchecked Sendable {
         }
     }
 
-    /// Sends `signal` to the child's process group.
+    /// Sends `signal` to the child (once it has exited, nothing: its PID may be reused).
     func signal(_ signal: Int32) {
-        kill(-self.pid, signal)
+        guard !self.hasExited else { return }
+        kill(self.pid, signal)
     }
 
     /// Waits for the child to exit; returns the `waitpid` status.
@@ -97,8 +119,8 @@ final class ChildProcess: @unchecked Sendable {
         return "signal \(signal)"
     }
 
-    /// Copies lines from `fd` to `target`, each prefixed.
-    private static func pump(fd: Int32, to target: Int32, prefix: String) {
+    /// Copies lines from `fd` to every target, each prefixed.
+    private static func pump(fd: Int32, to targets: [Int32], prefix: String) {
         Thread.start {
             var pending: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 16 * 1024)
@@ -107,12 +129,14 @@ final class ChildProcess: @unchecked Sendable {
                 var out = prefixBytes
                 out.append(contentsOf: line)
                 out.append(0x0A)
-                out.withUnsafeBytes { raw in
-                    var offset = 0
-                    while offset < raw.count {
-                        let written = write(target, raw.baseAddress! + offset, raw.count - offset)
-                        if written <= 0 { if errno == EINTR { continue } else { return } }
-                        offset += written
+                for target in targets {
+                    out.withUnsafeBytes { raw in
+                        var offset = 0
+                        while offset < raw.count {
+                            let written = write(target, raw.baseAddress! + offset, raw.count - offset)
+                            if written <= 0 { if errno == EINTR { continue } else { return } }
+                            offset += written
+                        }
                     }
                 }
             }
@@ -197,5 +221,19 @@ enum SpawnCloseFrom {
 
     static func add(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, from descriptor: Int32) {
         _ = self.function?(actions, descriptor)
+    }
+}
+
+/// `posix_spawn_file_actions_addchdir_np` (glibc 2.29+), looked up at run time like `SpawnCloseFrom`.
+enum SpawnChangeDirectory {
+    private typealias Function = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+    private static let function: Function? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addchdir_np") else { return nil }
+        return unsafeBitCast(symbol, to: Function.self)
+    }()
+
+    static func add(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ directory: String) -> Bool {
+        guard let function = self.function else { return false }
+        return directory.withCString { function(actions, $0) } == 0
     }
 }

@@ -9,7 +9,7 @@ struct Mecha: AsyncParsableCommand {
         commandName: "mecha",
         abstract: "A multi-runtime sidecar that speaks the Dapr API.",
         version: Sidecar.version,
-        subcommands: [SidecarCommand.self, RunCommand.self]
+        subcommands: [SidecarCommand.self, RunCommand.self, ListCommand.self, StopCommand.self, InvokeCommand.self]
     )
 
     static func main() async {
@@ -25,11 +25,13 @@ struct Mecha: AsyncParsableCommand {
             }
             switch subcommand {
             case "run":
-                await self.main(["run"] + ArgumentNormalizer.goStyle(Array(arguments.dropFirst()), booleans: ArgumentNormalizer.runBooleans))
+                await self.main(["run", "--dapr-cli-defaults"] + ArgumentNormalizer.goStyle(Array(arguments.dropFirst()), booleans: ArgumentNormalizer.runBooleans))
+            case "list", "stop", "invoke":
+                await self.main([subcommand] + ArgumentNormalizer.goStyle(Array(arguments.dropFirst()), booleans: ["kubernetes"]))
             case "--version", "-v", "version":
                 print("CLI version: \(Sidecar.version) (mecha)\nRuntime version: \(Sidecar.version)")
             default:
-                print("❌  dapr \(subcommand) is not supported by mecha; supported: dapr run")
+                print("❌  dapr \(subcommand) is not supported by mecha; supported: dapr run, dapr list, dapr stop, dapr invoke")
                 Foundationless.exit(1)
             }
         default:

@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import Logging
 import MechaComponents
+import MechaConfig
 import MechaCore
 import MechaSidecar
 import NIOCore
@@ -45,7 +46,10 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("placement-host-address"), help: .hidden) var placementHostAddress: String?
     @Option(name: .customLong("scheduler-host-address"), help: .hidden) var schedulerHostAddress: String?
     @Option(name: [.customShort("u"), .customLong("unix-domain-socket")], help: .hidden) var unixDomainSocket: String?
-    @Option(name: [.customShort("f"), .customLong("run-file")], help: .hidden) var runFile: String?
+    @Option(name: [.customShort("f"), .customLong("run-file")], help: "A multi-app run template (dapr.yaml, or the folder holding it).") var runFile: String?
+    /// Set when started as `dapr`: without --resources-path / --config, use `~/.dapr/components`
+    /// and `~/.dapr/config.yaml` when they exist, as the Dapr CLI does.
+    @Flag(name: .customLong("dapr-cli-defaults"), help: .hidden) var daprCLIDefaults = false
     @Flag(name: [.customShort("k"), .customLong("kubernetes")], help: .hidden) var kubernetes = false
     @Flag(name: .customLong("app-ssl"), help: .hidden) var appSSL = false
 
@@ -57,9 +61,15 @@ struct RunCommand: AsyncParsableCommand {
             print(Mecha.helpMessage(for: Self.self))
             return
         }
-        if self.runFile != nil || self.kubernetes {
-            Console.failure("multi-app run files (-f) and --kubernetes are not supported by mecha run yet")
+        if self.kubernetes {
+            Console.failure("--kubernetes is not supported by mecha run")
             throw ExitCode(1)
+        }
+        let environment = ProcessEnvironment.current
+        let daprDefaults = self.daprCLIDefaults ? DaprCLIDefaults(environment: environment) : DaprCLIDefaults.none
+        if let runFile = self.runFile {
+            try await self.runTemplate(runFile, environment: environment, defaults: daprDefaults)
+            return
         }
         let appCommand = self.command.first == "--" ? Array(self.command.dropFirst()) : self.command
         let appID = self.appID.isEmpty ? RandomName.make() : self.appID
@@ -73,7 +83,10 @@ struct RunCommand: AsyncParsableCommand {
         if self.metricsPort > 0 { arguments += ["--metrics-port", String(self.metricsPort)] }
         for path in self.resourcesPaths { arguments += ["--resources-path", path] }
         if self.resourcesPaths.isEmpty, let path = self.componentsPath { arguments += ["--resources-path", path] }
-        if let config = self.config { arguments += ["--config", config] }
+        if self.resourcesPaths.isEmpty, self.componentsPath == nil {
+            for path in daprDefaults.resources { arguments += ["--resources-path", path] }
+        }
+        if let config = self.config ?? daprDefaults.config { arguments += ["--config", config] }
         arguments += ["--log-level", self.logLevel, "--max-body-size", self.maxBodySize, "--app-max-concurrency=\(self.appMaxConcurrency)"]
         if self.logAsJSON { arguments.append("--log-as-json") }
         if self.enableAppHealthCheck { arguments.append("--enable-app-health-check") }
@@ -85,7 +98,6 @@ struct RunCommand: AsyncParsableCommand {
         if let home = self.mechaHome { arguments += ["--mecha-home", home] }
         if self.appSSL { arguments.append("--app-ssl") }
 
-        let environment = ProcessEnvironment.current
         let flags: SidecarFlags
         let options: SidecarOptions
         do {
@@ -126,6 +138,8 @@ struct RunCommand: AsyncParsableCommand {
             }
 
             var child: ChildProcess?
+            var record: String?
+            defer { RunRegistry.remove(record) }
             var appExit: Int32?
             var sidecarFailure: String?
             var shuttingDown = false
@@ -155,6 +169,14 @@ struct RunCommand: AsyncParsableCommand {
                             continue
                         }
                     }
+                    let now = RunRegistry.now()
+                    record = RunRegistry.register(
+                        RunRecord(
+                            appId: appID, httpPort: httpPort, grpcPort: grpcPort, appPort: max(0, self.appPort), metricsEnabled: true,
+                            command: appCommand.joined(separator: " "), created: RunRegistry.createdText(now), createdUnix: now,
+                            daprdPid: getpid(), cliPid: getpid(), appPid: child?.pid ?? 0, maxRequestBodySize: options.maxBodySize,
+                            httpReadBufferSize: 4 << 10, runTemplatePath: "", appLogPath: "", daprdLogPath: "", runTemplateName: ""),
+                        home: options.mechaHome)
                     group.addTask {
                         .healthy(await sidecar.waitUntilHealthy(timeout: .seconds(60)))
                     }
@@ -217,6 +239,35 @@ struct RunCommand: AsyncParsableCommand {
         if exitCode != 0 { throw ExitCode(exitCode) }
     }
 
+    /// `mecha run -f`: every app of the template with its sidecar.
+    func runTemplate(_ path: String, environment: [String: String], defaults: DaprCLIDefaults) async throws {
+        let template: RunTemplate
+        do throws(ResourceError) {
+            let file = try RunTemplate.locate(path)
+            template = try RunTemplate.load(
+                path: file, home: environment["HOME"] ?? "/", workingDirectory: Self.currentDirectory(),
+                defaultResources: defaults.resources, defaultConfig: defaults.config)
+        } catch {
+            Console.failure("Error getting apps from config file: \(error)")
+            throw ExitCode(1)
+        }
+        guard !template.apps.isEmpty else {
+            Console.failure("No apps to run")
+            throw ExitCode(1)
+        }
+        let run = MultiAppRun(
+            template: template, environment: environment, mechaHome: self.mechaHome,
+            registryHome: RunRegistry.home(self.mechaHome, environment: environment))
+        let status = await run.run()
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    static func currentDirectory() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getcwd(&buffer, buffer.count) != nil else { return "/" }
+        return String(cString: buffer)
+    }
+
     enum RunEvent: Sendable {
         case listening
         case healthy(Bool)
@@ -224,6 +275,31 @@ struct RunCommand: AsyncParsableCommand {
         case appExited(Int32)
         case killApp
         case sidecarExited(String?)
+    }
+}
+
+/// What the Dapr CLI uses when a run names no resources or configuration: `~/.dapr/components` and
+/// `~/.dapr/config.yaml` (written by `dapr init`), each only when it exists. Applied when the
+/// binary is started as `dapr`; `mecha run` keeps Mecha's own rule (`<mecha home>/components`,
+/// else the embedded defaults).
+struct DaprCLIDefaults: Sendable {
+    var resources: [String]
+    var config: String?
+
+    static let none = DaprCLIDefaults(resources: [], config: nil)
+
+    init(resources: [String], config: String?) {
+        self.resources = resources
+        self.config = config
+    }
+
+    init(environment: [String: String]) {
+        let home = (environment["HOME"] ?? "/") + "/.dapr"
+        var info = stat()
+        let components = home + "/components"
+        self.resources = stat(components, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR ? [components] : []
+        let config = home + "/config.yaml"
+        self.config = stat(config, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG ? config : nil
     }
 }
 

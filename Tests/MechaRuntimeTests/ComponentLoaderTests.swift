@@ -113,8 +113,10 @@ struct ComponentLoaderTests {
     }
 
     @Test func unknownTypeInACategoryWithNothingRegistered() async throws {
-        let errors = try await Self.initError(Self.yaml("keys", type: "crypto.dapr.localstorage"), registry: BuiltInComponents.registry)
-        #expect(errors.first?.contains("known crypto types: none") == true)
+        let errors = try await Self.initError(Self.yaml("auth", type: "middleware.http.oauth2"), registry: BuiltInComponents.registry)
+        let message = try #require(errors.first)
+        #expect(message.contains("no middleware components are built in; supported types: "))
+        #expect(message.contains("state.sqlite") && message.contains("pubsub.redis"))
     }
 
     @Test func everyUnknownTypeIsReportedBeforeAnythingInitialises() async throws {
