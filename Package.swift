@@ -40,6 +40,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         // One function of bytes per fuzz target (Fuzz/, scripts/fuzz); the seed corpora in
@@ -79,11 +80,21 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Dapr's encryption scheme v1 and key handling on swift-crypto: pure values, no IO.
+        .target(
+            name: "MechaCrypto",
+            dependencies: [
+                "MechaCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Each building block written once; both surfaces adapt to it.
         .target(
             name: "MechaAPI",
             dependencies: [
-                "MechaCore", "MechaResiliency", "MechaRuntime",
+                "MechaCore", "MechaResiliency", "MechaRuntime", "MechaCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -137,7 +148,7 @@ let package = Package(
         .target(
             name: "MechaEmbedded",
             dependencies: [
-                "MechaCore", "CSQLite", "HTTP1Client",
+                "MechaCore", "CSQLite", "HTTP1Client", "MechaCrypto",
                 .product(name: "Logging", package: "swift-log"),
             ] + nio,
             swiftSettings: swiftSettings
@@ -220,6 +231,11 @@ let package = Package(
 
         .testTarget(name: "MechaCoreTests", dependencies: ["MechaCore"], swiftSettings: swiftSettings),
         .testTarget(name: "MechaConfigTests", dependencies: ["MechaConfig", "MechaCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "MechaCryptoTests",
+            dependencies: ["MechaCrypto", "MechaCore", .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "MechaResiliencyTests", dependencies: ["MechaResiliency", "MechaCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RESPWireTests",
@@ -244,7 +260,7 @@ let package = Package(
         .testTarget(
             name: "MechaEmbeddedTests",
             dependencies: [
-                "MechaEmbedded", "MechaCore", "MechaTesting",
+                "MechaEmbedded", "MechaCore", "MechaTesting", "MechaCrypto",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ] + nio,
             swiftSettings: swiftSettings

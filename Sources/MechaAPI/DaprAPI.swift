@@ -7,6 +7,7 @@ public struct DaprAPI: Sendable {
     public var bindings: BindingsAPI
     public var secrets: SecretsAPI
     public var lock: LockAPI
+    public var conversation: ConversationAPI
     public var configuration: ConfigurationAPI
     public var metadata: MetadataAPI
     public var readiness: Readiness
@@ -21,6 +22,7 @@ public struct DaprAPI: Sendable {
         bindings: BindingsAPI,
         secrets: SecretsAPI,
         lock: LockAPI,
+        conversation: ConversationAPI,
         configuration: ConfigurationAPI,
         metadata: MetadataAPI,
         readiness: Readiness,
@@ -33,6 +35,7 @@ public struct DaprAPI: Sendable {
         self.bindings = bindings
         self.secrets = secrets
         self.lock = lock
+        self.conversation = conversation
         self.configuration = configuration
         self.metadata = metadata
         self.readiness = readiness

@@ -35,6 +35,13 @@ public enum BuiltInComponents {
             InMemoryLockStoreFactory(),
             SQLiteLockStoreFactory(),
             RedisLockStoreFactory(),
+            // conversation
+            EchoConversationFactory(),
+            OpenAIConversationFactory(),
+            OllamaConversationFactory(),
+            // cryptography
+            LocalStorageCryptoFactory(),
+            JWKSCryptoFactory(),
             // name resolution
             SQLiteNameResolverFactory(),
         ])

@@ -55,6 +55,10 @@ public struct DaprService: RegistrableRPCService {
         // Distributed lock
         Self.unary(&router, DaprMethod.TryLockAlpha1.descriptor, self.tryLock)
         Self.unary(&router, DaprMethod.UnlockAlpha1.descriptor, self.unlock)
+        // Conversation
+        self.registerConversation(with: &router)
+        // Cryptography
+        self.registerCrypto(with: &router)
         // Metadata and lifecycle
         Self.unary(&router, DaprMethod.GetMetadata.descriptor, self.getMetadata)
         Self.unary(&router, DaprMethod.SetMetadata.descriptor, self.setMetadata)

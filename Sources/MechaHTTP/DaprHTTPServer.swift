@@ -189,6 +189,7 @@ public struct DaprHTTPServer: Sendable {
         switch version {
         case "v1", "v1.0": "v1"
         case "v1alpha1", "v1.0-alpha1": "v1alpha1"
+        case "v1alpha2", "v1.0-alpha2": "v1alpha2"
         default: version
         }
     }
@@ -283,6 +284,11 @@ public struct DaprHTTPServer: Sendable {
             case .unlock(let store):
                 let body = try await self.body(request, error: { .bodyRead($0) })
                 return try await LockRoutes(api: self.api.lock).unlock(store: store, body: body)
+            case .converse(let name, let alpha2):
+                let body = try await self.body(request, error: { .bodyRead($0) })
+                return try await ConversationRoutes(api: self.api.conversation).converse(name: name, alpha2: alpha2, body: body)
+            case .crypto(let name, let operation):
+                return await CryptoRoutes(api: self.api.crypto, maxBodySize: self.configuration.maxBodySize).handle(name: name, operation: operation, request: request)
             case .invoke, .fallback:
                 return .error(.directInvokeNoAppID)
             }

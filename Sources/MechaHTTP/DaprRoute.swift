@@ -23,6 +23,8 @@ enum DaprRoute: Equatable {
     case subscribeConfiguration(store: String, alpha: Bool)
     case unsubscribeConfiguration(store: String, id: String, alpha: Bool)
     case unlock(store: String)
+    case converse(name: String, alpha2: Bool)
+    case crypto(name: String, operation: String)
     /// `/v1.0/invoke/{id}/method/{method}`: target and raw method path.
     case invoke(appID: String, method: String)
     /// Nothing matched: the invoke fallback (header or basic-auth form) decides.
@@ -43,6 +45,8 @@ enum DaprRoute: Equatable {
             ("configuration", alpha ? "v1.0-alpha1" : "v1.0", "configuration")
         case .tryLock: ("lock", "v1.0-alpha1", "lock")
         case .unlock: ("lock", "v1.0-alpha1", "unlock")
+        case .converse(_, let alpha2): ("conversation", alpha2 ? "v1.0-alpha2" : "v1.0-alpha1", "conversation")
+        case .crypto(_, let operation): CryptoRoutes.accessGroup(operation)
         case .invoke: ("invoke", "v1.0", "invoke")
         }
     }
@@ -93,6 +97,8 @@ enum DaprRoute: Equatable {
     static func matchExactly(method: String, path rawPath: String) -> DaprRoute {
         var segments = rawPath.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         if rawPath.hasSuffix("/") && rawPath.count > 1 { segments.append("") }
+        if let converse = Self.matchConverse(method: method, segments: segments) { return converse }
+        if let crypto = Self.matchCrypto(method: method, segments: segments) { return crypto }
         guard let version = segments.first, version == "v1.0" || version == "v1.0-alpha1" else { return .fallback }
         let rest = Array(segments.dropFirst())
         let isPostOrPut = method == "POST" || method == "PUT"

@@ -208,6 +208,7 @@ public final class Sidecar: Sendable {
             bindings: BindingsAPI(components: components),
             secrets: SecretsAPI(components: components, scopes: configuration?.secretScopes ?? []),
             lock: LockAPI(components: components, identity: identity),
+            conversation: ConversationAPI(components: components),
             configuration: ConfigurationAPI(components: components, appChannel: appChannel, logger: self.logger),
             metadata: MetadataAPI(
                 identity: identity,
