@@ -129,16 +129,7 @@ final class ChildProcess: @unchecked Sendable {
                 var out = prefixBytes
                 out.append(contentsOf: line)
                 out.append(0x0A)
-                for target in targets {
-                    out.withUnsafeBytes { raw in
-                        var offset = 0
-                        while offset < raw.count {
-                            let written = write(target, raw.baseAddress! + offset, raw.count - offset)
-                            if written <= 0 { if errno == EINTR { continue } else { return } }
-                            offset += written
-                        }
-                    }
-                }
+                for target in targets { Loopback.writeAll(target, out) }
             }
             while true {
                 let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }

@@ -204,39 +204,27 @@ enum LoopbackHTTP {
     }
 
     static func request(port: Int, method: String, path: String, body: [UInt8], headers: [(String, String)], timeoutSeconds: Int = 60) throws -> Response {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "cannot create a socket") }
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        let exchanged = Loopback.withSocket(port: port) { fd, address, length -> Result<[UInt8], Failure> in
+            var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            guard connect(fd, address, length) == 0 else { return .failure(Failure(description: "dial tcp 127.0.0.1:\(port): connection refused")) }
+            var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
+            for (name, value) in headers { head += "\(name): \(value)\r\n" }
+            head += "\r\n"
+            Loopback.writeAll(fd, Array(head.utf8) + body)
+            var received: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 64 << 10)
+            while true {
+                let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if count < 0 && errno == EINTR { continue }
+                guard count >= 0 else { return .failure(Failure(description: "no answer within \(timeoutSeconds) s")) }
+                if count == 0 { break }
+                received.append(contentsOf: chunk[0..<count])
+            }
+            return .success(received)
         }
-        guard connected == 0 else { throw Failure(description: "dial tcp 127.0.0.1:\(port): connection refused") }
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
-        for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        head += "\r\n"
-        let request = Array(head.utf8) + body
-        var offset = 0
-        while offset < request.count {
-            let written = request[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { throw Failure(description: "cannot send the request") }
-            offset += written
-        }
-        var received: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { throw Failure(description: "no answer within \(timeoutSeconds) s") }
-            if count == 0 { break }
-            received.append(contentsOf: chunk[0..<count])
-        }
+        guard let exchanged else { throw Failure(description: "cannot create a socket") }
+        let received = try exchanged.get()
         return try self.parse(received)
     }
 

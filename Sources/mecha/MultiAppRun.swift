@@ -172,7 +172,7 @@ struct MultiAppRun {
         // Wait until the sidecar listens (it binds before it waits for the app, so no deadlock).
         Self.emit("ℹ️  Checking if Dapr sidecar is listening on HTTP port \(httpPort)", to: daprdOutput)
         let deadline = ContinuousClock.now + .seconds(60)
-        while !Self.listening(httpPort) {
+        while !Loopback.listening(httpPort) {
             if sidecar.hasExited {
                 throw StartFailure(description: "the sidecar exited (\(ChildProcess.describe(await sidecar.wait())))" + (daprdLogPath.isEmpty ? "" : "; its log: \(daprdLogPath)"))
             }
@@ -256,16 +256,7 @@ struct MultiAppRun {
 
     static func emit(_ line: String, to targets: [Int32]) {
         let bytes = Array((line + "\n").utf8)
-        for target in targets {
-            bytes.withUnsafeBytes { raw in
-                var offset = 0
-                while offset < raw.count {
-                    let written = write(target, raw.baseAddress! + offset, raw.count - offset)
-                    if written <= 0 { if errno == EINTR { continue } else { return } }
-                    offset += written
-                }
-            }
-        }
+        for target in targets { Loopback.writeAll(target, bytes) }
     }
 
     /// Go's `exec.ExitError` text (`exit status 3`, `signal: killed`).
@@ -289,19 +280,6 @@ struct MultiAppRun {
         localtime_r(&now, &parts)
         func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
         return "\(parts.tm_year + 1900)\(two(parts.tm_mon + 1))\(two(parts.tm_mday))\(two(parts.tm_hour))\(two(parts.tm_min))\(two(parts.tm_sec))"
-    }
-
-    static func listening(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
     }
 
     /// This binary (`/proc/self/exe`), to start the sidecars.
