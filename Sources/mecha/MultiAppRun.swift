@@ -162,6 +162,7 @@ struct MultiAppRun {
         var sidecarEnvironment = self.environment
         for (key, value) in app.env { sidecarEnvironment[key] = value }
         if sidecarEnvironment["DAPR_HOST_IP"] == nil { sidecarEnvironment["DAPR_HOST_IP"] = "127.0.0.1" }
+        sidecarEnvironment["MECHA_RUNNER_PID"] = String(getpid())
 
         Self.emit("ℹ️  Starting Dapr with id \(app.appID). HTTP Port: \(httpPort). gRPC Port: \(grpcPort)", to: daprdOutput)
         let sidecar = try ChildProcess(

@@ -34,6 +34,18 @@ struct SidecarCommand: AsyncParsableCommand {
         for ignored in self.flags.ignoredFlags { logger.info("flag --\(ignored) is accepted for compatibility and has no effect yet") }
         logger.info("starting Mecha \(Sidecar.version) (Dapr API compatible) app_id=\(options.appID)")
         let sidecar = Sidecar(options: options, registry: BuiltInComponents.registry, environment: environment, logger: logger)
+        // Started by `mecha run -f`: follow the runner, so a runner that dies (SIGKILL, a closed
+        // terminal) leaves no sidecar behind.
+        if let text = environment["MECHA_RUNNER_PID"], let runner = Int32(text), runner > 1 {
+            // Our output goes through the runner: once it is gone, a log line must not kill us
+            // (SIGPIPE) before the graceful shutdown.
+            signal(SIGPIPE, SIG_IGN)
+            Task {
+                while getppid() == runner { try? await Task.sleep(for: .milliseconds(500)) }
+                logger.info("the mecha run process that started this sidecar (pid \(runner)) has exited: shutting down")
+                await sidecar.shutdown()
+            }
+        }
         do {
             try await sidecar.run()
         } catch {

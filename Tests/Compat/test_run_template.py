@@ -307,3 +307,31 @@ def test_dapr_run_uses_dot_dapr_components_when_present(tmp_path, dapr_cli):
                       "--", sys.executable, str(script), timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "== APP == components: ['from-dot-dapr']" in result.stdout
+
+
+def test_sidecars_follow_a_killed_runner(tmp_path, dapr_cli):
+    """A `dapr run -f` killed outright (SIGKILL, nothing forwarded) leaves no sidecar behind."""
+    import signal
+    (tmp_path / "a").mkdir()
+    (tmp_path / "dapr.yaml").write_text(f"version: 1\napps:\n  - appDirPath: ./a\n    appID: orphan-check\n")
+    runner = Process("dapr run -f", [dapr_cli.dapr, "run", "-f", str(tmp_path)], tmp_path / "run.log", env=dapr_cli.env)
+    try:
+        wait_until(lambda: [e for e in json.loads(dapr_cli("list", "-o", "json").stdout) if e["appId"] == "orphan-check"],
+                   timeout=30, what="the sidecar to be listed")
+        sidecar_pid = [e for e in json.loads(dapr_cli("list", "-o", "json").stdout) if e["appId"] == "orphan-check"][0]["daprdPid"]
+        assert sidecar_pid != runner.pid
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.wait_exit(5)
+
+        def gone():
+            try:
+                os.kill(sidecar_pid, 0)
+            except ProcessLookupError:
+                return True
+            # a zombie of an exited child counts as gone
+            with open(f"/proc/{sidecar_pid}/stat") as stat:
+                return stat.read().split(") ")[1].startswith("Z")
+
+        wait_until(gone, timeout=15, what="the sidecar to exit after its runner was killed")
+    finally:
+        runner.stop()
