@@ -67,7 +67,11 @@ let package = Package(
         // A pooled, streaming HTTP/1.1 client on SwiftNIO (app channel, sidecar-to-sidecar, bindings.http).
         .target(
             name: "HTTP1Client",
-            dependencies: nio + [.product(name: "NIOHTTP1", package: "swift-nio")],
+            dependencies: nio + [
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Component lifecycle, registry, live component store.
@@ -205,7 +209,7 @@ let package = Package(
         // Shipped test support: conformance suites, real-server harness, binary runner.
         .target(
             name: "MechaTesting",
-            dependencies: ["MechaCore", "HTTP1Client", "RESPClient"] + nio,
+            dependencies: ["MechaCore", "HTTP1Client", "RESPClient", .product(name: "NIOSSL", package: "swift-nio-ssl")] + nio,
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -254,7 +258,11 @@ let package = Package(
         ),
         .testTarget(
             name: "HTTP1ClientTests",
-            dependencies: ["HTTP1Client", .product(name: "NIOHTTP1", package: "swift-nio")] + nio,
+            dependencies: [
+                "HTTP1Client", "MechaTesting",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ] + nio,
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -262,6 +270,7 @@ let package = Package(
             dependencies: [
                 "MechaEmbedded", "MechaCore", "MechaTesting", "MechaCrypto",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ] + nio,
             swiftSettings: swiftSettings
         ),

@@ -9,7 +9,10 @@ struct ConnectionPoolStateMachine {
         var port: Int
         var tls: Bool
 
-        var description: String { "\(self.tls ? "https" : "http")://\(self.host):\(self.port)" }
+        var description: String { "\(self.tls ? "https" : "http")://\(self.authority)" }
+
+        /// `host:port`, with brackets around an IPv6 address.
+        var authority: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
     }
 
     enum ConnectionState: Equatable {

@@ -1,6 +1,7 @@
 public import NIOCore
 public import NIOHTTP1
 public import NIOPosix
+import NIOSSL
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -13,16 +14,31 @@ import Glibc
 /// `execute(_:_:)`, a scoped call: the response (and its streaming body) is valid inside the handler,
 /// and the connection returns to the pool when the handler ends. Request bodies may stream while the
 /// response is read (full duplex).
+///
+/// Targets with `tls` are reached over TLS (swift-nio-ssl) as `configuration.tls` says: by default
+/// the system roots are trusted and the server's certificate and name are verified; the server name
+/// (SNI) is the target's host unless it is an IP address. A connection is handed out only after its
+/// handshake; a failed one throws ``HTTP1ClientError/tlsHandshakeFailed(target:reason:)``.
+/// Connections are pooled per scheme, host and port, so `http` and `https` never share one.
 public final class HTTP1Client: Sendable {
     public struct Configuration: Sendable {
         public var maxConnectionsPerHost: Int
         public var idleTimeout: Duration
+        /// TCP connect; the TLS handshake gets the same time again.
         public var connectTimeout: Duration
+        /// For every `https` target of this client.
+        public var tls: HTTP1TLSConfiguration
 
-        public init(maxConnectionsPerHost: Int = 1024, idleTimeout: Duration = .seconds(60), connectTimeout: Duration = .seconds(5)) {
+        public init(
+            maxConnectionsPerHost: Int = 1024,
+            idleTimeout: Duration = .seconds(60),
+            connectTimeout: Duration = .seconds(5),
+            tls: HTTP1TLSConfiguration = .init()
+        ) {
             self.maxConnectionsPerHost = maxConnectionsPerHost
             self.idleTimeout = idleTimeout
             self.connectTimeout = connectTimeout
+            self.tls = tls
         }
     }
 
@@ -54,6 +70,9 @@ public final class HTTP1Client: Sendable {
     private let state: Mutex<State>
     private let connectRequests: AsyncStream<ConnectRequest>
     private let connectContinuation: AsyncStream<ConnectRequest>.Continuation
+    /// Built from `configuration.tls` on the first `https` connection (loading the system roots is
+    /// not free, and most clients never need it).
+    private let sslContext = Mutex<NIOSSLContext?>(nil)
 
     public init(eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, configuration: Configuration = .init()) {
         self.eventLoopGroup = eventLoopGroup
@@ -121,16 +140,39 @@ public final class HTTP1Client: Sendable {
     private func runConnection(_ request: ConnectRequest) async {
         do {
             let (seconds, attoseconds) = self.configuration.connectTimeout.components
+            let timeout = TimeAmount.nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+            let key = request.key
+            let sslContext = key.tls ? try self.makeSSLContext() : nil
             let bootstrap = ClientBootstrap(group: self.eventLoopGroup)
-                .connectTimeout(.nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
+                .connectTimeout(timeout)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            let channel = try await bootstrap.connect(host: request.key.host, port: request.key.port) { channel in
+            let (channel, handshake) = try await bootstrap.connect(host: key.host, port: key.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    var handshake: EventLoopFuture<Void>?
+                    if let sslContext {
+                        let waiter = TLSHandshakeWaiter(promise: channel.eventLoop.makePromise(), timeout: timeout)
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: sslContext, serverHostname: Self.serverName(for: key.host))
+                        )
+                        try channel.pipeline.syncOperations.addHandler(waiter)
+                        handshake = waiter.futureResult
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                    let asyncChannel = try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                    return (asyncChannel, handshake)
                 }
             }
             try await channel.executeThenClose { inbound, outbound in
+                if let handshake {
+                    do {
+                        try await handshake.get()
+                    } catch {
+                        throw HTTP1ClientError.tlsHandshakeFailed(
+                            target: key.authority,
+                            reason: TLSHandshakeWaiter.reason(for: error, host: key.host)
+                        )
+                    }
+                }
                 let connection = PooledConnection(
                     id: request.id,
                     key: request.key,
@@ -162,6 +204,27 @@ public final class HTTP1Client: Sendable {
             waiter?.resume(throwing: error)
             if let reconnect { self.connectContinuation.yield(ConnectRequest(id: reconnect.connection, key: request.key)) }
         }
+    }
+
+    private func makeSSLContext() throws(HTTP1ClientError) -> NIOSSLContext {
+        if let context = self.sslContext.withLock({ $0 }) { return context }
+        let context: NIOSSLContext
+        do {
+            context = try self.configuration.tls.makeSSLContext()
+        } catch {
+            throw HTTP1ClientError.invalidTLSConfiguration(error.reason)
+        }
+        return self.sslContext.withLock { cached in
+            if let cached { return cached }
+            cached = context
+            return context
+        }
+    }
+
+    /// The name sent in SNI and checked against the certificate: the host, unless it is an IP
+    /// address (then the certificate must name that address).
+    static func serverName(for host: String) -> String? {
+        (try? SocketAddress(ipAddress: host, port: 0)) == nil ? host : nil
     }
 
     private func established(_ connection: PooledConnection) {
@@ -335,7 +398,10 @@ public final class HTTP1Client: Sendable {
     ) async throws -> Output {
         var head = HTTPRequestHead(version: .http1_1, method: request.method, uri: request.uri, headers: request.headers)
         if !head.headers.contains(name: "host") {
-            head.headers.add(name: "host", value: request.target.port == 80 ? request.target.host : "\(request.target.host):\(request.target.port)")
+            let target = request.target
+            let defaultPort = target.port == (target.tls ? 443 : 80)
+            let host = target.host.contains(":") ? "[\(target.host)]" : target.host
+            head.headers.add(name: "host", value: defaultPort ? host : "\(host):\(target.port)")
         }
         head.headers.remove(name: "content-length")
         head.headers.remove(name: "transfer-encoding")
@@ -400,7 +466,9 @@ public final class HTTP1Client: Sendable {
             if exchange.receivedResponse { throw error }
             // A write that failed, or a connection reset before any response byte, is retryable; a
             // malformed response is reported as is and never retried.
-            let reset = (error as? IOError).map { $0.errnoCode == ECONNRESET || $0.errnoCode == EPIPE } ?? false
+            // Over TLS a peer that hangs up without close_notify shows as an unclean shutdown.
+            let reset = (error as? IOError).map { $0.errnoCode == ECONNRESET || $0.errnoCode == EPIPE }
+                ?? ((error as? NIOSSLError) == .uncleanShutdown)
             throw FailedBeforeResponse(underlying: error, nothingSent: !exchange.isRequestSent, closedWithoutResponse: reset)
         }
     }

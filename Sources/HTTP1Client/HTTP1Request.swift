@@ -23,10 +23,12 @@ public struct ByteStream: AsyncSequence, Sendable {
     }
 }
 
-/// Where a request goes.
+/// Where a request goes: host, port and whether to use TLS (`https`).
 public struct HTTP1Target: Sendable, Hashable, CustomStringConvertible {
+    /// A name or an IP address (IPv6 without brackets).
     public var host: String
     public var port: Int
+    /// Connect with TLS, as the client's ``HTTP1TLSConfiguration`` says.
     public var tls: Bool
 
     public init(host: String, port: Int, tls: Bool = false) {
@@ -92,6 +94,10 @@ public enum HTTP1ClientError: Error, Sendable, Hashable, CustomStringConvertible
     case responseTooLarge(Int)
     case shutDown
     case invalidTarget(String)
+    /// The TLS handshake with `target` (`host:port`) failed, e.g. `certificate verify failed`.
+    case tlsHandshakeFailed(target: String, reason: String)
+    /// The client's ``HTTP1TLSConfiguration`` cannot be turned into a TLS context.
+    case invalidTLSConfiguration(String)
 
     public var description: String {
         switch self {
@@ -100,6 +106,8 @@ public enum HTTP1ClientError: Error, Sendable, Hashable, CustomStringConvertible
         case .responseTooLarge(let limit): "response body larger than \(limit) bytes"
         case .shutDown: "HTTP client is shut down"
         case .invalidTarget(let text): "invalid target \(text)"
+        case .tlsHandshakeFailed(let target, let reason): "TLS handshake with \(target) failed: \(reason)"
+        case .invalidTLSConfiguration(let reason): "invalid TLS configuration: \(reason)"
         }
     }
 }

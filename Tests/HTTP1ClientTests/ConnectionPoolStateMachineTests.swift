@@ -29,6 +29,20 @@ struct ConnectionPoolStateMachineTests {
         #expect(Machine.Key(host: "h", port: 443, tls: true).description == "https://h:443")
     }
 
+    @Test func keyDescriptionBracketsIPv6() {
+        #expect(Machine.Key(host: "::1", port: 8443, tls: true).description == "https://[::1]:8443")
+    }
+
+    @Test func httpAndHTTPSToOneHostAndPortArePooledApart() {
+        var machine = Machine(maxConnectionsPerKey: 1)
+        let plain = Self.connected(&machine, Self.a, waiter: 1)
+        #expect(machine.connectionReleased(plain, reusable: true, now: Self.t0) == .park)
+        // The idle plain connection is not offered for https, and the limit is counted per scheme.
+        let secure = Machine.Key(host: Self.a.host, port: Self.a.port, tls: true)
+        #expect(machine.leaseRequested(secure, waiter: 2) == .connect(plain + 1))
+        #expect(machine.leaseRequested(Self.a, waiter: 3) == .use(plain))
+    }
+
     @Test func connectsWhenBelowTheLimit() {
         var machine = Machine(maxConnectionsPerKey: 2)
         #expect(machine.leaseRequested(Self.a, waiter: 1) == .connect(1))

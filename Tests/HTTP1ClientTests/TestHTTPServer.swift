@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 import Testing
 #if canImport(Glibc)
@@ -66,12 +67,13 @@ final class TestHTTPServer: Sendable {
         }
     }
 
-    /// Runs `body` with a listening server; the server stops afterwards.
-    static func with<Output: Sendable>(_ body: (TestHTTPServer) async throws -> Output) async throws -> Output {
+    /// Runs `body` with a listening server (speaking TLS with `tls`); the server stops afterwards.
+    static func with<Output: Sendable>(tls: NIOSSLContext? = nil, _ body: (TestHTTPServer) async throws -> Output) async throws -> Output {
         let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: "127.0.0.1", port: 0) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
                 }

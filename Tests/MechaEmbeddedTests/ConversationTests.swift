@@ -2,6 +2,8 @@ import MechaCore
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+import MechaTesting
 import Synchronization
 import Testing
 
@@ -38,12 +40,14 @@ private final class FakeChatServer: Sendable {
     var port: Int { self.channel.localAddress!.port! }
     var requests: [Recorded] { self.recorder.requests.withLock { $0 } }
 
-    static func start(reply: @escaping Reply) async throws -> FakeChatServer {
+    /// With `tls`, the server speaks HTTPS.
+    static func start(tls: NIOSSLContext? = nil, reply: @escaping Reply) async throws -> FakeChatServer {
         let recorder = Recorder(reply: reply)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(ChatHandler(recorder: recorder))
                 }
@@ -204,7 +208,6 @@ struct ConversationTests {
         let toolCalls = #"[{"id":"call_abc","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]"#
         let usage = #"{"prompt_tokens":50,"completion_tokens":17,"total_tokens":67,"prompt_tokens_details":{"cached_tokens":32,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":5,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}"#
         let server = try await FakeChatServer.start { _ in (200, completion(content: nil, finishReason: "tool_calls", toolCalls: toolCalls, usage: usage)) }
-        defer { Task { await server.stop() } }
         let component = try await Self.make(
             OpenAIConversationFactory(environment: Self.noEnvironment),
             ["key": "sk-test", "model": "gpt-4o-mini", "endpoint": "http://127.0.0.1:\(server.port)/v1/"]
@@ -260,7 +263,6 @@ struct ConversationTests {
 
     @Test func toolResultsAndReplayedCallsGoBackToTheModel() async throws {
         let server = try await FakeChatServer.start { _ in (200, completion(content: "It is sunny in Paris.")) }
-        defer { Task { await server.stop() } }
         let component = try await Self.make(
             OpenAIConversationFactory(environment: Self.noEnvironment),
             ["key": "k", "model": "gpt-4o-mini", "endpoint": "http://127.0.0.1:\(server.port)/v1"]
@@ -318,7 +320,6 @@ struct ConversationTests {
                 ? (401, #"{"error":{"message":"Incorrect API key provided: sk-x.","type":"invalid_request_error","code":"invalid_api_key"}}"#)
                 : (200, #"{"id":"x","choices":[]}"#)
         }
-        defer { Task { await server.stop() } }
         let bad = try await Self.make(OpenAIConversationFactory(environment: Self.noEnvironment), ["key": "sk-x", "endpoint": "http://127.0.0.1:\(server.port)/bad"])
         try await Self.running(bad) {
             await #expect(throws: ConversationError("API returned unexpected status code: 401: Incorrect API key provided: sk-x.")) {
@@ -346,15 +347,55 @@ struct ConversationTests {
         }
     }
 
-    @Test func httpsEndpointsLoadButCallsSayTLSIsMissing() async throws {
+    @Test func theDefaultEndpointIsOpenAIOverHTTPS() async throws {
         let component = try await Self.make(OpenAIConversationFactory(environment: Self.noEnvironment), ["key": "k"])
         #expect(component.configuration.endpoint == "https://api.openai.com/v1")
         #expect(component.configuration.model == "gpt-5-nano")
+        #expect(component.configuration.trustedCertificatesFile == nil)
+        try await component.close()
+    }
+
+    @Test func anHTTPSEndpointWithItsCATrustedThroughSSLCertFile() async throws {
+        let authority = try await TestCertificateAuthority.make()
+        defer { authority.remove() }
+        let server = try await FakeChatServer.start(tls: try authority.serverContext()) { _ in (200, completion(content: "over TLS")) }
+        let environment: @Sendable (String) -> String? = { $0 == "SSL_CERT_FILE" ? authority.caCertificatePath : nil }
+        let component = try await Self.make(
+            OpenAIConversationFactory(environment: environment),
+            ["key": "k", "model": "gpt-4o", "endpoint": "https://localhost:\(server.port)/v1"]
+        )
+        #expect(component.configuration.trustedCertificatesFile == authority.caCertificatePath)
         try await Self.running(component) {
-            await #expect(throws: ConversationError("Post \"https://api.openai.com/v1/chat/completions\": TLS is not supported yet by Mecha's HTTP client; use an http:// endpoint")) {
+            let response = try await component.converse(ConversationRequest(messages: [.text(.user, "hi")]))
+            #expect(response.outputs.first?.choices.first?.content == "over TLS")
+        }
+        await server.stop()
+        #expect(server.requests.count == 1)
+        #expect(server.requests.first?.uri == "/v1/chat/completions")
+    }
+
+    @Test func anUntrustedHTTPSEndpointFailsTheCallNamingIt() async throws {
+        let authority = try await TestCertificateAuthority.make()
+        defer { authority.remove() }
+        let server = try await FakeChatServer.start(tls: try authority.serverContext()) { _ in (200, completion(content: "unreachable")) }
+        let endpoint = "https://localhost:\(server.port)/v1"
+        let component = try await Self.make(OllamaConversationFactory(environment: Self.noEnvironment), ["endpoint": endpoint])
+        try await Self.running(component) {
+            await #expect(throws: ConversationError("Post \"\(endpoint)/chat/completions\": TLS handshake with localhost:\(server.port) failed: certificate verify failed")) {
                 try await component.converse(ConversationRequest(messages: [.text(.user, "hi")]))
             }
         }
+        await server.stop()
+        #expect(server.requests.isEmpty)
+    }
+
+    @Test func anUnreadableSSLCertFileFailsTheLoad() async {
+        let environment: @Sendable (String) -> String? = { $0 == "SSL_CERT_FILE" ? "/nonexistent/ca.pem" : nil }
+        let error = await #expect(throws: ComponentConfigurationError.self) {
+            try await Self.make(OpenAIConversationFactory(environment: environment), ["key": "k"])
+        }
+        #expect(error?.key == "SSL_CERT_FILE")
+        #expect(error?.reason.contains("/nonexistent/ca.pem") == true)
     }
 
     // MARK: conversation.ollama
@@ -366,7 +407,6 @@ struct ConversationTests {
         #expect(fromEnvironment.configuration.model == "qwen3:0.6b")
 
         let server = try await FakeChatServer.start { _ in (200, completion(content: "4", usage: #"{"prompt_tokens":30,"completion_tokens":2,"total_tokens":32}"#)) }
-        defer { Task { await server.stop() } }
         let component = try await Self.make(OllamaConversationFactory(environment: Self.noEnvironment), ["endpoint": "http://127.0.0.1:\(server.port)/v1"])
         try await Self.running(component) {
             let answer = try await component.converse(ConversationRequest(messages: [.text(.user, "What is 2 plus 2?")]))
@@ -386,7 +426,6 @@ struct ConversationTests {
             let n = calls.withLock { $0 += 1; return $0 }
             return (200, completion(content: "answer \(n)"))
         }
-        defer { Task { await server.stop() } }
         let clock = ConversationTestClock()
         let component = try OpenAIConversation(
             configuration: .init(endpoint: "http://127.0.0.1:\(server.port)/v1", key: "k", model: "m", cacheTTL: .seconds(600)),

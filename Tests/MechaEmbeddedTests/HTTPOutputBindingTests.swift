@@ -2,6 +2,8 @@ import MechaCore
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+import MechaTesting
 import Testing
 
 @testable import MechaEmbedded
@@ -24,11 +26,13 @@ private final class EchoServer: Sendable {
     var port: Int { self.channel.localAddress!.port! }
     var baseURL: String { "http://127.0.0.1:\(self.port)" }
 
-    static func start() async throws -> EchoServer {
+    /// With `tls`, the server speaks HTTPS.
+    static func start(tls: NIOSSLContext? = nil) async throws -> EchoServer {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(EchoHandler())
                 }
@@ -128,9 +132,10 @@ struct HTTPOutputBindingTests {
     private static func withBinding(
         _ metadata: [String: String] = [:],
         url template: String = "http://127.0.0.1:{port}",
+        tls: NIOSSLContext? = nil,
         _ body: (HTTPOutputBinding, EchoServer) async throws -> Void
     ) async throws {
-        let server = try await EchoServer.start()
+        let server = try await EchoServer.start(tls: tls)
         var metadata = metadata
         metadata["url"] = template.replacing("{port}", with: String(server.port))
         let binding = try await Self.make(metadata)
@@ -447,10 +452,68 @@ struct HTTPOutputBindingTests {
         #expect(error?.key == "url")
     }
 
-    @Test func httpsIsNotSupportedYet() async {
-        let error = await #expect(throws: ComponentConfigurationError.self) { try await Self.make(["url": "https://example.com"]) }
-        #expect(error?.key == "url")
-        #expect(error?.reason.contains("TLS is not supported yet for bindings.http") == true)
+    // MARK: TLS
+
+    @Test(arguments: [false, true])
+    func httpsWithMTLSRootCA(inlinePEM: Bool) async throws {
+        let authority = try await TestCertificateAuthority.make()
+        defer { authority.remove() }
+        let rootCA = inlinePEM ? try authority.caCertificatePEM() : authority.caCertificatePath
+        try await Self.withBinding(["MTLSRootCA": rootCA], url: "https://localhost:{port}/base", tls: try authority.serverContext()) { binding, server in
+            let response = try await Self.invoke(binding, "post", data: #"{"secure":true}"#, metadata: ["path": "orders"])
+            #expect(response.metadata["statusCode"] == "200")
+            let echo = try Echo(response)
+            #expect(echo.method == "POST" && echo.uri == "/base/orders" && echo.body == #"{"secure":true}"#)
+            #expect(echo.headers["host"] == "localhost:\(server.port)")
+        }
+    }
+
+    @Test func httpsToAnUntrustedServerFailsTheRequestClearly() async throws {
+        let authority = try await TestCertificateAuthority.make()
+        defer { authority.remove() }
+        try await Self.withBinding(url: "https://localhost:{port}", tls: try authority.serverContext()) { binding, server in
+            await #expect(throws: BindingError("Get \"https://localhost:\(server.port)\": TLS handshake with localhost:\(server.port) failed: certificate verify failed")) {
+                try await Self.invoke(binding, "get")
+            }
+        }
+    }
+
+    @Test func mutualTLSWithMTLSClientCertAndKey() async throws {
+        let authority = try await TestCertificateAuthority.make()
+        defer { authority.remove() }
+        let client = try authority.clientPEM()
+        let metadata = [
+            "MTLSRootCA": authority.caCertificatePath, "MTLSClientCert": client.certificate, "MTLSClientKey": authority.clientKeyPath,
+            "MTLSRenegotiation": "RenegotiateOnceAsClient",
+        ]
+        try await Self.withBinding(metadata, url: "https://127.0.0.1:{port}", tls: try authority.serverContext(requireClientCertificate: true)) { binding, _ in
+            let response = try await Self.invoke(binding, "get")
+            #expect(response.metadata["statusCode"] == "200")
+        }
+    }
+
+    @Test func tlsMetadataErrorsNameTheirKey() async throws {
+        let authority = try await TestCertificateAuthority.make()
+        defer { authority.remove() }
+        let cases: [([String: String], String)] = [
+            (["MTLSRootCA": "/nonexistent/ca.pem"], "MTLSRootCA"),
+            (["MTLSRootCA": authority.clientKeyPath], "MTLSRootCA"),
+            (["MTLSClientCert": authority.clientCertificatePath], "MTLSClientKey"),
+            (["MTLSClientKey": authority.clientKeyPath], "MTLSClientCert"),
+            (["MTLSClientCert": authority.clientCertificatePath, "MTLSClientKey": authority.serverKeyPath], "MTLSClientKey"),
+            (["MTLSClientCert": "/nonexistent/client.pem", "MTLSClientKey": authority.clientKeyPath], "MTLSClientCert"),
+            (["MTLSRenegotiation": "Sometimes"], "MTLSRenegotiation"),
+        ]
+        for (metadata, key) in cases {
+            var metadata = metadata
+            metadata["url"] = "https://example.com"
+            let error = await #expect(throws: ComponentConfigurationError.self, "\(metadata)") { try await Self.make(metadata) }
+            #expect(error?.key == key, "\(metadata)")
+        }
+        let missing = await #expect(throws: ComponentConfigurationError.self) {
+            try await Self.make(["url": "https://example.com", "mtlsRootCA": "/nonexistent/ca.pem"])
+        }
+        #expect(missing?.reason == "provided \"MTLSRootCA\" value is neither a valid file path nor a valid PEM-encoded string (No such file or directory)")
     }
 
     @Test(arguments: ["example.com", "ftp://example.com", "http://", "http://:80/x", "http://host:99999", "http://host:abc", "http://[::1"])
@@ -506,6 +569,9 @@ struct HTTPOutputBindingTests {
         #expect(full.basicCredentials == "u:p")
         let queryOnly = try HTTPBindingURL.parse("http://h:81?x=1").get()
         #expect(queryOnly.requestURI == "/?x=1" && queryOnly.port == 81)
+        #expect(!plain.tls)
+        let secure = try HTTPBindingURL.parse("HTTPS://example.com/x").get()
+        #expect(secure.tls && secure.port == 443 && secure.hostHeader == "example.com")
     }
 
     @Test func headerNameCanonicalisation() {

@@ -1,3 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import HTTP1Client
 public import Logging
 public import MechaCore
@@ -7,11 +14,18 @@ import Synchronization
 
 /// `bindings.http`: an output binding that sends each invocation as an HTTP request.
 ///
-/// Metadata: `url` (required; `http://` only — TLS is not supported yet, so `https://` fails at
-/// init), `securityToken` + `securityTokenHeader` (both needed; the header is sent on every request),
-/// `responseTimeout` (Go duration; default none), `maxResponseBodySize` (bytes or a quantity such as
-/// `100Mi`, `20Ki`, `1Gi`; default `100Mi`; `<= 0` means unlimited; a longer body is cut silently),
-/// `errorIfNot2XX` (default `true`).
+/// Metadata: `url` (required; `http://` or `https://`), `securityToken` + `securityTokenHeader`
+/// (both needed; the header is sent on every request), `responseTimeout` (Go duration; default
+/// none), `maxResponseBodySize` (bytes or a quantity such as `100Mi`, `20Ki`, `1Gi`; default `100Mi`;
+/// `<= 0` means unlimited; a longer body is cut silently), `errorIfNot2XX` (default `true`).
+///
+/// TLS (for `https://`, TLS 1.2 or later; the server's certificate and name are always verified):
+/// `MTLSRootCA` (the CA certificates to trust instead of the system roots), `MTLSClientCert` and
+/// `MTLSClientKey` (a client certificate and its key, for mutual TLS; both or neither), each a
+/// PEM-encoded value or the path of a PEM file, as in Dapr; `MTLSRenegotiation`
+/// (`RenegotiateNever`, `RenegotiateOnceAsClient`, `RenegotiateFreelyAsClient`). Unreadable or
+/// malformed material fails at init naming its key; a refused handshake fails the request
+/// (`TLS handshake with host:443 failed: certificate verify failed`).
 ///
 /// Operations: `create` (sent as POST), `get`, `head`, `post`, `put`, `patch`, `delete`, `options`,
 /// `trace`. The request data is the body of POST, PUT and PATCH only. Request metadata:
@@ -30,10 +44,11 @@ import Synchronization
 /// The binding owns its HTTP client: requests work while `run(until:)` is running (a request made
 /// just before it starts waits up to 5 s for it); `close()` shuts the client down.
 ///
-/// Differences from Dapr: no TLS yet (`https://` and the `MTLS*` settings are not supported); on a
-/// non-2xx error the response metadata is not returned (the error carries the message only);
-/// spaces and other characters not allowed in a request target are percent-encoded in the path;
-/// a header value containing CR, LF or NUL is refused before sending.
+/// Differences from Dapr: on a non-2xx error the response metadata is not returned (the error
+/// carries the message only); spaces and other characters not allowed in a request target are
+/// percent-encoded in the path; a header value containing CR, LF or NUL is refused before sending;
+/// only one of `MTLSClientCert` and `MTLSClientKey` is an error (Dapr ignores it); `SSL_CERT_FILE`
+/// is not read.
 public final class HTTPOutputBinding: OutputBinding {
     /// The component's settings, already parsed.
     public struct Options: Sendable, Hashable {
@@ -45,6 +60,13 @@ public final class HTTPOutputBinding: OutputBinding {
         /// Bytes of response body kept; `<= 0` means unlimited.
         public var maxResponseBodySize: Int
         public var errorIfNot2XX: Bool
+        /// `MTLSRootCA`: PEM text or a PEM file path; `nil` trusts the system roots.
+        public var rootCA: String?
+        /// `MTLSClientCert`: PEM text or a PEM file path.
+        public var clientCertificate: String?
+        /// `MTLSClientKey`: PEM text or a PEM file path.
+        public var clientKey: String?
+        public var renegotiation: Renegotiation
 
         public init(
             url: String,
@@ -52,7 +74,11 @@ public final class HTTPOutputBinding: OutputBinding {
             securityTokenHeader: String? = nil,
             responseTimeout: Duration? = nil,
             maxResponseBodySize: Int = HTTPOutputBinding.defaultMaxResponseBodySize,
-            errorIfNot2XX: Bool = true
+            errorIfNot2XX: Bool = true,
+            rootCA: String? = nil,
+            clientCertificate: String? = nil,
+            clientKey: String? = nil,
+            renegotiation: Renegotiation = .never
         ) {
             self.url = url
             self.securityToken = securityToken
@@ -60,7 +86,26 @@ public final class HTTPOutputBinding: OutputBinding {
             self.responseTimeout = responseTimeout
             self.maxResponseBodySize = maxResponseBodySize
             self.errorIfNot2XX = errorIfNot2XX
+            self.rootCA = rootCA
+            self.clientCertificate = clientCertificate
+            self.clientKey = clientKey
+            self.renegotiation = renegotiation
         }
+    }
+
+    /// `MTLSRenegotiation`, with Dapr's values as raw values.
+    public enum Renegotiation: String, Sendable, Hashable, CaseIterable {
+        case never = "RenegotiateNever"
+        case onceAsClient = "RenegotiateOnceAsClient"
+        case freelyAsClient = "RenegotiateFreelyAsClient"
+    }
+
+    /// Dapr's metadata keys for TLS.
+    public enum MetadataKey {
+        public static let rootCA = "MTLSRootCA"
+        public static let clientCertificate = "MTLSClientCert"
+        public static let clientKey = "MTLSClientKey"
+        public static let renegotiation = "MTLSRenegotiation"
     }
 
     /// `100Mi`.
@@ -75,16 +120,67 @@ public final class HTTPOutputBinding: OutputBinding {
     private let phase = Mutex(Phase.idle)
     private let logger: Logger
 
-    /// Validates `options.url` (scheme `http`, a host, a valid port). Throws
-    /// `ComponentConfigurationError` with key `url`.
+    /// Validates `options.url` (scheme `http` or `https`, a host, a valid port) and reads the TLS
+    /// material. Throws `ComponentConfigurationError` with key `url`, or the `MTLS*` key at fault.
     public init(options: Options, logger: Logger = Logger(label: "mecha.bindings.http")) throws(ComponentConfigurationError) {
         switch HTTPBindingURL.parse(options.url) {
         case .success: break
         case .failure(let problem): throw ComponentConfigurationError(key: "url", reason: problem.reason)
         }
+        let tls = try Self.tlsConfiguration(options)
         self.options = options
         self.logger = logger
-        self.client = HTTP1Client(configuration: .init(connectTimeout: .seconds(15)))
+        self.client = HTTP1Client(configuration: .init(connectTimeout: .seconds(15), tls: tls))
+    }
+
+    /// The client's TLS settings from the `MTLS*` options, every file read and parsed now.
+    private static func tlsConfiguration(_ options: Options) throws(ComponentConfigurationError) -> HTTP1TLSConfiguration {
+        var tls = HTTP1TLSConfiguration()
+        tls.renegotiation = switch options.renegotiation {
+        case .never: .never
+        case .onceAsClient: .once
+        case .freelyAsClient: .freely
+        }
+        if let rootCA = options.rootCA {
+            tls.trustRoots = try Self.pem(rootCA, key: MetadataKey.rootCA)
+        }
+        switch (options.clientCertificate, options.clientKey) {
+        case (nil, nil):
+            break
+        case (let certificate?, let key?):
+            tls.clientIdentity = .init(
+                certificateChain: try Self.pem(certificate, key: MetadataKey.clientCertificate),
+                privateKey: try Self.pem(key, key: MetadataKey.clientKey)
+            )
+        case (nil, _?):
+            throw ComponentConfigurationError(key: MetadataKey.clientCertificate, reason: "\(MetadataKey.clientKey) is set but \(MetadataKey.clientCertificate) is not: mutual TLS needs both")
+        case (_?, nil):
+            throw ComponentConfigurationError(key: MetadataKey.clientKey, reason: "\(MetadataKey.clientCertificate) is set but \(MetadataKey.clientKey) is not: mutual TLS needs both")
+        }
+        do {
+            try tls.validate()
+        } catch {
+            let key = switch error.field {
+            case .trustRoots: MetadataKey.rootCA
+            case .clientCertificate: MetadataKey.clientCertificate
+            case .clientKey: MetadataKey.clientKey
+            }
+            throw ComponentConfigurationError(key: key, reason: error.reason)
+        }
+        return tls
+    }
+
+    /// Dapr's rule: a value holding a PEM block is the material itself, anything else a file path.
+    private static func pem(_ value: String, key: String) throws(ComponentConfigurationError) -> HTTP1TLSConfiguration.PEM {
+        if value.contains("-----BEGIN ") { return .inline(value) }
+        guard access(value, R_OK) == 0 else {
+            // The value is not echoed: it may be a mangled key.
+            throw ComponentConfigurationError(
+                key: key,
+                reason: "provided \"\(key)\" value is neither a valid file path nor a valid PEM-encoded string (\(String(cString: strerror(errno))))"
+            )
+        }
+        return .file(value)
     }
 
     public func run(until stop: StopSignal) async throws {
@@ -133,7 +229,7 @@ public final class HTTPOutputBinding: OutputBinding {
 
         let headers = try self.headers(for: request.metadata, url: url, hasBody: hasBody)
         let httpRequest = HTTP1Request(
-            target: HTTP1Target(host: url.host, port: url.port),
+            target: HTTP1Target(host: url.host, port: url.port, tls: url.tls),
             method: method,
             uri: url.requestURI,
             headers: headers,
@@ -363,7 +459,8 @@ public final class HTTPOutputBinding: OutputBinding {
 }
 
 /// Builds `bindings.http` components: parses `url`, `securityToken`, `securityTokenHeader`,
-/// `responseTimeout`, `maxResponseBodySize` and `errorIfNot2XX` with the typed readers.
+/// `responseTimeout`, `maxResponseBodySize`, `errorIfNot2XX` and the `MTLS*` keys with the typed
+/// readers.
 public struct HTTPOutputBindingFactory: ComponentFactory {
     public init() {}
 
@@ -386,13 +483,28 @@ public struct HTTPOutputBindingFactory: ComponentFactory {
             }
             maxBody = parsed
         }
+        var renegotiation = HTTPOutputBinding.Renegotiation.never
+        if let raw = metadata.string(HTTPOutputBinding.MetadataKey.renegotiation) {
+            guard let value = HTTPOutputBinding.Renegotiation(rawValue: raw) else {
+                let allowed = HTTPOutputBinding.Renegotiation.allCases.map(\.rawValue).joined(separator: ", ")
+                throw ComponentConfigurationError(
+                    key: HTTPOutputBinding.MetadataKey.renegotiation,
+                    reason: "invalid renegotiation value: \(raw) (expected one of \(allowed))"
+                )
+            }
+            renegotiation = value
+        }
         let options = HTTPOutputBinding.Options(
             url: url,
             securityToken: metadata.string("securityToken"),
             securityTokenHeader: metadata.string("securityTokenHeader"),
             responseTimeout: timeout,
             maxResponseBodySize: maxBody,
-            errorIfNot2XX: try metadata.bool("errorIfNot2XX", default: true)
+            errorIfNot2XX: try metadata.bool("errorIfNot2XX", default: true),
+            rootCA: metadata.string(HTTPOutputBinding.MetadataKey.rootCA),
+            clientCertificate: metadata.string(HTTPOutputBinding.MetadataKey.clientCertificate),
+            clientKey: metadata.string(HTTPOutputBinding.MetadataKey.clientKey),
+            renegotiation: renegotiation
         )
         return try HTTPOutputBinding(options: options, logger: context.logger)
     }
@@ -400,8 +512,10 @@ public struct HTTPOutputBindingFactory: ComponentFactory {
 
 // MARK: - URL
 
-/// An `http://` URL taken apart: where to connect and what to put on the request line.
+/// An `http://` or `https://` URL taken apart: where to connect and what to put on the request line.
 struct HTTPBindingURL: Sendable, Hashable {
+    /// `https`.
+    var tls: Bool
     /// Without brackets for IPv6.
     var host: String
     var port: Int
@@ -418,15 +532,15 @@ struct HTTPBindingURL: Sendable, Hashable {
 
     static func parse(_ text: String) -> Result<HTTPBindingURL, Problem> {
         guard let schemeEnd = text.firstRange(of: "://") else {
-            return .failure(Problem(reason: "invalid url '\(text)': expected http://host[:port][/path]"))
+            return .failure(Problem(reason: "invalid url '\(text)': expected http(s)://host[:port][/path]"))
         }
         let scheme = text[..<schemeEnd.lowerBound].lowercased()
+        let tls: Bool
         switch scheme {
-        case "http": break
-        case "https":
-            return .failure(Problem(reason: "TLS is not supported yet for bindings.http: use an http:// url (got '\(text)')"))
+        case "http": tls = false
+        case "https": tls = true
         default:
-            return .failure(Problem(reason: "unsupported url scheme '\(scheme)' in '\(text)': only http:// is supported"))
+            return .failure(Problem(reason: "unsupported url scheme '\(scheme)' in '\(text)': expected http:// or https://"))
         }
         var rest = text[schemeEnd.upperBound...]
         if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
@@ -468,7 +582,7 @@ struct HTTPBindingURL: Sendable, Hashable {
         guard host.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "%") }) else {
             return .failure(Problem(reason: "invalid host in url '\(text)'"))
         }
-        var port = 80
+        var port = tls ? 443 : 80
         if let portText, !portText.isEmpty {
             guard portText.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
                 let value = Int(portText), (1...65535).contains(value)
@@ -491,6 +605,7 @@ struct HTTPBindingURL: Sendable, Hashable {
         }
         return .success(
             HTTPBindingURL(
+                tls: tls,
                 host: String(host),
                 port: port,
                 hostHeader: String(authority),

@@ -24,8 +24,9 @@ import Synchronization
 /// usage; the reported model is the configured one. With `cacheTTL` the same request within the
 /// TTL is answered from a cache.
 ///
-/// The client speaks plain HTTP/1.1: an `https://` endpoint (OpenAI's default) loads, but a call
-/// fails saying TLS is not supported yet.
+/// An `https://` endpoint (OpenAI's default) is reached over TLS, verifying the server against the
+/// system roots plus `trustedCertificatesFile` (Dapr has no metadata for TLS here; like Go, the
+/// factories honour `SSL_CERT_FILE`). A refused certificate fails the call, naming the endpoint.
 public final class OpenAIConversation: Conversation {
     /// Typed configuration, parsed from metadata by the factories.
     public struct Configuration: Sendable, Hashable {
@@ -37,13 +38,23 @@ public final class OpenAIConversation: Conversation {
         public var cacheTTL: Duration?
         /// Azure OpenAI: the deployment URL form and the `api-key` header.
         public var azureAPIVersion: String?
+        /// A PEM file of CA certificates trusted besides the system roots for an `https` endpoint.
+        public var trustedCertificatesFile: String?
 
-        public init(endpoint: String, key: String, model: String, cacheTTL: Duration? = nil, azureAPIVersion: String? = nil) {
+        public init(
+            endpoint: String,
+            key: String,
+            model: String,
+            cacheTTL: Duration? = nil,
+            azureAPIVersion: String? = nil,
+            trustedCertificatesFile: String? = nil
+        ) {
             self.endpoint = endpoint
             self.key = key
             self.model = model
             self.cacheTTL = cacheTTL
             self.azureAPIVersion = azureAPIVersion
+            self.trustedCertificatesFile = trustedCertificatesFile
         }
     }
 
@@ -55,7 +66,8 @@ public final class OpenAIConversation: Conversation {
     private let logger: Logger
 
     /// Throws `ComponentConfigurationError` (key `endpoint`) for an endpoint that is not an
-    /// `http://` or `https://` URL with a host.
+    /// `http://` or `https://` URL with a host, and (key `SSL_CERT_FILE`) for a
+    /// `trustedCertificatesFile` that cannot be read or holds no certificate.
     public init(
         configuration: Configuration,
         logger: Logger = Logger(label: "mecha.conversation"),
@@ -67,7 +79,16 @@ public final class OpenAIConversation: Conversation {
         self.configuration = configuration
         self.url = url
         self.logger = logger
-        self.client = HTTP1Client(configuration: .init(connectTimeout: .seconds(15)))
+        var tls = HTTP1TLSConfiguration()
+        if let file = configuration.trustedCertificatesFile {
+            tls.additionalTrustRoots = [.file(file)]
+            do {
+                try tls.validate()
+            } catch {
+                throw ComponentConfigurationError(key: "SSL_CERT_FILE", reason: error.reason)
+            }
+        }
+        self.client = HTTP1Client(configuration: .init(connectTimeout: .seconds(15), tls: tls))
         self.cache = configuration.cacheTTL.flatMap { $0 > .zero ? ConversationResponseCache(ttl: $0, now: now) : nil }
     }
 
@@ -274,11 +295,8 @@ public final class OpenAIConversation: Conversation {
             headers.add(name: "Authorization", value: "Bearer \(self.configuration.key)")
         }
         let location = "\(self.url.tls ? "https" : "http")://\(self.url.hostHeader)\(uri)"
-        guard !self.url.tls else {
-            throw ConversationError("Post \"\(location)\": TLS is not supported yet by Mecha's HTTP client; use an http:// endpoint")
-        }
         let request = HTTP1Request(
-            target: HTTP1Target(host: self.url.host, port: self.url.port),
+            target: HTTP1Target(host: self.url.host, port: self.url.port, tls: self.url.tls),
             method: .POST,
             uri: uri,
             headers: headers,
@@ -390,6 +408,7 @@ public final class OpenAIConversation: Conversation {
 /// `endpoint` (default `OPENAI_BASE_URL` or `https://api.openai.com/v1`), `cacheTTL` (alias
 /// `responseCacheTTL`, a Go duration), `apiType` (`open_ai` or `azure`) and `apiVersion` (required
 /// with `azure`, as is `endpoint`; the model then defaults to `gpt-4.1-nano`, `AZURE_OPENAI_MODEL`).
+/// `SSL_CERT_FILE`, when set, names CA certificates trusted besides the system roots.
 public struct OpenAIConversationFactory: ComponentFactory {
     let environment: @Sendable (String) -> String?
 
@@ -427,7 +446,8 @@ public struct OpenAIConversationFactory: ComponentFactory {
                 key: key,
                 model: model,
                 cacheTTL: try ConversationEnvironment.cacheTTL(metadata),
-                azureAPIVersion: apiVersion
+                azureAPIVersion: apiVersion,
+                trustedCertificatesFile: ConversationEnvironment.trustedCertificatesFile(self.environment)
             ),
             logger: context.logger
         )
@@ -437,7 +457,8 @@ public struct OpenAIConversationFactory: ComponentFactory {
 /// Builds `conversation.ollama`: Ollama's OpenAI-compatible API. Metadata: `model` (default
 /// `llama3.2:latest`; `OLLAMA_MODEL` wins), `endpoint` (default `http://localhost:11434/v1`),
 /// `key` (default `ollama`; Ollama ignores it) and `cacheTTL`. Loading never contacts the server:
-/// a missing Ollama shows on the first call.
+/// a missing Ollama shows on the first call. An `https` endpoint is trusted as with
+/// `conversation.openai` (system roots plus `SSL_CERT_FILE`).
 public struct OllamaConversationFactory: ComponentFactory {
     let environment: @Sendable (String) -> String?
 
@@ -458,7 +479,8 @@ public struct OllamaConversationFactory: ComponentFactory {
                     metadata: metadata.string("model"),
                     default: "llama3.2:latest"
                 ),
-                cacheTTL: try ConversationEnvironment.cacheTTL(metadata)
+                cacheTTL: try ConversationEnvironment.cacheTTL(metadata),
+                trustedCertificatesFile: ConversationEnvironment.trustedCertificatesFile(self.environment)
             ),
             logger: context.logger
         )
@@ -478,6 +500,12 @@ public enum ConversationEnvironment {
         if let environment, !environment.isEmpty { return environment }
         if let metadata, !metadata.isEmpty { return metadata }
         return defaultModel
+    }
+
+    /// `SSL_CERT_FILE`: Go's TLS stack (and so daprd) trusts the CA certificates in that file too.
+    static func trustedCertificatesFile(_ environment: (String) -> String?) -> String? {
+        guard let path = environment("SSL_CERT_FILE"), !path.isEmpty else { return nil }
+        return path
     }
 
     /// `cacheTTL` (or `responseCacheTTL`): a Go duration; absent or zero means no cache.
