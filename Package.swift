@@ -47,7 +47,7 @@ let package = Package(
         // Fuzz/corpus are replayed through them by MechaHTTPTests' corpus test on every run.
         .target(
             name: "MechaFuzzTargets",
-            dependencies: ["MechaCore", "MechaConfig", "MechaHTTP", "RESPWire", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["MechaCore", "MechaConfig", "MechaCrypto", "MechaHTTP", "RESPWire", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         // Protocols and Sendable values only: resource specs, building-block contracts, errors.

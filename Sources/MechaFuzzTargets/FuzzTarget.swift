@@ -1,5 +1,6 @@
-import MechaCore
 import MechaConfig
+import MechaCore
+import MechaCrypto
 @_spi(Fuzzing) import MechaHTTP
 import NIOCore
 import RESPWire
@@ -24,6 +25,11 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case cloudevent
     /// Go durations (round trip through `format`) and byte quantities.
     case duration
+    /// Encrypted messages (`dapr.io/enc/v1`) from a caller: the header read at once and split in
+    /// two agree, a manifest that decodes re-encodes to itself, decryption fails cleanly.
+    case enc
+    /// Multi-app run templates (`dapr.yaml`).
+    case runtemplate
 
     public func run(_ bytes: UnsafeRawBufferPointer) {
         switch self {
@@ -34,11 +40,47 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .cel: Self.cel(bytes)
         case .cloudevent: Self.cloudEvent(bytes)
         case .duration: Self.duration(bytes)
+        case .enc: Self.encryptedMessage(bytes)
+        case .runtemplate: Self.runTemplate(bytes)
         }
     }
 
     public func run(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { self.run($0) }
+    }
+
+    static func encryptedMessage(_ bytes: UnsafeRawBufferPointer) {
+        let message = Array(bytes)
+        var whole = HeaderReader()
+        let atOnce = Result { () throws(EncryptionSchemeError) in try whole.feed(message) }
+        // The same bytes in two chunks (split where the first byte says) give the same outcome.
+        let split = message.isEmpty ? 0 : Int(message[0]) % (message.count + 1)
+        var parts = HeaderReader()
+        let inTwo = Result { () throws(EncryptionSchemeError) -> HeaderReader.Progress in
+            let first = try parts.feed(message[..<split])
+            // Complete within the first chunk: the payload bytes of the second follow its remainder.
+            if case .complete(var header) = first {
+                header.remainder += message[split...]
+                return .complete(header)
+            }
+            return try parts.feed(message[split...])
+        }
+        switch (atOnce, inTwo) {
+        case (.success(let a), .success(let b)): precondition(a == b, "header reading depends on chunking")
+        case (.failure, .failure): break
+        default: preconditionFailure("header reading succeeds or fails depending on chunking")
+        }
+        if case .success(.complete(let header)) = atOnce, let manifest = try? Manifest(decoding: header.manifestLine) {
+            let again = try? Manifest(decoding: manifest.encoded)
+            precondition(again == manifest, "a decoded manifest does not re-encode to itself")
+        }
+        // A pass-through unwrap: whatever the manifest carries is the file key.
+        _ = try? EncryptionScheme.decrypt(message) { $0.wrappedFileKey }
+    }
+
+    static func runTemplate(_ bytes: UnsafeRawBufferPointer) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        _ = try? RunTemplate.parse(text: text, file: "/nonexistent/dapr.yaml", home: "/nonexistent", defaultResources: [], defaultConfig: nil)
     }
 
     static func json(_ bytes: UnsafeRawBufferPointer) {
