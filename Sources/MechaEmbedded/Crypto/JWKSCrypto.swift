@@ -1,7 +1,7 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import HTTP1Client
+import NIOCore
+import NIOHTTP1
 public import MechaCore
 public import MechaCrypto
 import Synchronization
@@ -141,15 +141,47 @@ public final class JWKSCrypto: LocalKeyProvider {
         return keys
     }
 
+    /// GETs the JWKS with the project's HTTP client (TLS verified against the system roots), a
+    /// client of its own for the one request, all within `timeout`.
     static func fetch(_ url: String, timeout: Duration) async throws -> [UInt8] {
-        guard let target = URL(string: url) else { throw CryptoKeyError("invalid URL \(url)") }
-        var request = URLRequest(url: target)
-        request.timeoutInterval = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        let (data, response) = try await URLSession.shared.data(for: request)
-        if let http = response as? HTTPURLResponse, !(200..<300).contains(http.statusCode) {
-            throw CryptoKeyError("failed to fetch JWKS from \(url): status \(http.statusCode)")
+        guard let endpoint = HTTPEndpoint(url) else { throw CryptoKeyError("invalid URL \(url)") }
+        let client = HTTP1Client(configuration: .init(maxConnectionsPerHost: 1, connectTimeout: timeout))
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: endpoint.hostHeader)
+        headers.add(name: "Accept", value: "application/json")
+        let request = HTTP1Request(
+            target: HTTP1Target(host: endpoint.host, port: endpoint.port, tls: endpoint.tls),
+            method: .GET, uri: endpoint.path.isEmpty ? "/" : endpoint.path, headers: headers)
+        return try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
+            group.addTask {
+                await client.run()
+                return nil
+            }
+            group.addTask {
+                defer { client.shutdown() }
+                return try await withThrowingTaskGroup(of: [UInt8].self) { race in
+                    race.addTask {
+                        try await client.execute(request) { response in
+                            guard (200..<300).contains(response.status.code) else {
+                                throw CryptoKeyError("failed to fetch JWKS from \(url): status \(response.status.code)")
+                            }
+                            return Array(try await response.collect(upTo: 4 << 20).readableBytesView)
+                        }
+                    }
+                    race.addTask {
+                        try await Task.sleep(for: timeout)
+                        throw CryptoKeyError("failed to fetch JWKS from \(url): no answer within \(GoDuration.format(timeout))")
+                    }
+                    defer { race.cancelAll() }
+                    return try await race.next()!
+                }
+            }
+            defer { group.cancelAll() }
+            while let result = try await group.next() {
+                if let bytes = result { return bytes }
+            }
+            throw CryptoKeyError("failed to fetch JWKS from \(url)")
         }
-        return Array(data)
     }
 }
 
