@@ -418,7 +418,7 @@ struct StateRouteTests {
             try Self.expectExpiry(read.header("metadata.ttlExpireTime"), withinSecondsFromNow: 0...10)
             try Self.expectExpiry(try await http.get(port: port, "/v1.0/state/statestore/t2").header("metadata.ttlExpireTime"), withinSecondsFromNow: 0...10)
             #expect(try await http.get(port: port, "/v1.0/state/statestore/t3").header("metadata.ttlExpireTime") == nil)
-            try Self.expectExpiry(try await http.get(port: port, "/v1.0/state/statestore/t4").header("metadata.ttlExpireTime"), withinSecondsFromNow: 3598...3601)
+            try Self.expectExpiry(try await http.get(port: port, "/v1.0/state/statestore/t4").header("metadata.ttlExpireTime"), withinSecondsFromNow: 3590...3601)
 
             // The bulk answer carries it in the item's metadata.
             let bulk = try await http.post(port: port, "/v1.0/state/statestore/bulk", json: #"{"keys":["t1","t3"]}"#)
