@@ -114,6 +114,10 @@ enum ResourceDecoders {
                 }
             }
         }
+        for handler in try specNode.optional("httpPipeline")?.optional("handlers")?.sequence() ?? [] {
+            spec.httpPipeline.append(
+                PipelineHandler(name: try handler.required("name").nonEmptyString(), type: try handler.required("type").nonEmptyString()))
+        }
         return spec
     }
 

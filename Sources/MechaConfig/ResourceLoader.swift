@@ -15,6 +15,8 @@ public struct LoadedResources: Sendable {
     public var components: [ComponentResource] = []
     public var subscriptions: [SubscriptionSpec] = []
     public var configurations: [ConfigurationSpec] = []
+    public var resiliencies: [ResiliencySpec] = []
+    public var trafficPolicies: [TrafficPolicySpec] = []
     /// Documents skipped on purpose (other kinds), for a log line each.
     public var skipped: [(source: ResourceSource, reason: String)] = []
 
@@ -34,11 +36,12 @@ public struct ResourceLoadError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// Reads Dapr resource YAML (`Component`, `Configuration`, `Subscription`) from files and directories,
-/// several documents per file, the way daprd's `--resources-path` does.
+/// Reads Dapr resource YAML (`Component`, `Configuration`, `Subscription`, `Resiliency`) and Mecha's
+/// `TrafficPolicy` from files and directories, several documents per file, the way daprd's
+/// `--resources-path` does.
 public enum ResourceLoader {
     /// Kinds Mecha understands now; other `dapr.io` kinds are skipped with a note.
-    static let handledKinds: Set<String> = ["Component", "Configuration", "Subscription"]
+    static let handledKinds: Set<String> = ["Component", "Configuration", "Subscription", "Resiliency", "TrafficPolicy"]
 
     /// Loads every `*.yaml` / `*.yml` file in each path (a path may also be a single file).
     /// Directories are read in name order, not recursively. A missing path is an error.
@@ -62,6 +65,8 @@ public enum ResourceLoader {
                 }
             }
         }
+        // Dapr merges every Resiliency resource, so policy names are checked across all of them.
+        errors += ResiliencyValidation.referenceErrors(loaded.resiliencies)
         guard errors.isEmpty else { throw ResourceLoadError(errors) }
         return loaded
     }
@@ -71,6 +76,7 @@ public enum ResourceLoader {
         var loaded = LoadedResources()
         var errors: [ResourceError] = []
         self.decode(text: text, file: file, into: &loaded, errors: &errors)
+        errors += ResiliencyValidation.referenceErrors(loaded.resiliencies)
         guard errors.isEmpty else { throw ResourceLoadError(errors) }
         return loaded
     }
@@ -123,6 +129,8 @@ public enum ResourceLoader {
                 case "Component": loaded.components.append(try ResourceDecoders.component(reader))
                 case "Configuration": loaded.configurations.append(try ResourceDecoders.configuration(reader))
                 case "Subscription": loaded.subscriptions.append(try ResourceDecoders.subscription(reader))
+                case "Resiliency": loaded.resiliencies.append(try ResourceDecoders.resiliency(reader))
+                case "TrafficPolicy": loaded.trafficPolicies.append(try ResourceDecoders.trafficPolicy(reader))
                 case "":
                     throw ResourceError(source: source, field: "kind", reason: "required field is missing")
                 default:

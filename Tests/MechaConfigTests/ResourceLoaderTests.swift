@@ -67,18 +67,18 @@ struct ResourceLoaderTests {
     }
 
     @Test func otherKindsAreSkippedWithANote() throws {
-        let resiliency = """
+        let endpoint = """
             apiVersion: dapr.io/v1alpha1
-            kind: Resiliency
+            kind: HTTPEndpoint
             metadata:
-              name: myresiliency
+              name: myendpoint
             spec: {}
             """
-        let loaded = try ResourceLoader.load(text: resiliency + "\n---\n" + Self.component("a"), file: "r.yaml")
+        let loaded = try ResourceLoader.load(text: endpoint + "\n---\n" + Self.component("a"), file: "r.yaml")
         #expect(loaded.components.map(\.name) == ["a"])
         #expect(loaded.skipped.count == 1)
-        #expect(loaded.skipped.first?.source.resource == "Resiliency/myresiliency")
-        #expect(loaded.skipped.first?.reason.contains("Resiliency") == true)
+        #expect(loaded.skipped.first?.source.resource == "HTTPEndpoint/myendpoint")
+        #expect(loaded.skipped.first?.reason.contains("HTTPEndpoint") == true)
     }
 
     @Test func missingKind() throws {

@@ -13,6 +13,8 @@ public struct ConfigurationSpec: Sendable, Hashable {
     public var nameResolutionComponent: String?
     /// `spec.nameResolution.configuration` as string pairs.
     public var nameResolutionConfiguration: [String: String]
+    /// `spec.httpPipeline.handlers[]`: middleware components applied to the app's inbound HTTP calls.
+    public var httpPipeline: [PipelineHandler]
     public var source: ResourceSource
 
     public init(
@@ -23,8 +25,10 @@ public struct ConfigurationSpec: Sendable, Hashable {
         features: [String: Bool] = [:],
         nameResolutionComponent: String? = nil,
         nameResolutionConfiguration: [String: String] = [:],
+        httpPipeline: [PipelineHandler] = [],
         source: ResourceSource? = nil
     ) {
+        self.httpPipeline = httpPipeline
         self.name = name
         self.secretScopes = secretScopes
         self.apiAllowed = apiAllowed
@@ -87,5 +91,17 @@ public struct APIAccessRule: Sendable, Hashable {
         self.name = name
         self.version = version
         self.apiProtocol = apiProtocol
+    }
+}
+
+/// One entry of `spec.httpPipeline.handlers` / `spec.appHttpPipeline.handlers`: a middleware
+/// component by name and type (`middleware.http.ratelimit`).
+public struct PipelineHandler: Sendable, Hashable {
+    public var name: String
+    public var type: String
+
+    public init(name: String, type: String) {
+        self.name = name
+        self.type = type
     }
 }
