@@ -62,8 +62,8 @@ let package = Package(
             dependencies: ["MechaCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
-        // Timeout, retry, circuit breaker: pure policies and state machines.
-        .target(name: "MechaResiliency", dependencies: ["MechaCore"], swiftSettings: swiftSettings),
+        // Timeout, retry, circuit breaker, rate limit, traffic routes: pure policies and state machines, and the outbound seam.
+        .target(name: "MechaResiliency", dependencies: ["MechaCore", .product(name: "NIOCore", package: "swift-nio")], swiftSettings: swiftSettings),
         // A pooled, streaming HTTP/1.1 client on SwiftNIO (app channel, sidecar-to-sidecar, bindings.http).
         .target(
             name: "HTTP1Client",
@@ -109,7 +109,7 @@ let package = Package(
         .target(
             name: "MechaHTTP",
             dependencies: [
-                "MechaAPI", "MechaCore", "HTTP1Client",
+                "MechaAPI", "MechaCore", "MechaResiliency", "HTTP1Client",
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -125,7 +125,7 @@ let package = Package(
         .target(
             name: "MechaGRPC",
             dependencies: [
-                "MechaAPI", "MechaCore", "MechaRuntime",
+                "MechaAPI", "MechaCore", "MechaRuntime", "MechaMesh", "MechaResiliency",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
@@ -140,7 +140,7 @@ let package = Package(
         // Sidecar-to-sidecar transport and name resolution on the outbound path.
         .target(
             name: "MechaMesh",
-            dependencies: ["MechaAPI", "MechaCore", "HTTP1Client"] + nio,
+            dependencies: ["MechaAPI", "MechaCore", "MechaResiliency", "HTTP1Client"] + nio,
             swiftSettings: swiftSettings
         ),
         .systemLibrary(
@@ -173,7 +173,7 @@ let package = Package(
         .target(
             name: "MechaSidecar",
             dependencies: [
-                "MechaCore", "MechaConfig", "MechaRuntime", "MechaAPI", "MechaHTTP", "MechaGRPC", "MechaMesh", "HTTP1Client",
+                "MechaCore", "MechaConfig", "MechaRuntime", "MechaAPI", "MechaHTTP", "MechaGRPC", "MechaMesh", "MechaResiliency", "HTTP1Client",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -241,6 +241,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "MechaResiliencyTests", dependencies: ["MechaResiliency", "MechaCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "MechaMeshTests", dependencies: ["MechaMesh", "MechaResiliency", "MechaCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RESPWireTests",
             dependencies: ["RESPWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOTestUtils", package: "swift-nio")],
@@ -282,7 +283,7 @@ let package = Package(
         .testTarget(
             name: "MechaHTTPTests",
             dependencies: [
-                "MechaHTTP", "MechaSidecar", "MechaComponents", "MechaAPI", "MechaCore", "MechaTesting", "MechaFuzzTargets",
+                "MechaHTTP", "MechaSidecar", "MechaComponents", "MechaAPI", "MechaCore", "MechaTesting", "MechaFuzzTargets", "MechaResiliency",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

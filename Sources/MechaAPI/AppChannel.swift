@@ -1,4 +1,6 @@
 public import MechaCore
+public import MechaResiliency
+import Synchronization
 
 /// A call to a method of an app (service invocation).
 public struct InvocationRequest: Sendable {
@@ -175,14 +177,47 @@ public struct InvocationError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// Sends invocations to another app's sidecar.
+/// Sends invocations to another app's sidecar. Each call is one attempt (with Dapr's built-in
+/// failover when `context.builtInRetries`); the target's policy drives further attempts, sharing
+/// `context` so that a retry can avoid the instances that already failed.
 public protocol RemoteInvoker: Sendable {
     func invoke<Output: Sendable>(
         appID: String,
         namespace: String,
         request: InvocationRequest,
+        context: InvocationContext,
         _ handler: (InvocationResponse) async throws -> Output
     ) async throws -> Output
+}
+
+/// What the attempts of one invocation share.
+public final class InvocationContext: Sendable {
+    /// Dapr's built-in service invocation retries (connection failures only); off when a
+    /// Resiliency resource names the target app.
+    public let builtInRetries: Bool
+    private let tried = Mutex<[String]>([])
+
+    public init(builtInRetries: Bool = true) {
+        self.builtInRetries = builtInRetries
+    }
+
+    /// Instances earlier attempts used, oldest first.
+    public var triedInstances: [String] { self.tried.withLock { $0 } }
+
+    public func markTried(_ instanceID: String) {
+        self.tried.withLock { $0.append(instanceID) }
+    }
+
+    private let decided = Mutex<(any Sendable)?>(nil)
+
+    /// A decision taken once per call and reused by its retries (the mesh's route: split target,
+    /// fault, mirror, rate limit). `decide` runs on the first attempt only.
+    public func once<Value: Sendable>(_ decide: () throws -> Value) rethrows -> Value {
+        if let value = self.decided.withLock({ $0 }) as? Value { return value }
+        let value = try decide()
+        self.decided.withLock { $0 = value }
+        return value
+    }
 }
 
 /// What an app may ask for in answer to an input binding event (gRPC `BindingEventResponse`):
@@ -210,12 +245,23 @@ public struct DirectHop: Sendable {
     public var host: String
     public var port: Int
     public var headers: [(name: String, value: String)]
+    /// Reports how the hop went (false: connect error, 5xx, misdirected), for balancing and
+    /// outlier ejection. Called once.
+    public var finish: @Sendable (_ success: Bool) -> Void
 
-    public init(host: String, port: Int, headers: [(name: String, value: String)]) {
+    public init(host: String, port: Int, headers: [(name: String, value: String)], finish: @escaping @Sendable (_ success: Bool) -> Void = { _ in }) {
         self.host = host
         self.port = port
         self.headers = headers
+        self.finish = finish
     }
+}
+
+/// A call refused before it left the sidecar (a rate limit): answered with `error`, never retried.
+public struct InvocationRejected: PermanentFailure, CustomStringConvertible {
+    public var error: APIError
+    public init(_ error: APIError) { self.error = error }
+    public var description: String { self.error.message }
 }
 
 /// A remote invoker that can name the next hop synchronously when it already knows the target's

@@ -1,5 +1,6 @@
 public import Logging
 public import MechaCore
+import MechaResiliency
 public import MechaRuntime
 
 /// Output bindings (`POST /v1.0/bindings/{name}`).
@@ -24,7 +25,7 @@ public struct BindingsAPI: Sendable {
             throw .invokeOutputBinding(name, "binding \(name) does not support operation \(request.operation). supported operations:\(operations.joined(separator: " "))")
         }
         do {
-            return try await binding.invoke(request)
+            return try await self.components.call(name, .bindings, "invoke") { try await binding.invoke(request) }
         } catch {
             throw .invokeOutputBinding(name, "\(error)")
         }
@@ -123,7 +124,10 @@ public struct InputBindingManager: Sendable {
                     guard self.readiness.isAppHealthy else { throw BindingError("app is not in a healthy state") }
                     let reply: BindingEventReply?
                     do {
-                        reply = try await appChannel.deliverBindingEvent(name: name, route: route, event: event)
+                        // Resiliency `targets.components.<binding>.inbound` governs the delivery.
+                        reply = try await self.components.outbound.call(.component(name, .bindings, .inbound), "deliver") { _ in
+                            try await appChannel.deliverBindingEvent(name: name, route: route, event: event)
+                        }
                     } catch {
                         self.logger.debug("error from app consumer for binding [\(name)]: \(error)")
                         throw error

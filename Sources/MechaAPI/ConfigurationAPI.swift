@@ -1,5 +1,6 @@
 public import Logging
 public import MechaCore
+import MechaResiliency
 public import MechaRuntime
 import NIOCore
 import Synchronization
@@ -41,7 +42,7 @@ public final class ConfigurationAPI: Sendable {
         let store = try self.store(storeName)
         if let key = keys.first(where: { NULText.contains($0) }) { throw .containsNUL("configuration key", key) }
         do {
-            return try await store.get(keys: keys, metadata: metadata)
+            return try await self.components.call(storeName, .configuration, "get") { try await store.get(keys: keys, metadata: metadata) }
         } catch {
             throw .configurationGet(keys: keys, store: storeName, "\(error)")
         }
@@ -63,7 +64,7 @@ public final class ConfigurationAPI: Sendable {
         let keys = keys.sorted()
         let updates: ConfigurationUpdates
         do {
-            updates = try await store.subscribe(keys: keys, metadata: metadata)
+            updates = try await self.components.call(storeName, .configuration, "subscribe") { [keys] in try await store.subscribe(keys: keys, metadata: metadata) }
         } catch {
             throw .configurationSubscribe(keys: keys, store: storeName, "\(error)")
         }

@@ -1,4 +1,5 @@
 public import MechaCore
+import MechaResiliency
 public import MechaRuntime
 
 /// The conversation building block (`/v1.0-alpha1|alpha2/conversation/{name}/converse`,
@@ -139,7 +140,7 @@ public struct ConversationAPI: Sendable {
 
     private func call(_ component: any Conversation, name: String, _ request: ConversationRequest) async throws(APIError) -> ConversationResponse {
         do {
-            return try await component.converse(request)
+            return try await self.components.call(name, .conversation, "converse") { try await component.converse(request) }
         } catch {
             throw .conversationInvoke(name, "\(error)")
         }

@@ -1,4 +1,5 @@
 public import MechaCore
+import MechaResiliency
 import MechaCrypto
 public import MechaRuntime
 
@@ -37,6 +38,7 @@ public struct CryptoAPI: Sendable {
     /// are upper-cased, then resolved (`AES` → `A256KW`, `RSA` → `RSA-OAEP-256`).
     public func startEncryption(
         provider: any CryptoProvider,
+        componentName: String,
         keyName: String,
         keyWrapAlgorithm: String,
         dataEncryptionCipher: String,
@@ -60,7 +62,9 @@ public struct CryptoAPI: Sendable {
         let fileKey = FileKey.random(cipher: cipher)
         let wrapped: CryptoSealed
         do {
-            wrapped = try await provider.wrapKey(plaintextKey: fileKey.keyBytes, algorithm: algorithm.name, keyName: keyName, nonce: [], associatedData: [])
+            wrapped = try await self.components.call(componentName, .crypto, "wrapKey") {
+                try await provider.wrapKey(plaintextKey: fileKey.keyBytes, algorithm: algorithm.name, keyName: keyName, nonce: [], associatedData: [])
+            }
         } catch {
             throw .cryptoOperation("failed to wrap the file key: \(error)")
         }
@@ -76,8 +80,8 @@ public struct CryptoAPI: Sendable {
     }
 
     /// A decryption session; `keyName`, when not empty, overrides the manifest's key name.
-    public func startDecryption(provider: any CryptoProvider, keyName: String) -> DecryptionSession {
-        DecryptionSession(provider: provider, keyName: keyName)
+    public func startDecryption(provider: any CryptoProvider, componentName: String, keyName: String) -> DecryptionSession {
+        DecryptionSession(provider: provider, keyName: keyName, unwrap: { call in try await self.components.call(componentName, .crypto, "unwrapKey", call) })
     }
 
     // MARK: Subtle
@@ -88,7 +92,7 @@ public struct CryptoAPI: Sendable {
         let provider = try self.provider(named: componentName)
         let key: CryptoPublicKey?
         do {
-            key = try await provider.getKey(name: name)
+            key = try await self.components.call(componentName, .crypto, "getKey") { try await provider.getKey(name: name) }
         } catch {
             throw .cryptoGetKey(name, "\(error)")
         }
@@ -99,7 +103,7 @@ public struct CryptoAPI: Sendable {
     public func encrypt(componentName: String, plaintext: [UInt8], algorithm: String, keyName: String, nonce: [UInt8], associatedData: [UInt8]) async throws(APIError) -> CryptoSealed {
         let provider = try self.provider(named: componentName)
         do {
-            return try await provider.encrypt(plaintext: plaintext, algorithm: algorithm, keyName: keyName, nonce: nonce, associatedData: associatedData)
+            return try await self.components.call(componentName, .crypto, "encrypt") { try await provider.encrypt(plaintext: plaintext, algorithm: algorithm, keyName: keyName, nonce: nonce, associatedData: associatedData) }
         } catch {
             throw .cryptoOperation("failed to encrypt")
         }
@@ -108,7 +112,7 @@ public struct CryptoAPI: Sendable {
     public func decrypt(componentName: String, ciphertext: [UInt8], algorithm: String, keyName: String, nonce: [UInt8], tag: [UInt8], associatedData: [UInt8]) async throws(APIError) -> [UInt8] {
         let provider = try self.provider(named: componentName)
         do {
-            return try await provider.decrypt(ciphertext: ciphertext, algorithm: algorithm, keyName: keyName, nonce: nonce, tag: tag, associatedData: associatedData)
+            return try await self.components.call(componentName, .crypto, "decrypt") { try await provider.decrypt(ciphertext: ciphertext, algorithm: algorithm, keyName: keyName, nonce: nonce, tag: tag, associatedData: associatedData) }
         } catch {
             throw .cryptoOperation("failed to decrypt")
         }
@@ -125,7 +129,7 @@ public struct CryptoAPI: Sendable {
             throw .cryptoOperation("failed to parse plaintext key: \(error)")
         }
         do {
-            return try await provider.wrapKey(plaintextKey: key.serialized, algorithm: algorithm, keyName: keyName, nonce: nonce, associatedData: associatedData)
+            return try await self.components.call(componentName, .crypto, "wrapKey") { try await provider.wrapKey(plaintextKey: key.serialized, algorithm: algorithm, keyName: keyName, nonce: nonce, associatedData: associatedData) }
         } catch {
             throw .cryptoOperation("failed to wrap key")
         }
@@ -134,7 +138,7 @@ public struct CryptoAPI: Sendable {
     public func unwrapKey(componentName: String, wrappedKey: [UInt8], algorithm: String, keyName: String, nonce: [UInt8], tag: [UInt8], associatedData: [UInt8]) async throws(APIError) -> [UInt8] {
         let provider = try self.provider(named: componentName)
         do {
-            return try await provider.unwrapKey(wrappedKey: wrappedKey, algorithm: algorithm, keyName: keyName, nonce: nonce, tag: tag, associatedData: associatedData)
+            return try await self.components.call(componentName, .crypto, "unwrapKey") { try await provider.unwrapKey(wrappedKey: wrappedKey, algorithm: algorithm, keyName: keyName, nonce: nonce, tag: tag, associatedData: associatedData) }
         } catch {
             throw .cryptoOperation("failed to unwrap key")
         }
@@ -143,7 +147,7 @@ public struct CryptoAPI: Sendable {
     public func sign(componentName: String, digest: [UInt8], algorithm: String, keyName: String) async throws(APIError) -> [UInt8] {
         let provider = try self.provider(named: componentName)
         do {
-            return try await provider.sign(digest: digest, algorithm: algorithm, keyName: keyName)
+            return try await self.components.call(componentName, .crypto, "sign") { try await provider.sign(digest: digest, algorithm: algorithm, keyName: keyName) }
         } catch {
             throw .cryptoOperation("failed to sign")
         }
@@ -152,7 +156,7 @@ public struct CryptoAPI: Sendable {
     public func verify(componentName: String, digest: [UInt8], signature: [UInt8], algorithm: String, keyName: String) async throws(APIError) -> Bool {
         let provider = try self.provider(named: componentName)
         do {
-            return try await provider.verify(digest: digest, signature: signature, algorithm: algorithm, keyName: keyName)
+            return try await self.components.call(componentName, .crypto, "verify") { try await provider.verify(digest: digest, signature: signature, algorithm: algorithm, keyName: keyName) }
         } catch {
             throw .cryptoOperation("failed to verify signature")
         }
@@ -194,9 +198,12 @@ public struct DecryptionSession: Sendable {
 
     let provider: any CryptoProvider
     let keyName: String
+    /// Runs the unwrap through the component's outbound policies.
+    let unwrap: @Sendable (@Sendable () async throws -> [UInt8]) async throws -> [UInt8]
     var state: State = .header(HeaderReader())
 
-    init(provider: any CryptoProvider, keyName: String) {
+    init(provider: any CryptoProvider, keyName: String, unwrap: @escaping @Sendable (@Sendable () async throws -> [UInt8]) async throws -> [UInt8]) {
+        self.unwrap = unwrap
         self.provider = provider
         self.keyName = keyName
     }
@@ -263,14 +270,17 @@ public struct DecryptionSession: Sendable {
         guard !keyName.isEmpty else {
             throw .cryptoOperation("document's manifest does not contain a key name, and no key name was provided")
         }
-        let fileKey = try? await self.provider.unwrapKey(
-            wrappedKey: manifest.wrappedFileKey,
-            algorithm: manifest.keyWrapAlgorithm.name,
-            keyName: keyName,
-            nonce: [],
-            tag: [],
-            associatedData: []
-        )
+        let provider = self.provider
+        let fileKey = try? await self.unwrap {
+            try await provider.unwrapKey(
+                wrappedKey: manifest.wrappedFileKey,
+                algorithm: manifest.keyWrapAlgorithm.name,
+                keyName: keyName,
+                nonce: [],
+                tag: [],
+                associatedData: []
+            )
+        }
         do {
             return try EncryptionScheme.open(header: header, manifest: manifest, fileKey: fileKey)
         } catch {

@@ -1,4 +1,6 @@
 public import MechaCore
+public import MechaResiliency
+import NIOCore
 
 /// Service invocation, written once: the local app or a remote sidecar, caller identity headers,
 /// error mapping. Bodies stream in both directions.
@@ -7,13 +9,20 @@ public struct InvokeAPI: Sendable {
     let appChannel: (any AppChannel)?
     let remote: any RemoteInvoker
     let readiness: Readiness?
+    /// Every call to another app goes through its Resiliency policy here.
+    public let outbound: OutboundSeam
 
-    public init(identity: SidecarIdentity, appChannel: (any AppChannel)?, remote: any RemoteInvoker, readiness: Readiness? = nil) {
+    public init(identity: SidecarIdentity, appChannel: (any AppChannel)?, remote: any RemoteInvoker, readiness: Readiness? = nil, outbound: OutboundSeam = OutboundSeam()) {
         self.identity = identity
         self.appChannel = appChannel
         self.remote = remote
         self.readiness = readiness
+        self.outbound = outbound
     }
+
+    /// Largest error answer kept in memory so that, when retries give up, the app's last answer
+    /// can still be passed to the caller.
+    static let retainedErrorAnswer = 4 << 20
 
     /// The local app channel (nil without `--app-port`).
     public var localAppChannel: (any AppChannel)? { self.appChannel }
@@ -43,10 +52,10 @@ public struct InvokeAPI: Sendable {
         _ handler: (InvocationResponse) async throws -> Output
     ) async throws -> Output {
         let (appID, namespace) = try self.parseTarget(target)
-        var request = request
-        switch InvocationMethod.normalize(request.method) {
+        var outgoing = request
+        switch InvocationMethod.normalize(outgoing.method) {
         case .success(let method):
-            request.method = method
+            outgoing.method = method
         case .failure(let invalid):
             throw APIError(
                 errorCode: "ERR_DIRECT_INVOKE",
@@ -55,19 +64,27 @@ public struct InvokeAPI: Sendable {
                 grpcStatus: .invalidArgument
             )
         }
-        request.headers.removeAll { Self.identityHeaders.contains($0.name.lowercased()) }
-        request.headers.add("dapr-caller-app-id", self.identity.appID)
-        request.headers.add("dapr-caller-namespace", self.identity.namespace)
-        request.headers.add("dapr-callee-app-id", appID)
-        if !request.headers.contains("traceparent") {
+        outgoing.headers.removeAll { Self.identityHeaders.contains($0.name.lowercased()) }
+        outgoing.headers.add("dapr-caller-app-id", self.identity.appID)
+        outgoing.headers.add("dapr-caller-namespace", self.identity.namespace)
+        outgoing.headers.add("dapr-callee-app-id", appID)
+        if !outgoing.headers.contains("traceparent") {
             // daprd always sends a trace context; without tracing it is an unsampled one.
-            request.headers.add("traceparent", TraceContext.newUnsampled())
+            outgoing.headers.add("traceparent", TraceContext.newUnsampled())
         }
-        if appID == self.identity.appID && namespace == self.identity.namespace {
-            return try await self.invokeLocal(request, target: target, handler)
+        let policies = self.outbound.policies
+        let policy = policies.isEmpty ? TargetPolicy.none : policies.app(appID)
+        let context = InvocationContext(builtInRetries: !policies.namesApp(appID))
+        let local = appID == self.identity.appID && namespace == self.identity.namespace
+        let remote = self.remote
+        let request = outgoing
+        @Sendable func once(_ handler: (InvocationResponse) async throws -> Output) async throws -> Output {
+            if local { return try await self.invokeLocal(request, target: target, handler) }
+            return try await remote.invoke(appID: appID, namespace: namespace, request: request, context: context, handler)
         }
         do {
-            return try await self.remote.invoke(appID: appID, namespace: namespace, request: request, handler)
+            if policy.isEmpty { return try await once(handler) }
+            return try await self.underPolicy(policy, appID: appID, request: request, once: once, handler)
         } catch let error as InvocationError {
             throw APIError(
                 errorCode: "ERR_DIRECT_INVOKE",
@@ -75,6 +92,69 @@ public struct InvokeAPI: Sendable {
                 httpStatus: error.status,
                 grpcStatus: error.status == 403 ? .permissionDenied : .internalError
             )
+        } catch let rejected as InvocationRejected {
+            throw rejected.error
+        } catch let error as ResiliencyError {
+            // daprd: HTTP 500 ERR_DIRECT_INVOKE; gRPC DeadlineExceeded for a timeout, Unknown for
+            // an open breaker (the raw Go error through grpc-go).
+            throw APIError(
+                errorCode: "ERR_DIRECT_INVOKE",
+                message: "failed to invoke, id: \(target), err: \(error.description)",
+                httpStatus: 500,
+                grpcStatus: error.code == .timeout ? .deadlineExceeded : .unknown
+            )
+        }
+    }
+
+    /// An app's non-2xx/3xx answer as a failure the policy sees (retried per `matching`, counted
+    /// by the breaker); the body is kept so the last one can be passed on when the policy gives up.
+    struct AppStatusFailure: StatusCodedFailure, CustomStringConvertible {
+        var response: InvocationResponse
+        var body: ByteBuffer
+        var httpStatusCode: Int? { self.response.status }
+        var grpcStatusCode: Int? { nil }
+        var description: String { "app answered \(self.response.status)" }
+    }
+
+    /// The caller's handler failed (it went away): not the target's fault, never retried.
+    struct HandlerFailure: PermanentFailure {
+        var underlying: any Error
+    }
+
+    /// daprd's service invocation under a policy: the request is replayed on retries only when its
+    /// body is in memory; app answers outside 200-399 are failures for the policy; when it gives
+    /// up on such an answer, the app's last answer is passed through unchanged.
+    func underPolicy<Output: Sendable>(
+        _ policy: TargetPolicy,
+        appID: String,
+        request: InvocationRequest,
+        once: @Sendable ((InvocationResponse) async throws -> Output) async throws -> Output,
+        _ handler: (InvocationResponse) async throws -> Output
+    ) async throws -> Output {
+        let replayable = request.body.bufferedBytes != nil
+        do {
+            return try await withoutActuallyEscaping(handler) { handler in
+                let handlerBox = UncheckedHandler(handler)
+                return try await policy.execute(breakerKey: "\(appID):\(request.method)", retries: replayable) { _ in
+                    try await once { response in
+                        if response.status < 200 || response.status > 399 {
+                            let body = try await response.body.collect(upTo: Self.retainedErrorAnswer)
+                            throw AppStatusFailure(response: response, body: body)
+                        }
+                        do {
+                            return try await handlerBox.handler(response)
+                        } catch {
+                            throw HandlerFailure(underlying: error)
+                        }
+                    }
+                }
+            }
+        } catch let failure as AppStatusFailure {
+            var response = failure.response
+            response.body = BodyStream(buffer: failure.body)
+            return try await handler(response)
+        } catch let failure as HandlerFailure {
+            throw failure.underlying
         }
     }
 
@@ -126,4 +206,11 @@ public enum TraceContext {
             return index
         }
     }
+}
+
+/// Carries the caller's (non-Sendable) response handler into the policy's `@Sendable` operation.
+/// Safe: the operation runs its attempts one after another, never two at once.
+struct UncheckedHandler<Output>: @unchecked Sendable {
+    let handler: (InvocationResponse) async throws -> Output
+    init(_ handler: @escaping (InvocationResponse) async throws -> Output) { self.handler = handler }
 }

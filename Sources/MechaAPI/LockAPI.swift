@@ -1,4 +1,5 @@
 public import MechaCore
+import MechaResiliency
 public import MechaRuntime
 
 /// The distributed lock building block (`/v1.0-alpha1/lock`, `TryLockAlpha1`, …), daprd's checks in
@@ -19,7 +20,7 @@ public struct LockAPI: Sendable {
         guard expiryInSeconds > 0 else { throw .malformedRequest(message: "ExpiryInSeconds is not positive in lock store \(storeName)") }
         let (store, key) = try self.resolve(storeName: storeName, resourceID: resourceID, owner: owner, error: APIError.tryLock)
         do {
-            return try await store.tryLock(resourceID: key, owner: owner, expiry: .seconds(Int64(expiryInSeconds)))
+            return try await self.components.call(storeName, .lock, "tryLock") { try await store.tryLock(resourceID: key, owner: owner, expiry: .seconds(Int64(expiryInSeconds))) }
         } catch {
             throw .tryLock("\(error)")
         }
@@ -28,7 +29,7 @@ public struct LockAPI: Sendable {
     public func unlock(storeName: String, resourceID: String, owner: String) async throws(APIError) -> UnlockStatus {
         let (store, key) = try self.resolve(storeName: storeName, resourceID: resourceID, owner: owner, error: APIError.unlock)
         do {
-            return try await store.unlock(resourceID: key, owner: owner)
+            return try await self.components.call(storeName, .lock, "unlock") { try await store.unlock(resourceID: key, owner: owner) }
         } catch {
             throw .unlock("\(error)")
         }

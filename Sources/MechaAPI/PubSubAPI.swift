@@ -1,4 +1,5 @@
 public import MechaCore
+public import MechaResiliency
 public import MechaRuntime
 
 /// One entry of a bulk publish request.
@@ -83,7 +84,8 @@ public struct PubSubAPI: Sendable {
             throw .pubsubForbidden(topic: topic, pubsub: pubsubName, appID: self.identity.appID, metadata: ["topic": topic, "error": "not allowed"])
         }
         do {
-            try await pubsub.publish(PublishRequest(topic: topic, data: message.data, contentType: message.contentType, metadata: metadata, ttl: ttl))
+            let request = PublishRequest(topic: topic, data: message.data, contentType: message.contentType, metadata: metadata, ttl: ttl)
+            try await self.components.call(pubsubName, .pubsub, "publish") { try await pubsub.publish(request) }
         } catch {
             throw .pubsubPublish(topic: topic, pubsub: pubsubName, "\(error)", metadata: ["topic": topic, "error": "\(error)"])
         }
@@ -105,10 +107,12 @@ public struct PubSubAPI: Sendable {
 
     /// Publishes a CloudEvent the runtime built itself (the transactional outbox): no envelope is
     /// added and no metadata is interpreted; scopes apply as for any publish.
-    public func publishEvent(_ event: JSONValue, pubsubName: String, topic: String, metadata: [String: String] = [:]) async throws(APIError) {
+    /// `fallback` is the policy used when the pub/sub has no outbound policy of its own.
+    public func publishEvent(_ event: JSONValue, pubsubName: String, topic: String, metadata: [String: String] = [:], fallback: TargetPolicy? = nil) async throws(APIError) {
         let pubsub = try self.checkPublish(pubsubName: pubsubName, topic: topic)
         do {
-            try await pubsub.publish(PublishRequest(topic: topic, data: event.serialized, contentType: CloudEvent.contentType, metadata: metadata))
+            let request = PublishRequest(topic: topic, data: event.serialized, contentType: CloudEvent.contentType, metadata: metadata)
+            try await self.components.call(pubsubName, .pubsub, "publish", fallback: fallback) { try await pubsub.publish(request) }
         } catch {
             throw .pubsubPublish(topic: topic, pubsub: pubsubName, "\(error)", metadata: ["topic": topic, "error": "\(error)"])
         }
@@ -171,7 +175,8 @@ public struct PubSubAPI: Sendable {
         }
         if let bulk = pubsub as? any BulkPublisher, pubsub.features.contains(.bulkPublish) {
             do {
-                return try await bulk.bulkPublish(prepared).map { FailedPublishEntry(entryID: $0.entryID, error: $0.error) }
+                return try await self.components.call(pubsubName, .pubsub, "bulkPublish") { [prepared] in try await bulk.bulkPublish(prepared) }
+                    .map { FailedPublishEntry(entryID: $0.entryID, error: $0.error) }
             } catch {
                 return prepared.map { FailedPublishEntry(entryID: $0.entryID, error: "\(error)") }
             }
@@ -179,7 +184,7 @@ public struct PubSubAPI: Sendable {
         var failed: [FailedPublishEntry] = []
         for entry in prepared {
             do {
-                try await pubsub.publish(entry.request)
+                try await self.components.call(pubsubName, .pubsub, "publish") { try await pubsub.publish(entry.request) }
             } catch {
                 failed.append(FailedPublishEntry(entryID: entry.entryID, error: "\(error)"))
             }

@@ -1,4 +1,5 @@
 public import MechaCore
+import MechaResiliency
 public import MechaRuntime
 
 /// The secrets building block with Configuration secret scopes.
@@ -33,7 +34,7 @@ public struct SecretsAPI: Sendable {
         guard !NULText.contains(key) else { throw .containsNUL("secret key", key) }
         guard self.isAllowed(key, store: storeName) else { throw .secretPermissionDenied(key: key, store: storeName) }
         do {
-            return try await store.secret(named: key, metadata: metadata)
+            return try await self.components.call(storeName, .secretstores, "get") { try await store.secret(named: key, metadata: metadata) }
         } catch {
             throw .secretGet(key: key, store: storeName, "\(error)")
         }
@@ -43,7 +44,7 @@ public struct SecretsAPI: Sendable {
     public func bulk(storeName: String, metadata: [String: String] = [:]) async throws(APIError) -> [String: [String: String]] {
         let store = try self.store(storeName)
         do {
-            return try await store.bulkSecrets(metadata: metadata).filter { self.isAllowed($0.key, store: storeName) }
+            return try await self.components.call(storeName, .secretstores, "bulkGet") { try await store.bulkSecrets(metadata: metadata) }.filter { self.isAllowed($0.key, store: storeName) }
         } catch {
             throw .bulkSecretGet(store: storeName, "\(error)")
         }

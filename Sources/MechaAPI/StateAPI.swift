@@ -1,4 +1,5 @@
 public import MechaCore
+public import MechaResiliency
 public import MechaRuntime
 
 /// An item to save, as the HTTP body (`[{key, value, etag, metadata, options}]`) or gRPC describes it.
@@ -38,19 +39,19 @@ public struct StateAPI: Sendable {
     /// Publishes transactional outbox messages; without it, a transaction on a store with an
     /// outbox fails (ERR_PUBLISH_OUTBOX) rather than commit without its messages.
     let pubsub: PubSubAPI?
-    /// Waits between attempts to publish one outbox message after the commit.
-    let outboxRetryDelays: [Duration]
+    /// Retries an outbox message's publish when the pub/sub has no outbound Resiliency policy.
+    let outboxRetry: TargetPolicy
 
     public init(
         components: ComponentStore,
         identity: SidecarIdentity,
         pubsub: PubSubAPI? = nil,
-        outboxRetryDelays: [Duration] = [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800)]
+        outboxRetry: TargetPolicy = StateAPI.builtInOutboxRetry
     ) {
         self.components = components
         self.identity = identity
         self.pubsub = pubsub
-        self.outboxRetryDelays = outboxRetryDelays
+        self.outboxRetry = outboxRetry
     }
 
     /// The named store and its spec; daprd's order: none configured (500), then not found (400).
@@ -103,7 +104,8 @@ public struct StateAPI: Sendable {
         // Reads do not validate the consistency (daprd's stores ignore a value they do not know).
         let parsedConsistency = consistency.flatMap(StateConsistency.init(rawValue:)) ?? .eventual
         do {
-            guard var item = try await store.get(StateGetRequest(key: stored, consistency: parsedConsistency, metadata: metadata)) else { return nil }
+            let request = StateGetRequest(key: stored, consistency: parsedConsistency, metadata: metadata)
+            guard var item = try await self.components.call(storeName, .state, "get", { try await store.get(request) }) else { return nil }
             item.key = key
             return item
         } catch {
@@ -121,7 +123,7 @@ public struct StateAPI: Sendable {
         }
         let results: [StateBulkItem]
         do {
-            results = try await store.bulkGet(requests)
+            results = try await self.components.call(storeName, .state, "bulkGet") { [requests] in try await store.bulkGet(requests) }
         } catch {
             throw .stateBulkGet("\(error)")
         }
@@ -146,7 +148,7 @@ public struct StateAPI: Sendable {
         }
         for request in requests {
             do {
-                try await store.set(request)
+                try await self.components.call(storeName, .state, "set") { try await store.set(request) }
             } catch {
                 throw .stateSave(store: storeName, error)
             }
@@ -166,7 +168,7 @@ public struct StateAPI: Sendable {
             .invalidStateDeleteOption(key: key, $0)
         }
         do {
-            try await store.delete(request)
+            try await self.components.call(storeName, .state, "delete") { try await store.delete(request) }
         } catch {
             throw .stateDelete(key: key, error)
         }
@@ -248,7 +250,7 @@ public struct StateAPI: Sendable {
         }
 
         do {
-            try await transactional.transact(converted, metadata: metadata)
+            try await self.components.call(storeName, .state, "transact") { [converted] in try await transactional.transact(converted, metadata: metadata) }
         } catch {
             throw .stateTransaction("\(error)")
         }
@@ -259,8 +261,18 @@ public struct StateAPI: Sendable {
 
     // MARK: Transactional outbox
 
+    /// Mecha's built-in outbox publish retry: four more attempts, 100 ms apart then growing (used
+    /// only when the outbox pub/sub has no outbound policy of its own).
+    public static let builtInOutboxRetry = TargetPolicy(
+        retry: (
+            name: "MechaBuiltInOutboxRetries",
+            backoff: Backoff(.exponential(initial: .milliseconds(100), multiplier: 2, maxInterval: .seconds(1)), maxRetries: 4),
+            matching: RetryMatching()
+        )
+    )
+
     /// Publishes the outbox messages of a committed transaction, in operation order, each retried
-    /// with backoff (`outboxRetryDelays`). daprd routes them through an internal topic so that a
+    /// by the pub/sub's outbound policy (or `builtInOutboxRetry`). daprd routes them through an internal topic so that a
     /// message exists exactly when the state committed; Mecha publishes after the commit instead.
     /// So: nothing is published for a transaction that did not commit, and success is reported
     /// only when every message was accepted by the pub/sub. If one still fails, the others are
@@ -270,19 +282,10 @@ public struct StateAPI: Sendable {
     func publishOutbox(_ messages: [JSONValue], outbox: StateOutboxSettings, pubsub: PubSubAPI) async throws(APIError) {
         var failures: [APIError] = []
         for message in messages {
-            var attempt = 0
-            while true {
-                do {
-                    try await pubsub.publishEvent(message, pubsubName: outbox.publishPubsub, topic: outbox.publishTopic)
-                    break
-                } catch {
-                    guard attempt < self.outboxRetryDelays.count else {
-                        failures.append(error)
-                        break
-                    }
-                    try? await Task.sleep(for: self.outboxRetryDelays[attempt])
-                    attempt += 1
-                }
+            do {
+                try await pubsub.publishEvent(message, pubsubName: outbox.publishPubsub, topic: outbox.publishTopic, fallback: self.outboxRetry)
+            } catch {
+                failures.append(error)
             }
         }
         guard let first = failures.first else { return }

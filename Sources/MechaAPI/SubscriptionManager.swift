@@ -1,5 +1,6 @@
 public import Logging
 public import MechaCore
+import MechaResiliency
 public import MechaRuntime
 import Synchronization
 
@@ -231,7 +232,33 @@ public final class SubscriptionManager: Sendable {
         case .settled(let disposition):
             return disposition
         case .deliver(let delivery, let eventID):
-            return await self.settle(await deliver(delivery), eventID: eventID, message, subscription.spec, pubsub)
+            let result = await self.deliverInbound(pubsubName: subscription.spec.pubsubName) { await deliver(delivery) }
+            return await self.settle(result, eventID: eventID, message, subscription.spec, pubsub)
+        }
+    }
+
+    /// A RETRY verdict, as an error the pub/sub's inbound retry policy sees.
+    struct RetryVerdict: Error, CustomStringConvertible {
+        var reason: String
+        var description: String { self.reason }
+    }
+
+    /// Delivers under the pub/sub's inbound policy (Resiliency `targets.components.<pubsub>.inbound`):
+    /// a RETRY verdict or a timeout is retried as the policy says; when it gives up, the last
+    /// verdict stands (RETRY: redelivered or dead-lettered).
+    func deliverInbound(pubsubName: String, _ deliver: @Sendable () async -> TopicEventResult) async -> TopicEventResult {
+        let policy = self.components.outbound.policy(for: .component(pubsubName, .pubsub, .inbound))
+        if policy.isEmpty { return await deliver() }
+        do {
+            return try await policy.execute { _ in
+                let result = await deliver()
+                if case .retry(let reason) = result { throw RetryVerdict(reason: reason) }
+                return result
+            }
+        } catch let verdict as RetryVerdict {
+            return .retry(verdict.reason)
+        } catch {
+            return .retry("\(error)")
         }
     }
 
@@ -254,7 +281,8 @@ public final class SubscriptionManager: Sendable {
                 raw: raw,
                 data: message.data
             )
-            return await self.settle(await batcher.submit(entry), eventID: eventID, message, subscription.spec, pubsub)
+            let result = await self.deliverInbound(pubsubName: subscription.spec.pubsubName) { await batcher.submit(entry) }
+            return await self.settle(result, eventID: eventID, message, subscription.spec, pubsub)
         }
     }
 
@@ -386,7 +414,8 @@ public final class SubscriptionManager: Sendable {
             return .redeliver
         }
         do {
-            try await pubsub.publish(PublishRequest(topic: deadLetterTopic, data: message.data, contentType: message.contentType, metadata: message.metadata))
+            let request = PublishRequest(topic: deadLetterTopic, data: message.data, contentType: message.contentType, metadata: message.metadata)
+            try await self.components.call(spec.pubsubName, .pubsub, "publish") { try await pubsub.publish(request) }
             return .acknowledge
         } catch {
             self.logger.error("failed to publish to dead letter topic \(deadLetterTopic): \(error)")

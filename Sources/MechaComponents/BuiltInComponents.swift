@@ -44,6 +44,8 @@ public enum BuiltInComponents {
             JWKSCryptoFactory(),
             // name resolution
             SQLiteNameResolverFactory(),
+            // middleware
+            HTTPRateLimitFactory(),
         ])
     }
 }

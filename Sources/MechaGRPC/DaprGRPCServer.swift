@@ -14,26 +14,28 @@ public struct DaprGRPCServer: Sendable {
         public var addresses: [String]
         public var port: Int
         public var maxMessageSize: Int
-        public var apiToken: String?
         public var timeouts: ConnectionTimeouts
+        /// The sidecar's inbound chain (allow/deny lists, token), shared with the HTTP server.
+        public var inbound: InboundChain
 
         public init(
             addresses: [String] = ["127.0.0.1"],
             port: Int = 50001,
             maxMessageSize: Int = 4 << 20,
-            apiToken: String? = nil,
-            timeouts: ConnectionTimeouts = .standard
+            timeouts: ConnectionTimeouts = .standard,
+            inbound: InboundChain = InboundChain()
         ) {
+            self.inbound = inbound
             self.addresses = addresses
             self.port = port
             self.maxMessageSize = maxMessageSize
-            self.apiToken = apiToken
             self.timeouts = timeouts
         }
     }
 
     let service: DaprService
     let configuration: Configuration
+    let inbound: InboundChain
     let proxy: GRPCProxyRouter?
     let logger: Logger
 
@@ -41,6 +43,7 @@ public struct DaprGRPCServer: Sendable {
     public init(api: DaprAPI, subscriptions: SubscriptionManager, configuration: Configuration, proxy: GRPCProxyRouter?, logger: Logger) {
         self.service = DaprService(api: api, subscriptions: subscriptions, maxBodySize: configuration.maxMessageSize, logger: logger)
         self.configuration = configuration
+        self.inbound = configuration.inbound
         self.proxy = proxy
         self.logger = logger
     }
@@ -48,9 +51,22 @@ public struct DaprGRPCServer: Sendable {
     /// One service per listen address; `onListening` receives each bound port.
     public func makeServices(onListening: @escaping @Sendable (Int) -> Void = { _ in }) -> [any Service] {
         var route: (@Sendable (MethodDescriptor, Metadata) async -> ProxyingServerTransport.Route)?
-        if let proxy = self.proxy {
-            route = { @Sendable descriptor, metadata in await proxy.routePublic(descriptor, metadata) }
+        let chain = self.inbound
+        if self.proxy != nil || !chain.isEmpty(for: .grpc) {
+            let proxy = self.proxy
+            route = { @Sendable descriptor, metadata in
+                // Calls for other services (proxied, or served by nobody) pass the chain here, as
+                // daprd's interceptors run before its unknown-service handler: without the token a
+                // caller learns nothing, not even that a method is unimplemented.
+                if descriptor.service.fullyQualifiedService != GRPCProxyRouter.daprService,
+                    let rejection = chain.check(InboundOperation(grpcMethod: descriptor.inboundMethod, apiToken: metadata.apiToken))
+                {
+                    return .refuse(rejection.rpcError)
+                }
+                return await proxy?.routePublic(descriptor, metadata) ?? .serve
+            }
         }
+        let interceptors: [any ServerInterceptor] = chain.isEmpty(for: .grpc) ? [] : [InboundInterceptor(chain: chain)]
         return self.configuration.addresses.map { host in
             GRPCListener(
                 host: host,
@@ -58,7 +74,7 @@ public struct DaprGRPCServer: Sendable {
                 maxMessageSize: self.configuration.maxMessageSize,
                 timeouts: self.configuration.timeouts,
                 services: [self.service],
-                interceptors: self.configuration.apiToken.map { [APITokenInterceptor(token: $0)] } ?? [],
+                interceptors: interceptors,
                 route: route,
                 logger: self.logger,
                 onListening: onListening

@@ -56,6 +56,7 @@ extension DaprService {
             let provider = try crypto.provider(named: options.componentName)
             var session = try await crypto.startEncryption(
                 provider: provider,
+                componentName: options.componentName,
                 keyName: options.keyName,
                 keyWrapAlgorithm: options.keyWrapAlgorithm,
                 dataEncryptionCipher: options.dataEncryptionCipher,
@@ -80,7 +81,7 @@ extension DaprService {
         return Self.cryptoStream(request) { first in
             guard first.hasOptions else { throw APIError.badRequest("first message does not contain the required options") }
             let provider = try crypto.provider(named: first.options.componentName)
-            var session = crypto.startDecryption(provider: provider, keyName: first.options.keyName)
+            var session = crypto.startDecryption(provider: provider, componentName: first.options.componentName, keyName: first.options.keyName)
             return CryptoStreamTransform(
                 start: [],
                 feed: { bytes in try await session.feed(bytes) },

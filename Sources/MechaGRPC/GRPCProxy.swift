@@ -19,8 +19,50 @@ enum GRPCProxy {
         outbound: ServerOutbound,
         to target: HTTP2ClientTransport.Posix,
         maxMessageSize: Int,
+        governance: ProxyCallGovernance? = nil,
         logger: Logger
     ) async {
+        guard let governance else {
+            _ = await self.forwardOnce(descriptor: descriptor, firstMetadata: firstMetadata, inbound: inbound, outbound: outbound, to: target, maxMessageSize: maxMessageSize, logger: logger)
+            return
+        }
+        // The Resiliency timeout bounds the call; the breaker and the mesh learn how it ended.
+        let code: Status.Code
+        if let timeout = governance.timeout {
+            let finished = await withTaskGroup(of: Status.Code?.self) { group -> Status.Code in
+                group.addTask {
+                    await self.forwardOnce(descriptor: descriptor, firstMetadata: firstMetadata, inbound: inbound, outbound: outbound, to: target, maxMessageSize: maxMessageSize, logger: logger)
+                }
+                group.addTask {
+                    try? await Task.sleep(for: timeout)
+                    return nil
+                }
+                let first = await group.next() ?? nil
+                group.cancelAll()
+                if let first { return first }
+                // daprd: the raw context error through grpc-go.
+                try? await outbound.write(.status(Status(code: .deadlineExceeded, message: "context deadline exceeded"), [:]))
+                await outbound.finish()
+                return .deadlineExceeded
+            }
+            code = finished
+        } else {
+            code = await self.forwardOnce(descriptor: descriptor, firstMetadata: firstMetadata, inbound: inbound, outbound: outbound, to: target, maxMessageSize: maxMessageSize, logger: logger)
+        }
+        governance.finish(code)
+    }
+
+    /// One forwarded call; returns the status code the caller got.
+    static func forwardOnce(
+        descriptor: MethodDescriptor,
+        firstMetadata: Metadata,
+        inbound: ServerInbound,
+        outbound: ServerOutbound,
+        to target: HTTP2ClientTransport.Posix,
+        maxMessageSize: Int,
+        logger: Logger
+    ) async -> Status.Code {
+        var final = Status.Code.ok
         // The upstream call's limits are the served side's: a message the caller may send, or
         // an answer the app may give, is not cut off at the client's 4 MiB default midway.
         var options = CallOptions.defaults
@@ -46,12 +88,14 @@ enum GRPCProxy {
                         case .message:
                             try await outbound.write(part)
                         case .status(let status, let trailers):
+                            final = status.code
                             try await outbound.write(.status(status, Self.forwardable(trailers)))
                             sawStatus = true
                         }
                         if sawStatus { break }
                     }
                     if !sawStatus {
+                        final = .unavailable
                         try await outbound.write(.status(Status(code: .unavailable, message: "the proxied call ended without a status"), [:]))
                     }
                     await outbound.finish()
@@ -66,9 +110,11 @@ enum GRPCProxy {
             } else {
                 status = Status(code: .unavailable, message: "failed to proxy request: \(error)")
             }
+            final = status.code
             try? await outbound.write(.status(status, [:]))
             await outbound.finish()
         }
+        return final
     }
 
     /// Metadata the transports set themselves (HTTP/2 pseudo-headers, content type, encodings,
@@ -91,8 +137,8 @@ enum GRPCProxy {
     ]
 
     /// Fails a call that cannot be proxied.
-    static func reject(_ outbound: ServerOutbound, code: Status.Code, message: String) async {
-        try? await outbound.write(.status(Status(code: code, message: message), [:]))
+    static func reject(_ outbound: ServerOutbound, code: Status.Code, message: String, metadata: Metadata = [:]) async {
+        try? await outbound.write(.status(Status(code: code, message: message), metadata))
         await outbound.finish()
     }
 }
@@ -107,10 +153,12 @@ public struct ProxyingServerTransport: ServerTransport {
     public enum Route: Sendable {
         /// Serve it here (the Dapr API).
         case serve
-        /// Forward it to a transport, with this metadata.
-        case forward(HTTP2ClientTransport.Posix, Metadata)
+        /// Forward it to a transport, with this metadata (and the call's governance, if any).
+        case forward(HTTP2ClientTransport.Posix, Metadata, ProxyCallGovernance? = nil)
         /// Refuse it.
         case reject(Status.Code, String)
+        /// Refuse it with this error (its metadata, e.g. rich details, goes into the trailers).
+        case refuse(RPCError)
     }
 
     let inner: HTTP2ServerTransport.Posix
@@ -159,7 +207,7 @@ public struct ProxyingServerTransport: ServerTransport {
                 // Put the metadata back in front of the remaining parts for the router.
                 let replay = RPCAsyncSequence<RPCRequestPart<Bytes>, any Error>(wrapping: Prepended(first: first, rest: rest))
                 await streamHandler(RPCStream(descriptor: stream.descriptor, inbound: replay, outbound: stream.outbound), context)
-            case .forward(let target, let forwardedMetadata):
+            case .forward(let target, let forwardedMetadata, let governance):
                 await GRPCProxy.forward(
                     descriptor: stream.descriptor,
                     firstMetadata: forwardedMetadata,
@@ -167,10 +215,13 @@ public struct ProxyingServerTransport: ServerTransport {
                     outbound: stream.outbound,
                     to: target,
                     maxMessageSize: self.maxMessageSize,
+                    governance: governance,
                     logger: self.logger
                 )
             case .reject(let code, let message):
                 await GRPCProxy.reject(stream.outbound, code: code, message: message)
+            case .refuse(let error):
+                await GRPCProxy.reject(stream.outbound, code: Status.Code(error.code), message: error.message, metadata: error.metadata)
             }
         }
     }
@@ -218,3 +269,15 @@ struct Prepended<Rest: AsyncSequence & Sendable>: AsyncSequence, Sendable where 
 }
 
 import GRPCNIOTransportCore
+
+/// What governs one proxied call: the Resiliency timeout, and who learns how it ended (the
+/// target's circuit breaker, the mesh's balancer and outlier detection).
+public struct ProxyCallGovernance: Sendable {
+    public var timeout: Duration?
+    public var finish: @Sendable (Status.Code) -> Void
+
+    public init(timeout: Duration?, finish: @escaping @Sendable (Status.Code) -> Void) {
+        self.timeout = timeout
+        self.finish = finish
+    }
+}

@@ -3,6 +3,8 @@ import GRPCNIOTransportHTTP2
 public import Logging
 public import MechaAPI
 public import MechaCore
+public import MechaMesh
+public import MechaResiliency
 
 /// Decides where proxied gRPC calls go (Dapr's gRPC proxying: any call an app sends to its sidecar
 /// with metadata `dapr-app-id: <target>` reaches the target app, through the target's sidecar).
@@ -11,11 +13,13 @@ public struct GRPCProxyRouter: Sendable {
     static let targetHeader = "x-mecha-target-app"
 
     let identity: SidecarIdentity
-    let resolver: any MechaCore.NameResolver
+    /// The mesh stack the HTTP paths use too: the same instances, balancer and ejections.
+    let mesh: Mesh
+    /// Resiliency policies of target apps (timeout and circuit breaker on proxied calls).
+    let outbound: OutboundSeam
     let pool: GRPCTransportPool
     /// Where the local app serves gRPC, when its protocol is gRPC.
     let appAddress: (host: String, port: Int)?
-    let apiToken: String?
     let appAPIToken: String?
     /// Presented to other sidecars' internal gRPC ports, and required on ours.
     let peerToken: PeerToken
@@ -23,20 +27,20 @@ public struct GRPCProxyRouter: Sendable {
 
     public init(
         identity: SidecarIdentity,
-        resolver: any MechaCore.NameResolver,
+        mesh: Mesh,
+        outbound: OutboundSeam = OutboundSeam(),
         pool: GRPCTransportPool,
         appAddress: (host: String, port: Int)?,
-        apiToken: String?,
         appAPIToken: String?,
         peerToken: PeerToken,
         logger: Logger
     ) {
         self.peerToken = peerToken
         self.identity = identity
-        self.resolver = resolver
+        self.mesh = mesh
+        self.outbound = outbound
         self.pool = pool
         self.appAddress = appAddress
-        self.apiToken = apiToken
         self.appAPIToken = appAPIToken
         self.logger = logger
     }
@@ -44,17 +48,10 @@ public struct GRPCProxyRouter: Sendable {
     /// The public gRPC port: Dapr's own API is served; other services with `dapr-app-id` are
     /// forwarded to the target app (the local one, or another sidecar's internal gRPC port).
     public func routePublic(_ descriptor: MethodDescriptor, _ metadata: Metadata) async -> ProxyingServerTransport.Route {
-        // The Dapr API's own methods check the token in their interceptor.
+        // The Dapr API's own methods pass the inbound chain in their interceptor.
         guard descriptor.service.fullyQualifiedService != Self.daprService else { return .serve }
-        // Every other call — proxied or for a service nobody serves — needs the token first, as
-        // daprd's interceptors run before its unknown-service handler: without it a caller learns
-        // nothing, not even that a method is unimplemented.
-        if let token = self.apiToken {
-            guard let sent = metadata[stringValues: "dapr-api-token"].first(where: { _ in true }) else {
-                return .reject(.unauthenticated, "missing api token in request metadata")
-            }
-            guard ConstantTime.equals(sent, token) else { return .reject(.unauthenticated, "authentication error: api token mismatch") }
-        }
+        // Every other call — proxied or for a service nobody serves — has passed the inbound chain
+        // (the API token) in `DaprGRPCServer`'s route before it gets here.
         guard let target = metadata[stringValues: "dapr-app-id"].first(where: { _ in true }), !target.isEmpty else { return .serve }
         var forwarded = metadata
         forwarded.removeAllValues(forKey: "dapr-api-token")
@@ -70,20 +67,41 @@ public struct GRPCProxyRouter: Sendable {
         if appID == self.identity.appID && namespace == self.identity.namespace {
             return self.toLocalApp(forwarded)
         }
-        let instances: [AppInstance]
+        let meshTarget: MeshTarget
         do {
-            instances = try await self.resolver.resolve(appID: appID, namespace: namespace).filter { $0.grpcInternalPort > 0 }
+            meshTarget = try await self.mesh.resolved(appID: appID, namespace: namespace)
         } catch {
             return .reject(.unavailable, "failed to proxy request: couldn't find service: \(appID): \(error)")
         }
-        guard let instance = instances.randomElement() else {
+        guard let lease = meshTarget.pick(filter: { $0.grpcInternalPort > 0 }) else {
             return .reject(.unavailable, "failed to proxy request: couldn't find service: \(appID)")
+        }
+        let instance = lease.instance
+        // daprd's policies for proxied calls: the target app's timeout and its breaker for this
+        // method (`app:/pkg.Service/Method`); no retries (the stream cannot be replayed).
+        let policy = self.outbound.policy(for: .app(appID))
+        let breaker = policy.breaker(for: "\(appID):/\(descriptor.fullyQualifiedMethod)")
+        var ticket: CircuitBreaker.Ticket?
+        if let breaker {
+            do {
+                ticket = try breaker.admit()
+            } catch {
+                meshTarget.finish(lease, success: true)
+                return .reject(.unknown, error.description)
+            }
+        }
+        let admitted = ticket
+        let governance = ProxyCallGovernance(timeout: policy.timeout) { code in
+            let failed = code != .ok
+            if let breaker, let admitted { breaker.finish(admitted, success: !failed) }
+            meshTarget.finish(lease, success: !(code == .unavailable || code == .deadlineExceeded || code == .internalError || code == .unknown))
         }
         forwarded.addString(appID, forKey: Self.targetHeader)
         forwarded.addString(self.peerToken.value, forKey: PeerToken.header)
         do {
-            return .forward(try self.pool.transport(host: instance.host, port: instance.grpcInternalPort), forwarded)
+            return .forward(try self.pool.transport(host: instance.host, port: instance.grpcInternalPort), forwarded, governance)
         } catch {
+            governance.finish(.unavailable)
             return .reject(.unavailable, "failed to proxy request: \(error)")
         }
     }

@@ -55,6 +55,7 @@ struct CryptoRoutes {
         guard !algorithm.isEmpty else { throw APIError.badRequest("missing header '\(Self.keyWrapAlgorithmHeader)'") }
         var session = try await self.api.startEncryption(
             provider: provider,
+            componentName: name,
             keyName: keyName,
             keyWrapAlgorithm: algorithm,
             dataEncryptionCipher: Self.header(request, Self.dataEncryptionCipherHeader),
@@ -69,7 +70,7 @@ struct CryptoRoutes {
 
     private func decrypt(name: String, request: Request) async throws -> HTTPReply {
         let provider = try self.api.provider(named: name)
-        var session = self.api.startDecryption(provider: provider, keyName: Self.header(request, Self.keyNameHeader))
+        var session = self.api.startDecryption(provider: provider, componentName: name, keyName: Self.header(request, Self.keyNameHeader))
         var output: [UInt8] = []
         try await self.forEachChunk(of: request) { chunk throws(APIError) in output += try await session.feed(chunk) }
         output += try session.finish()

@@ -16,10 +16,8 @@ public struct DaprHTTPServer: Sendable {
         public var addresses: [String]
         public var port: Int
         public var maxBodySize: Int
-        /// `DAPR_API_TOKEN`: required on every API but health when set.
-        public var apiToken: String?
-        public var apiAllowed: [APIAccessRule]?
-        public var apiDenied: [APIAccessRule]
+        /// The sidecar's inbound chain (token, rate limits, allow/deny), shared with the gRPC server.
+        public var inbound: InboundChain
         /// Plain invocations are proxied by a channel handler (`FastInvokeHandler`) instead of the
         /// general async path. `MECHA_FAST_INVOKE=0` turns it off.
         public var fastInvoke: Bool
@@ -30,30 +28,29 @@ public struct DaprHTTPServer: Sendable {
             addresses: [String] = ["127.0.0.1"],
             port: Int = 3500,
             maxBodySize: Int = 4 << 20,
-            apiToken: String? = nil,
-            apiAllowed: [APIAccessRule]? = nil,
-            apiDenied: [APIAccessRule] = [],
             fastInvoke: Bool = true,
-            timeouts: ConnectionTimeouts = .standard
+            timeouts: ConnectionTimeouts = .standard,
+            inbound: InboundChain = InboundChain()
         ) {
+            self.inbound = inbound
             self.timeouts = timeouts
             self.addresses = addresses
             self.port = port
             self.maxBodySize = maxBodySize
-            self.apiToken = apiToken
-            self.apiAllowed = apiAllowed
-            self.apiDenied = apiDenied
             self.fastInvoke = fastInvoke
         }
     }
 
     let api: DaprAPI
     let configuration: Configuration
+    let inbound: InboundChain
     let logger: Logger
 
     public init(api: DaprAPI, configuration: Configuration, logger: Logger) {
         self.api = api
         self.configuration = configuration
+        self.inbound =
+            configuration.inbound
         self.logger = logger
     }
 
@@ -65,8 +62,8 @@ public struct DaprHTTPServer: Sendable {
                 configuration: ServerConfiguration(address: .hostname(host, port: self.configuration.port), serverName: nil, backlog: 1024),
                 eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
                 logger: self.logger,
-                responder: { request, writer, _ in
-                    try await self.respond(to: request, writer: writer)
+                responder: { request, writer, channel in
+                    try await self.respond(to: request, writer: writer, remoteAddress: channel.remoteAddress)
                 },
                 onServerRunning: { channel in
                     onListening(channel.localAddress?.port ?? self.configuration.port)
@@ -75,24 +72,24 @@ public struct DaprHTTPServer: Sendable {
         }
     }
 
-    /// The fast path's router, when it is on.
+    /// The fast path's router, when it is on. A chain that needs the caller's address (rate
+    /// limits) counts every request exactly once on the general path, so the fast path is off then.
     var fastInvokeRouter: PublicFastInvokeRouter? {
-        guard self.configuration.fastInvoke else { return nil }
+        guard self.configuration.fastInvoke, !self.inbound.readsClient else { return nil }
         let identity = self.api.identity
         return PublicFastInvokeRouter(
             appID: identity.appID,
             namespace: identity.namespace,
             app: (self.api.invoke.localAppChannel as? HTTPAppChannel)?.directTarget,
             invoke: self.api.invoke,
-            apiToken: self.configuration.apiToken.flatMap { $0.isEmpty ? nil : $0 },
-            invokeRouteAllowed: self.isAllowed(("invoke", "v1.0", "invoke")),
+            inbound: self.inbound,
             bodyLimit: min(Self.bufferedBodyLimit, self.configuration.maxBodySize)
         )
     }
 
     // MARK: Dispatch
 
-    func respond(to request: Request, writer: consuming ResponseWriter) async throws {
+    func respond(to request: Request, writer: consuming ResponseWriter, remoteAddress: SocketAddress? = nil) async throws {
         let method = request.head.method.rawValue
         var request = request
         let target = Self.originForm(request.head.path ?? "/")
@@ -105,22 +102,21 @@ public struct DaprHTTPServer: Sendable {
         let (path, query) = Self.split(target)
         var route = DaprRoute.match(method: method, path: String(path))
 
-        if let token = self.configuration.apiToken, !token.isEmpty {
-            // Only the health routes themselves are open; any other path, however close to them
-            // (`/v1.0/healthz//` with `dapr-app-id` is an invocation), needs the token.
-            let exempt = (route == .healthz || route == .healthzOutbound) && Self.headerAppID(request) == nil
-            if !exempt {
-                guard let sent = request.headers[HTTPField.Name("dapr-api-token")!], ConstantTime.equals(sent, token) else {
-                    try await HTTPReply.text("invalid api token\n", status: 401).write(to: writer)
-                    return
-                }
+        if !self.inbound.isEmpty(for: .http) {
+            let operation = self.operation(route, request: request, path: path, remoteAddress: remoteAddress)
+            switch self.inbound.check(operation) {
+            case nil: break
+            case .unrouted?: route = .fallback
+            case let rejection?:
+                try await HTTPReply(rejection).write(to: writer)
+                return
             }
-            var head = request.head
-            head.headerFields[HTTPField.Name("dapr-api-token")!] = nil
-            request = Request(head: head, body: request.body)
+            if self.inbound.apiToken != nil {
+                var head = request.head
+                head.headerFields[HTTPField.Name("dapr-api-token")!] = nil
+                request = Request(head: head, body: request.body)
+            }
         }
-
-        if let group = route.accessGroup, !self.isAllowed(group) { route = .fallback }
 
         switch route {
         case .invoke(let appID, let methodPath):
@@ -128,7 +124,7 @@ public struct DaprHTTPServer: Sendable {
         case .fallback:
             if let appID = Self.headerAppID(request) {
                 try await self.invoke(target: appID, method: String(path), query: query, request: request, writer: writer)
-            } else if self.isAllowed(("invoke", "v1.0", "invoke")) {
+            } else if self.inbound.access.exposes(Self.invokeOperation) {
                 try await HTTPReply.error(.directInvokeNoAppID).write(to: writer)
             } else {
                 try await HTTPReply.text("404 page not found\n", status: 404).write(to: writer)
@@ -170,28 +166,40 @@ public struct DaprHTTPServer: Sendable {
         return nil
     }
 
-    /// Configuration `spec.api` lists: deny wins, a non-empty allow list admits only its entries.
-    func isAllowed(_ group: (name: String, version: String, route: String)) -> Bool {
-        func matches(_ rule: APIAccessRule) -> Bool {
-            guard rule.apiProtocol == .http else { return false }
-            let ruleVersion = Self.normalizeVersion(rule.version)
-            if rule.name == group.name && ruleVersion == Self.normalizeVersion(group.version) { return true }
-            return "\(group.version)/\(group.route)".hasPrefix("\(rule.version)/\(rule.name)")
+    // MARK: Inbound chain
+
+    /// The request as the inbound chain sees it. Only the health routes themselves are named
+    /// `healthz` (and so exempt from the token); any other path, however close to them
+    /// (`/v1.0/healthz` with `dapr-app-id`), is not.
+    func operation(_ route: DaprRoute, request: Request, path: Substring, remoteAddress: SocketAddress?) -> InboundOperation {
+        var operation: InboundOperation
+        if let group = route.accessGroup {
+            operation = InboundOperation(surface: .http, api: group.name, version: group.version, route: group.route, apiToken: nil)
+        } else if (route == .healthz || route == .healthzOutbound) && Self.headerAppID(request) == nil {
+            operation = InboundOperation(surface: .http, api: "healthz", version: "v1.0", route: "healthz", apiToken: nil)
+        } else {
+            operation = InboundOperation(surface: .http, api: "", version: "", route: "", apiToken: nil)
         }
-        if self.configuration.apiDenied.contains(where: matches) { return false }
-        if let allowed = self.configuration.apiAllowed, allowed.contains(where: { $0.apiProtocol == .http }) {
-            return allowed.contains(where: matches)
+        operation.apiToken = request.headers[HTTPField.Name("dapr-api-token")!]
+        if self.inbound.readsClient {
+            operation.path = String(path)
+            operation.client = InboundClient(
+                remoteAddress: Self.goRemoteAddress(remoteAddress),
+                forwardedFor: request.headers[values: HTTPField.Name("X-Forwarded-For")!].first,
+                realIP: request.headers[values: HTTPField.Name("X-Real-IP")!].first
+            )
         }
-        return true
+        return operation
     }
 
-    static func normalizeVersion(_ version: String) -> String {
-        switch version {
-        case "v1", "v1.0": "v1"
-        case "v1alpha1", "v1.0-alpha1": "v1alpha1"
-        case "v1alpha2", "v1.0-alpha2": "v1alpha2"
-        default: version
-        }
+    /// `/v1.0/invoke/...`, as the allow lists see it.
+    static let invokeOperation = InboundOperation(surface: .http, api: "invoke", version: "v1.0", route: "invoke", apiToken: nil)
+
+    /// A peer address as Go's `Request.RemoteAddr` writes it: `1.2.3.4:5000`, `[::1]:5000`.
+    static func goRemoteAddress(_ address: SocketAddress?) -> String {
+        guard let address, let ip = address.ipAddress, let port = address.port else { return "" }
+        if case .v6 = address { return "[\(ip)]:\(port)" }
+        return "\(ip):\(port)"
     }
 
     // MARK: Buffered routes

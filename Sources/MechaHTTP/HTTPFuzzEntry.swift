@@ -35,7 +35,7 @@ public enum HTTPFuzzEntry {
     static let invoke = InvokeAPI(identity: identity, appChannel: nil, remote: FuzzRemote())
     static let publicRouter = PublicFastInvokeRouter(
         appID: "app", namespace: "default", app: DirectAppTarget(host: "127.0.0.1", port: 1, apiToken: "app-token"),
-        invoke: invoke, apiToken: "api-token", invokeRouteAllowed: true, bodyLimit: 4 << 20)
+        invoke: invoke, inbound: InboundChain(apiToken: "api-token"), bodyLimit: 4 << 20)
     static let internalRouter = InternalFastInvokeRouter(
         appID: "app", app: DirectAppTarget(host: "127.0.0.1", port: 1, apiToken: nil), peerToken: PeerToken("peer-token"),
         invoke: invoke, bodyLimit: 4 << 20)
@@ -95,7 +95,7 @@ private struct FuzzRemote: RemoteInvoker, DirectHopProvider {
     struct NotCalled: Error {}
 
     func invoke<Output: Sendable>(
-        appID: String, namespace: String, request: InvocationRequest, _ handler: (InvocationResponse) async throws -> Output
+        appID: String, namespace: String, request: InvocationRequest, context: InvocationContext, _ handler: (InvocationResponse) async throws -> Output
     ) async throws -> Output {
         throw NotCalled()
     }

@@ -2,20 +2,25 @@ public import HTTP1Client
 public import Logging
 public import MechaAPI
 public import MechaCore
+import MechaResiliency
 import NIOCore
 import NIOHTTP1
 import Synchronization
 
-/// Sends invocations to another app's sidecar: resolves the app id to live instances, balances
-/// round-robin, and fails over to another instance when one cannot be reached (before any
-/// response byte, and only when the request body can be replayed).
+/// Sends invocations to another app's sidecar through the mesh stack: the target's TrafficPolicy
+/// routes the call (split, mirror, fault, local rate limit), its balancer picks an instance that is
+/// not ejected, and the outcome feeds balancing and outlier ejection. Without a Resiliency policy
+/// naming the app, Dapr's built-in retries apply: a call that cannot reach an instance (before any
+/// response byte, body in memory) goes to another, up to three attempts.
 public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
     /// Header naming the app the caller meant to reach; the receiving sidecar refuses others.
     public static let targetHeader = "x-mecha-target-app"
     /// Set by a receiving sidecar on answers it produced itself (not the app's), e.g. misdirected calls.
     public static let sidecarErrorHeader = "x-mecha-sidecar-error"
+    /// Dapr's built-in service invocation retries: 3.
+    static let builtInAttempts = 3
 
-    let resolver: any NameResolver
+    public let mesh: Mesh
     let client: HTTP1Client
     let logger: Logger
     /// This host's address and name, for `X-Forwarded-*` / `Forwarded` on outgoing calls.
@@ -25,10 +30,9 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
     let forwardedHeaders: [(name: String, value: String)]
     /// Presented to the receiving sidecar, which refuses calls without it.
     let peerToken: PeerToken
-    private let counters = Mutex<[String: Int]>([:])
 
     public init(
-        resolver: any NameResolver,
+        mesh: Mesh,
         client: HTTP1Client,
         peerToken: PeerToken,
         logger: Logger,
@@ -36,7 +40,7 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
         hostname: String = "localhost"
     ) {
         self.peerToken = peerToken
-        self.resolver = resolver
+        self.mesh = mesh
         self.client = client
         self.logger = logger
         self.hostAddress = hostAddress
@@ -49,55 +53,120 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
         ]
     }
 
+    public convenience init(
+        resolver: any NameResolver,
+        client: HTTP1Client,
+        peerToken: PeerToken,
+        logger: Logger,
+        hostAddress: String = "127.0.0.1",
+        hostname: String = "localhost"
+    ) {
+        self.init(mesh: Mesh(resolver: resolver, hostname: hostname), client: client, peerToken: peerToken, logger: logger, hostAddress: hostAddress, hostname: hostname)
+    }
+
+    /// What a TrafficPolicy route decided for one call, kept for its retries.
+    struct CallPlan: Sendable {
+        var appID: String
+        var delay: Duration?
+        var abortStatus: Int?
+    }
+
     public func invoke<Output: Sendable>(
         appID: String,
         namespace: String,
         request: InvocationRequest,
+        context: InvocationContext,
         _ handler: (InvocationResponse) async throws -> Output
     ) async throws -> Output {
-        let instances: [AppInstance]
-        do {
-            instances = try await self.resolver.resolve(appID: appID, namespace: namespace)
-        } catch {
-            throw InvocationError("couldn't find service: \(appID): \(error)")
+        let firstAttempt = context.triedInstances.isEmpty
+        let plan = try context.once { () throws(InvocationRejected) -> CallPlan in
+            try self.plan(appID: appID, namespace: namespace, request: request)
         }
-        guard !instances.isEmpty else { throw InvocationError("couldn't find service: \(appID)") }
-        let start = self.nextIndex(appID)
+        if firstAttempt, let delay = plan.delay { try await Task.sleep(for: delay) }
+        if let status = plan.abortStatus {
+            let body = ByteBuffer(string: "fault filter abort")
+            return try await handler(InvocationResponse(status: status, headers: ["content-type": "text/plain"], contentType: "text/plain", body: BodyStream(buffer: body)))
+        }
+        let target: MeshTarget
+        do {
+            target = try await self.mesh.resolved(appID: plan.appID, namespace: namespace)
+        } catch {
+            throw InvocationError("couldn't find service: \(plan.appID): \(error)")
+        }
+        let hashKey = target.hashOnHeader.flatMap { request.headers.first($0) }
         let replayable = request.body.bufferedBytes != nil
-        let attempts = replayable ? min(instances.count, 3) : 1
+        let attempts = replayable && context.builtInRetries ? Self.builtInAttempts : 1
         var lastError: (any Error)?
-        for attempt in 0..<attempts {
-            let instance = instances[(start + attempt) % instances.count]
+        var made = 0
+        for _ in 0..<attempts {
+            // Not ejected and not tried by this call; failing that, not tried; failing that, any.
+            guard let lease = target.pick(hashKey: hashKey, excluding: context.triedInstances) ?? target.pick(hashKey: hashKey) else { break }
+            context.markTried(lease.instance.instanceID)
+            made += 1
             do {
-                return try await self.send(request, to: instance, appID: appID, handler)
+                return try await self.send(request, to: lease, of: target, appID: plan.appID, handler)
             } catch let error as Misdirected {
                 lastError = error
-                self.logger.debug("instance \(instance.instanceID) of \(appID) refused the call: \(error)")
+                self.logger.debug("instance \(lease.instance.instanceID) of \(plan.appID) refused the call: \(error)")
             } catch let error as HandlerFailure {
                 throw error.underlying
             } catch let error as APIError {
                 throw error
             } catch {
                 lastError = error
-                self.logger.debug("cannot reach sidecar of \(appID) at \(instance.host):\(instance.internalPort): \(error)")
+                self.logger.debug("cannot reach sidecar of \(plan.appID) at \(lease.instance.host):\(lease.instance.internalPort): \(error)")
             }
         }
-        throw InvocationError("failed to invoke target \(appID) after \(attempts) attempts. Error: \(lastError.map { "\($0)" } ?? "unknown")")
+        guard made > 0 else { throw InvocationError("couldn't find service: \(plan.appID)") }
+        throw InvocationError("failed to invoke target \(plan.appID) after \(made) attempts. Error: \(lastError.map { "\($0)" } ?? "unknown")")
     }
 
-    /// The next instance of `appID` by round robin when resolution is cached, with the headers
-    /// `send` adds on this hop.
+    /// Routes a call by the target's TrafficPolicy: the split target, the fault, the mirror (sent
+    /// here, fire-and-forget) and the local rate limit.
+    func plan(appID: String, namespace: String, request: InvocationRequest) throws(InvocationRejected) -> CallPlan {
+        let target = self.mesh.target(appID: appID, namespace: namespace)
+        guard target.hasRoutes else { return CallPlan(appID: appID) }
+        let decision = target.route(path: "/" + request.method, verb: request.httpVerb) { request.headers.first($0) }
+        guard target.admit(route: decision.routeIndex) else {
+            throw InvocationRejected(
+                APIError(
+                    errorCode: "ERR_TOO_MANY_REQUESTS",
+                    message: "rate limit exceeded for calls to app \(appID)",
+                    httpStatus: 429,
+                    grpcStatus: .resourceExhausted
+                )
+            )
+        }
+        if let mirror = decision.mirror, let body = request.body.bufferedBytes {
+            var copy = request
+            copy.body = BodyStream(buffer: body)
+            Task { await self.mirror(copy, to: mirror, namespace: namespace) }
+        }
+        return CallPlan(appID: decision.target ?? appID, delay: decision.delay, abortStatus: decision.abortStatus)
+    }
+
+    /// Sends a copy to `appID` and throws its answer away.
+    func mirror(_ request: InvocationRequest, to appID: String, namespace: String) async {
+        do {
+            let target = try await self.mesh.resolved(appID: appID, namespace: namespace)
+            guard let lease = target.pick() else { return }
+            try await self.send(request, to: lease, of: target, appID: appID) { response in
+                for try await _ in response.body {}
+            }
+        } catch {
+            self.logger.debug("mirrored call to \(appID) failed: \(error)")
+        }
+    }
+
+    /// The next instance of `appID` by the target's balancer when resolution is cached, with the
+    /// headers `send` adds on this hop. Targets with TrafficPolicy routes take the general path.
     public func directHop(appID: String, namespace: String) -> DirectHop? {
-        guard let instances = self.resolver.cachedInstances(appID: appID, namespace: namespace), !instances.isEmpty else { return nil }
-        let instance = instances[self.nextIndex(appID) % instances.count]
-        return DirectHop(host: instance.host, port: instance.internalPort, headers: self.hopHeaders(appID: appID))
-    }
-
-    func nextIndex(_ appID: String) -> Int {
-        self.counters.withLock { counters -> Int in
-            let value = counters[appID, default: 0]
-            counters[appID] = value &+ 1
-            return value
+        guard let target = self.mesh.cached(appID: appID, namespace: namespace), !target.hasRoutes, target.hashOnHeader == nil,
+            let lease = target.pick()
+        else { return nil }
+        let instance = lease.instance
+        return DirectHop(host: instance.host, port: instance.internalPort, headers: self.hopHeaders(appID: appID)) { success in
+            target.finish(lease, success: success)
         }
     }
 
@@ -117,8 +186,33 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
 
     func send<Output: Sendable>(
         _ request: InvocationRequest,
+        to lease: MeshTarget.Lease,
+        of target: MeshTarget,
+        appID: String,
+        _ handler: (InvocationResponse) async throws -> Output
+    ) async throws -> Output {
+        let instance = lease.instance
+        let reported = Mutex(false)
+        @Sendable func report(_ success: Bool) {
+            guard reported.withLock({ done in defer { done = true }; return !done }) else { return }
+            target.finish(lease, success: success)
+        }
+        do {
+            return try await self.send(request, to: instance, appID: appID, report: report, handler)
+        } catch let error as HandlerFailure {
+            report(true)
+            throw error
+        } catch {
+            report(false)
+            throw error
+        }
+    }
+
+    func send<Output: Sendable>(
+        _ request: InvocationRequest,
         to instance: AppInstance,
         appID: String,
+        report: @Sendable (Bool) -> Void,
         _ handler: (InvocationResponse) async throws -> Output
     ) async throws -> Output {
         var headers = HTTPHeaders()
@@ -146,6 +240,8 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
             if response.status.code == 421, response.headers.contains(name: Self.sidecarErrorHeader) {
                 throw Misdirected(description: "instance serves another app")
             }
+            // Outlier ejection counts 5xx answers as failures of the instance.
+            report(response.status.code < 500)
             var responseHeaders = HeaderList()
             for (name, value) in response.headers where name.lowercased() != "content-length" && name.lowercased() != Self.sidecarErrorHeader {
                 responseHeaders.add(name, value)

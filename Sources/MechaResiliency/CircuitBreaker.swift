@@ -15,17 +15,36 @@ public final class CircuitBreaker: Policy {
 
     public var state: CircuitBreakerStateMachine.State { self.machine.withLock { $0.state } }
 
-    public func execute<Output: Sendable>(_ operation: @Sendable () async throws -> Output) async throws -> Output {
-        let (decision, generation) = self.machine.withLock { machine in
-            (machine.requestStarting(at: self.now()), machine.generation)
+    /// A call admitted by `admit()`; report how it ended with `finish(_:success:)`.
+    public struct Ticket: Sendable {
+        let generation: UInt64
+    }
+
+    /// Synchronous admission, for callers that run the call themselves (the event-loop fast path).
+    public func admit() throws(ResiliencyError) -> Ticket {
+        let (decision, generation, halfOpen) = self.machine.withLock { machine in
+            let decision = machine.requestStarting(at: self.now())
+            let halfOpen = if case .halfOpen = machine.state { true } else { false }
+            return (decision, machine.generation, halfOpen)
         }
-        guard decision == .allow else { throw ResiliencyError(.circuitOpen, policyName: self.name) }
+        guard decision == .allow else {
+            throw ResiliencyError(halfOpen ? .tooManyRequests : .circuitOpen, policyName: self.name)
+        }
+        return Ticket(generation: generation)
+    }
+
+    public func finish(_ ticket: Ticket, success: Bool) {
+        self.machine.withLock { $0.requestFinished(success: success, at: self.now(), generation: ticket.generation) }
+    }
+
+    public func execute<Output: Sendable>(_ operation: @Sendable () async throws -> Output) async throws -> Output {
+        let ticket = try self.admit()
         do {
             let output = try await operation()
-            self.machine.withLock { $0.requestFinished(success: true, at: self.now(), generation: generation) }
+            self.finish(ticket, success: true)
             return output
         } catch {
-            self.machine.withLock { $0.requestFinished(success: false, at: self.now(), generation: generation) }
+            self.finish(ticket, success: false)
             throw error
         }
     }

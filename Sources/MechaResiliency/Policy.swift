@@ -36,6 +36,8 @@ public struct ResiliencyError: Error, Sendable, Hashable, CustomStringConvertibl
         private init(_ name: String) { self.name = name }
         public static let timeout = Code("timeout")
         public static let circuitOpen = Code("circuitOpen")
+        /// A half-open breaker already has its `maxRequests` probes in flight.
+        public static let tooManyRequests = Code("tooManyRequests")
         public var description: String { self.name }
     }
 
@@ -47,10 +49,12 @@ public struct ResiliencyError: Error, Sendable, Hashable, CustomStringConvertibl
         self.policyName = policyName
     }
 
+    /// daprd's texts (Go's context and gobreaker errors), which end up inside API error messages.
     public var description: String {
         switch self.code {
-        case .timeout: "timeout waiting for the operation (policy \(self.policyName))"
-        case .circuitOpen: "circuit breaker is open (policy \(self.policyName))"
+        case .timeout: "context deadline exceeded"
+        case .circuitOpen: "circuit breaker is open"
+        case .tooManyRequests: "too many requests"
         default: "\(self.code) (policy \(self.policyName))"
         }
     }

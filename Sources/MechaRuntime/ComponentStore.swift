@@ -1,4 +1,5 @@
 public import MechaCore
+public import MechaResiliency
 import Synchronization
 
 /// One component as the metadata API reports it.
@@ -41,8 +42,24 @@ public final class ComponentStore: Sendable {
     }
 
     private let storage = Mutex(Storage())
+    /// Every call to a component goes through it (`call(_:_:_:_:)`).
+    public let outbound: OutboundSeam
 
-    public init() {}
+    public init(outbound: OutboundSeam = OutboundSeam()) {
+        self.outbound = outbound
+    }
+
+    /// Calls component `name` through its outbound policies (Resiliency
+    /// `targets.components.<name>.outbound` or Dapr's default component policies).
+    public func call<Output: Sendable>(
+        _ name: String,
+        _ category: ComponentCategory,
+        _ operation: OperationName,
+        fallback: TargetPolicy? = nil,
+        _ body: @Sendable () async throws -> Output
+    ) async throws -> Output {
+        try await self.outbound.call(.component(name, category, .outbound), operation, fallback: fallback) { _ in try await body() }
+    }
 
     public func add(_ component: any Component, spec: ComponentSpec) {
         self.storage.withLock { storage in

@@ -10,6 +10,7 @@ public import MechaCore
 import MechaGRPC
 import MechaHTTP
 import MechaMesh
+import MechaResiliency
 public import MechaRuntime
 import NIOCore
 import NIOPosix
@@ -109,7 +110,14 @@ public final class Sidecar: Sendable {
             logger: componentLogger
         )
         let loader = ComponentLoader(registry: self.registry, context: context, environment: self.environment)
-        let components = ComponentStore()
+        // The outbound seam: every call to a component, to the app or to another sidecar runs its
+        // target's Resiliency policies here.
+        let policies = ResiliencyPolicies(specs: resources.resiliencies, appID: options.appID)
+        if !policies.isEmpty {
+            self.logger.info("resiliency: \(policies.policyCount) policies loaded from \(resources.resiliencies.filter { $0.applies(to: options.appID) }.count) resources")
+        }
+        let outbound = OutboundSeam(policies, trafficPolicies: resources.trafficPolicies, appID: options.appID)
+        let components = ComponentStore(outbound: outbound)
         try await loader.load(resources.components, into: components)
 
         let resolverResource = EmbeddedDefaults.nameResolver(configuration, mechaHome: options.mechaHome)
@@ -124,6 +132,8 @@ public final class Sidecar: Sendable {
             throw ComponentInitError(["name resolution \(resolverResource.type): \(error)"])
         }
 
+        // One mesh stack (resolve → route → balance → eject) for every sidecar-to-sidecar path.
+        let mesh = Mesh(resolver: resolver, trafficPolicies: resources.trafficPolicies, appID: options.appID, hostname: SidecarCore.hostname())
         let peerToken = try PeerTokenFile.loadOrCreate(home: options.mechaHome)
         let client = HTTP1Client()
         var appChannel: (any AppChannel)?
@@ -196,14 +206,15 @@ public final class Sidecar: Sendable {
                 identity: identity,
                 appChannel: appChannel,
                 remote: SidecarInvoker(
-                    resolver: resolver,
+                    mesh: mesh,
                     client: client,
                     peerToken: peerToken,
                     logger: self.logger,
                     hostAddress: options.internalListenAddress == "0.0.0.0" ? "127.0.0.1" : options.internalListenAddress,
                     hostname: SidecarCore.hostname()
                 ),
-                readiness: readiness
+                readiness: readiness,
+                outbound: outbound
             ),
             bindings: BindingsAPI(components: components),
             secrets: SecretsAPI(components: components, scopes: configuration?.secretScopes ?? []),
@@ -223,17 +234,18 @@ public final class Sidecar: Sendable {
                 Task { await self.shutdown() }
             }
         )
+        let apiToken = self.environment["DAPR_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        // One inbound chain for both surfaces: token, spec.httpPipeline rate limits, spec.api lists.
+        let inbound = InboundChain(apiToken: apiToken, configuration: configuration, components: components)
         let httpServer = DaprHTTPServer(
             api: api,
             configuration: .init(
                 addresses: options.listenAddresses,
                 port: options.httpPort,
                 maxBodySize: options.maxBodySize,
-                apiToken: self.environment["DAPR_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
-                apiAllowed: configuration?.apiAllowed,
-                apiDenied: configuration?.apiDenied ?? [],
                 fastInvoke: self.environment["MECHA_FAST_INVOKE"] != "0",
-                timeouts: options.connectionTimeouts
+                timeouts: options.connectionTimeouts,
+                inbound: inbound
             ),
             logger: self.logger
         )
@@ -248,13 +260,12 @@ public final class Sidecar: Sendable {
             logger: self.logger
         )
         let grpcPool = GRPCTransportPool(maxMessageSize: options.maxBodySize)
-        let apiToken = self.environment["DAPR_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         let proxy = GRPCProxyRouter(
             identity: identity,
-            resolver: resolver,
+            mesh: mesh,
+            outbound: outbound,
             pool: grpcPool,
             appAddress: options.appProtocol == .grpc ? options.appPort.map { (options.appChannelAddress, $0) } : nil,
-            apiToken: apiToken,
             appAPIToken: self.environment["APP_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
             peerToken: peerToken,
             logger: self.logger
@@ -266,8 +277,8 @@ public final class Sidecar: Sendable {
                 addresses: options.listenAddresses,
                 port: options.grpcPort,
                 maxMessageSize: options.maxBodySize,
-                apiToken: apiToken,
-                timeouts: options.connectionTimeouts
+                timeouts: options.connectionTimeouts,
+                inbound: inbound
             ),
             proxy: proxy,
             logger: self.logger

@@ -1,5 +1,7 @@
 """DAPR_API_TOKEN: the SDK sends the token (gRPC metadata and the health check's header) when the
-variable is set; without it the sidecar refuses gRPC calls with UNAUTHENTICATED."""
+variable is set; without it the sidecar refuses gRPC calls with UNAUTHENTICATED. As daprd
+(`invokev1.ErrorFromHTTPResponseCode(401, reason)`), the status message is Go's status text and the
+reason travels in the ErrorInfo detail (`http.error_message`)."""
 
 import grpc
 import pytest
@@ -29,7 +31,7 @@ def test_sdk_without_token_is_unauthenticated(sidecar, use_sidecar):
         with pytest.raises(grpc.RpcError) as caught:
             client.get_state("statestore", "with-token")
         assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        assert caught.value.details() == "missing api token in request metadata"
+        assert caught.value.details() == "Unauthorized"
 
 
 def test_sdk_with_wrong_token(sidecar, use_sidecar, monkeypatch):
@@ -39,4 +41,4 @@ def test_sdk_with_wrong_token(sidecar, use_sidecar, monkeypatch):
         with pytest.raises(grpc.RpcError) as caught:
             client.get_metadata()
         assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        assert caught.value.details() == "authentication error: api token mismatch"
+        assert caught.value.details() == "Unauthorized"

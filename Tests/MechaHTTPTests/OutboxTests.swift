@@ -1,6 +1,7 @@
 import MechaAPI
 import MechaCore
 import MechaEmbedded
+import MechaResiliency
 import MechaRuntime
 import MechaSidecar
 import MechaTesting
@@ -270,7 +271,7 @@ import Testing
             components: components,
             identity: identity,
             pubsub: PubSubAPI(components: components, identity: identity, now: { WallClock.now() }),
-            outboxRetryDelays: [.milliseconds(5), .milliseconds(5)]
+            outboxRetry: TargetPolicy(retry: (name: "test", backoff: Backoff(.constant(.milliseconds(5)), maxRetries: 2), matching: RetryMatching()))
         )
         return (api, store)
     }

@@ -40,7 +40,7 @@ struct TimeoutPolicyTests {
         } catch let error as ResiliencyError {
             #expect(error.code == .timeout)
             #expect(error.policyName == "slow")
-            #expect(error.description.contains("timeout"))
+            #expect(error.description == "context deadline exceeded")
         }
         #expect(ContinuousClock.now - started < .seconds(10))
         #expect(events.values == ["cancelled"])

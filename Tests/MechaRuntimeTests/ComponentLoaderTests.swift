@@ -113,9 +113,9 @@ struct ComponentLoaderTests {
     }
 
     @Test func unknownTypeInACategoryWithNothingRegistered() async throws {
-        let errors = try await Self.initError(Self.yaml("auth", type: "middleware.http.oauth2"), registry: BuiltInComponents.registry)
+        let errors = try await Self.initError(Self.yaml("flow", type: "workflow.temporal"), registry: BuiltInComponents.registry)
         let message = try #require(errors.first)
-        #expect(message.contains("no middleware components are built in; supported types: "))
+        #expect(message.contains("no workflow components are built in; supported types: "))
         #expect(message.contains("state.sqlite") && message.contains("pubsub.redis"))
     }
 

@@ -52,3 +52,9 @@ public enum FastRandom {
         }
     }
 }
+
+/// `FastRandom` as a `RandomNumberGenerator`, for `Double.random(in:using:)` and the balancers.
+public struct FastRandomGenerator: RandomNumberGenerator, Sendable {
+    public init() {}
+    public mutating func next() -> UInt64 { FastRandom.next() }
+}

@@ -1,4 +1,6 @@
+import MechaAPI
 import MechaCore
+import MechaResiliency
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -34,7 +36,7 @@ final class FastInvokeHandler: ChannelDuplexHandler {
     }
 
     private final class Exchange {
-        let plan: FastInvokePlan
+        var plan: FastInvokePlan
         let requestHead: HTTPRequestHead
         var body: ByteBuffer?
         var connection: UpstreamConnection?
@@ -42,6 +44,31 @@ final class FastInvokeHandler: ChannelDuplexHandler {
         var responseKeepAlive = true
         /// A misdirected answer from another sidecar: its parts are dropped, the call replayed.
         var discarding = false
+        /// The hop's outcome went to the mesh.
+        var reported = false
+        // Resiliency (`plan.governance`):
+        /// Attempts made before the current one.
+        var attempt = 0
+        /// The breaker's admission of the current attempt.
+        var ticket: CircuitBreaker.Ticket?
+        /// The current attempt's timeout.
+        var timeout: Scheduled<Void>?
+        /// The answer is being dropped and the call retried after this delay.
+        var retryAfter: Duration?
+
+        /// Tells the breaker how the current attempt went, once.
+        func settle(success: Bool) {
+            guard let ticket = self.ticket else { return }
+            self.ticket = nil
+            self.plan.governance?.breaker?.finish(ticket, success: success)
+        }
+
+        /// Tells the mesh how the hop went, once.
+        func report(_ success: Bool) {
+            guard !self.reported else { return }
+            self.reported = true
+            self.plan.finish?(success)
+        }
 
         init(plan: FastInvokePlan, requestHead: HTTPRequestHead) {
             self.plan = plan
@@ -206,6 +233,9 @@ final class FastInvokeHandler: ChannelDuplexHandler {
     private func abandonExchange() {
         switch self.state {
         case .forwarding(let exchange), .collecting(let exchange):
+            exchange.report(true)
+            exchange.timeout?.cancel()
+            exchange.settle(success: true)
             if let connection = exchange.connection {
                 connection.handler.delegate = nil
                 connection.channel.close(promise: nil)
@@ -240,6 +270,22 @@ final class FastInvokeHandler: ChannelDuplexHandler {
 
     private func send(_ exchange: Exchange, context: ChannelHandlerContext) {
         guard let pool = self.pool else { return }
+        if let governance = exchange.plan.governance {
+            if let breaker = governance.breaker {
+                do {
+                    exchange.ticket = try breaker.admit()
+                } catch {
+                    exchange.report(true)
+                    self.answerGoverned(exchange, error: error, context: context)
+                    return
+                }
+            }
+            if let timeout = governance.policy.timeout {
+                exchange.timeout = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) {
+                    self.attemptTimedOut(exchange)
+                }
+            }
+        }
         let key = UpstreamPool.Key(host: exchange.plan.host, port: exchange.plan.port)
         if let connection = pool.takeIdle(key) {
             self.start(exchange, on: connection)
@@ -253,7 +299,12 @@ final class FastInvokeHandler: ChannelDuplexHandler {
             switch result {
             case .success(let connection):
                 self.start(exchange, on: connection)
-            case .failure:
+            case .failure(let error):
+                exchange.report(false)
+                if exchange.plan.governance != nil {
+                    self.attemptFailed(exchange, error: error, context: context)
+                    return
+                }
                 // Nothing was sent: the general path connects (and reports) on its own.
                 self.replayToGeneral(exchange, context: context)
             }
@@ -278,6 +329,8 @@ final class FastInvokeHandler: ChannelDuplexHandler {
 
     /// Hands a fast request to the general path as if it had gone there first.
     private func replayToGeneral(_ exchange: Exchange, context: ChannelHandlerContext) {
+        // The general path picks (and reports) its own instance.
+        exchange.report(true)
         self.state = .passing
         self.generalInFlight += 1
         context.fireChannelRead(self.wrapInboundOut(.head(exchange.requestHead)))
@@ -374,6 +427,89 @@ final class FastInvokeHandler: ChannelDuplexHandler {
         return HTTPResponseHead(version: .http1_1, status: upstream.status, headers: headers)
     }
 
+    // MARK: Resiliency on the event loop
+
+    /// Drops the current upstream connection (reusable or not) without ending the exchange.
+    private func releaseConnection(_ exchange: Exchange, reusable: Bool) {
+        guard let connection = exchange.connection else { return }
+        exchange.connection = nil
+        if self.upstreamPaused {
+            self.upstreamPaused = false
+            connection.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+        }
+        if reusable {
+            self.pool?.release(connection)
+        } else {
+            connection.handler.delegate = nil
+            connection.channel.close(promise: nil)
+        }
+    }
+
+    /// The current attempt's timeout passed before the answer: the attempt is abandoned.
+    private func attemptTimedOut(_ exchange: Exchange) {
+        guard case .forwarding(let current) = self.state, current === exchange, let context = self.context, !exchange.responseStarted else { return }
+        exchange.timeout = nil
+        exchange.report(false)
+        self.releaseConnection(exchange, reusable: false)
+        self.attemptFailed(exchange, error: ResiliencyError(.timeout, policyName: exchange.plan.governance?.policy.timeoutName ?? "timeout"), context: context)
+    }
+
+    /// An attempt failed before any answer (connect error, closed connection, timeout): retried as
+    /// the policy says, else answered with daprd's error.
+    private func attemptFailed(_ exchange: Exchange, error: any Error, context: ChannelHandlerContext) {
+        exchange.timeout?.cancel()
+        exchange.timeout = nil
+        exchange.settle(success: false)
+        if let governance = exchange.plan.governance, let delay = governance.policy.retryDelay(after: error, retry: exchange.attempt + 1) {
+            self.retry(exchange, after: delay, context: context)
+            return
+        }
+        self.answerGoverned(exchange, error: error, context: context)
+    }
+
+    /// The next attempt of a governed exchange, after `delay`, on another instance when the
+    /// target is another sidecar.
+    private func retry(_ exchange: Exchange, after delay: Duration, context: ChannelHandlerContext) {
+        exchange.attempt += 1
+        exchange.responseStarted = false
+        exchange.responseKeepAlive = true
+        if let rehop = exchange.plan.governance?.rehop {
+            guard let hop = rehop() else {
+                self.answerGoverned(exchange, error: ResiliencyError(.circuitOpen, policyName: "no instance"), context: context, detail: "no instance of the app is available")
+                return
+            }
+            exchange.plan.host = hop.host
+            exchange.plan.port = hop.port
+            exchange.plan.finish = hop.finish
+            exchange.plan.head.headers.replaceOrAdd(name: "host", value: FastInvoke.authority(host: hop.host, port: hop.port))
+            exchange.reported = false
+        }
+        let resend = {
+            guard case .forwarding(let current) = self.state, current === exchange, let context = self.context else {
+                exchange.report(true)
+                return
+            }
+            self.send(exchange, context: context)
+        }
+        if delay <= .zero {
+            resend()
+        } else {
+            context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { resend() }
+        }
+    }
+
+    /// Answers a governed exchange that gave up: daprd's ERR_DIRECT_INVOKE (500) with the cause
+    /// (`context deadline exceeded`, `circuit breaker is open`, the connection error).
+    private func answerGoverned(_ exchange: Exchange, error: any Error, context: ChannelHandlerContext, detail: String? = nil) {
+        exchange.timeout?.cancel()
+        exchange.timeout = nil
+        exchange.settle(success: false)
+        self.finishExchange(exchange, reusable: false)
+        self.writeError(.directInvoke(appID: exchange.plan.targetForErrors, detail ?? "\(error)"), context: context)
+        Self.answered.add(1, ordering: .relaxed)
+        self.resume(context: context)
+    }
+
     /// daprd's error answer, written by the fast path itself.
     private func writeError(_ error: APIError, context: ChannelHandlerContext) {
         let body = ByteBuffer(bytes: error.jsonBody.serialized)
@@ -395,8 +531,25 @@ extension FastInvokeHandler: UpstreamDelegate {
     func upstreamHead(_ head: HTTPResponseHead) {
         guard let exchange = self.currentExchange, let context = self.context else { return }
         if exchange.plan.isSidecarHop, head.status.code == 421, head.headers.contains(name: InternalInvokeServer.sidecarErrorHeader) {
+            exchange.report(false)
+            exchange.settle(success: true)
+            exchange.timeout?.cancel()
             exchange.discarding = true
             return
+        }
+        exchange.report(head.status.code < 500)
+        if let governance = exchange.plan.governance {
+            // daprd's timeout ends when the answer arrives; answers outside 200-399 are failures.
+            exchange.timeout?.cancel()
+            exchange.timeout = nil
+            let status = Int(head.status.code)
+            let failed = status < 200 || status > 399
+            exchange.settle(success: !failed)
+            if failed, let delay = governance.policy.retryDelay(after: FastStatusFailure(httpStatusCode: status), retry: exchange.attempt + 1) {
+                exchange.retryAfter = delay
+                exchange.discarding = true
+                return
+            }
         }
         exchange.responseStarted = true
         exchange.responseKeepAlive = head.isKeepAlive
@@ -418,6 +571,14 @@ extension FastInvokeHandler: UpstreamDelegate {
 
     func upstreamEnd() {
         guard let exchange = self.currentExchange, let context = self.context else { return }
+        if let delay = exchange.retryAfter {
+            // A retriable answer was dropped: the policy's next attempt.
+            exchange.retryAfter = nil
+            exchange.discarding = false
+            self.releaseConnection(exchange, reusable: exchange.responseKeepAlive)
+            self.retry(exchange, after: delay, context: context)
+            return
+        }
         if exchange.discarding {
             // Another app's sidecar answered: the general path fails over to another instance.
             self.finishExchange(exchange, reusable: exchange.responseKeepAlive)
@@ -438,6 +599,15 @@ extension FastInvokeHandler: UpstreamDelegate {
     func upstreamFailed(_ error: any Error, responseStarted: Bool) {
         guard let exchange = self.currentExchange, let context = self.context else { return }
         let reused = (exchange.connection?.uses ?? 0) > 0
+        // A reused connection the server had closed says nothing about the instance.
+        if !reused || responseStarted { exchange.report(responseStarted) }
+        if exchange.plan.governance != nil, !responseStarted, !reused, exchange.retryAfter == nil {
+            self.releaseConnection(exchange, reusable: false)
+            self.attemptFailed(exchange, error: error, context: context)
+            return
+        }
+        exchange.timeout?.cancel()
+        exchange.settle(success: responseStarted)
         self.finishExchange(exchange, reusable: false)
         if responseStarted && !exchange.discarding {
             // Part of the answer went out: the caller sees the connection end, as with any proxy.
@@ -457,5 +627,12 @@ extension FastInvokeHandler: UpstreamDelegate {
             context: context
         )
         self.resume(context: context)
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 }

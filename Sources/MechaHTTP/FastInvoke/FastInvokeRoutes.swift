@@ -1,5 +1,6 @@
 import MechaAPI
 import MechaCore
+import MechaResiliency
 import NIOHTTP1
 
 /// The app the fast path may call directly (the HTTP app channel without a concurrency limit).
@@ -23,6 +24,27 @@ struct FastInvokePlan {
     /// The next hop is another sidecar: a misdirected answer (421 + `x-mecha-sidecar-error`)
     /// sends the call through the general path, which fails over to another instance.
     var isSidecarHop: Bool
+    /// Reports the hop's outcome to the mesh (balancing, outlier ejection); called once.
+    var finish: (@Sendable (_ success: Bool) -> Void)? = nil
+    /// The target's Resiliency policy, run on the event loop; nil when it has none.
+    var governance: FastGovernance? = nil
+}
+
+/// A fast request's Resiliency policy, applied by the handler on the event loop: the breaker is
+/// asked before each attempt, the timeout is a scheduled task, retries re-send the buffered body
+/// (to another instance for a sidecar hop).
+struct FastGovernance {
+    let policy: TargetPolicy
+    /// The target endpoint's breaker (`app:method`), if the policy has one.
+    let breaker: CircuitBreaker?
+    /// Another hop for a retry; nil retries the same target (the local app).
+    let rehop: (@Sendable () -> DirectHop?)?
+}
+
+/// An app answer outside 200-399, as the retry policy judges it.
+struct FastStatusFailure: StatusCodedFailure {
+    var httpStatusCode: Int?
+    var grpcStatusCode: Int? { nil }
 }
 
 /// Decides, from a request head alone, whether a request can take the fast path. A nil answer
@@ -121,34 +143,43 @@ struct PublicFastInvokeRouter: FastInvokeRouter {
     let namespace: String
     let app: DirectAppTarget?
     let invoke: InvokeAPI
-    let apiToken: String?
-    let invokeRouteAllowed: Bool
+    /// The sidecar's inbound chain; never one that `readsClient` (the fast path has no caller
+    /// address, and a request it hands back must not count twice).
+    let inbound: InboundChain
     let bodyLimit: Int
 
     func plan(for head: HTTPRequestHead) -> FastInvokePlan? {
         guard FastInvoke.isPlainRequest(head), let summary = RequestHeaderSummary(head.headers),
             summary.hasSmallBody(limit: self.bodyLimit), !summary.hasBasicAuthorization
         else { return nil }
-        if let token = self.apiToken, !ConstantTime.equals(summary.apiToken ?? "", token) { return nil }
         let (path, query) = Self.split(head.uri)
         let target: String
         let method: Substring
+        let operation: InboundOperation
         if let headerTarget = summary.daprAppID {
             // The header names the target; the whole path is the method.
             guard !headerTarget.isEmpty, path.first == "/" else { return nil }
             target = headerTarget
             method = path.dropFirst()
+            operation = InboundOperation(surface: .http, api: "", version: "", route: "", apiToken: summary.apiToken)
         } else {
-            guard self.invokeRouteAllowed, case .invoke(let urlTarget, let urlMethod)? = DaprRoute.matchPlainInvoke(String(path)) else { return nil }
+            guard case .invoke(let urlTarget, let urlMethod)? = DaprRoute.matchPlainInvoke(String(path)) else { return nil }
             target = urlTarget
             method = urlMethod[...]
+            operation = InboundOperation(surface: .http, api: "invoke", version: "v1.0", route: "invoke", apiToken: summary.apiToken)
         }
+        // Any refusal (or an invocation route the lists leave out) is the general path's to answer.
+        guard self.inbound.check(operation) == nil else { return nil }
         let methodString = String(method)
         guard InvocationMethod.isClean(methodString) else { return nil }
         let parts = target.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count <= 2 else { return nil }
         let targetApp = String(parts[0])
         let targetNamespace = parts.count == 2 ? String(parts[1]) : self.namespace
+        // A Resiliency policy on the target (timeout, retries, breaker) runs on the event loop.
+        let policy = self.invoke.outbound.policy(for: .app(targetApp))
+        let governance: FastGovernance? =
+            policy.isEmpty ? nil : FastGovernance(policy: policy, breaker: policy.breaker(for: "\(targetApp):\(methodString)"), rehop: nil)
 
         var uri = "/" + methodString
         if !query.isEmpty { uri += "?" + query }
@@ -171,7 +202,8 @@ struct PublicFastInvokeRouter: FastInvokeRouter {
                 head: HTTPRequestHead(version: .http1_1, method: head.method, uri: uri, headers: headers),
                 targetForErrors: target,
                 keepsInternalHeaders: false,
-                isSidecarHop: false
+                isSidecarHop: false,
+                governance: governance
             )
         }
         guard let hop = self.invoke.directHops?.directHop(appID: targetApp, namespace: targetNamespace) else { return nil }
@@ -184,7 +216,14 @@ struct PublicFastInvokeRouter: FastInvokeRouter {
             head: HTTPRequestHead(version: .http1_1, method: head.method, uri: uri, headers: headers),
             targetForErrors: target,
             keepsInternalHeaders: false,
-            isSidecarHop: true
+            isSidecarHop: true,
+            finish: hop.finish,
+            governance: governance.map { governance in
+                let hops = self.invoke.directHops
+                return FastGovernance(policy: governance.policy, breaker: governance.breaker) {
+                    hops?.directHop(appID: targetApp, namespace: targetNamespace)
+                }
+            }
         )
     }
 
@@ -196,7 +235,7 @@ struct PublicFastInvokeRouter: FastInvokeRouter {
         case 4: return HeaderNames.equals(name, "host")
         case 11: return HeaderNames.equals(name, "dapr-app-id")
         case 12: return HeaderNames.equals(name, "content-type")
-        case 14: return HeaderNames.equals(name, "content-length") || (self.apiToken != nil && HeaderNames.equals(name, "dapr-api-token"))
+        case 14: return HeaderNames.equals(name, "content-length") || (self.inbound.apiToken != nil && HeaderNames.equals(name, "dapr-api-token"))
         default: return false
         }
     }

@@ -1,0 +1,180 @@
+public import MechaCore
+public import MechaResiliency
+import NIOCore
+import Synchronization
+
+/// Sidecar-to-sidecar traffic, one stack for every path (the general invocation path, the
+/// invocation fast path, the gRPC proxy): resolve an app id to instances → route (TrafficPolicy
+/// matches, splits, mirrors, faults, local rate limits) → balance over the instances that are not
+/// ejected → report how the call went (latency for peakEWMA, failures for outlier ejection).
+/// One `MeshTarget` per app id holds that state, built on first use.
+public final class Mesh: Sendable {
+    let resolver: any NameResolver
+    /// TrafficPolicies by target app id (already filtered to those scoped to this app).
+    let policies: [String: TrafficPolicySpec]
+    /// This host's name: `locality.preferSameHost` prefers instances registered with it.
+    let hostname: String
+    private let targets = Mutex<[String: MeshTarget]>([:])
+
+    public init(resolver: any NameResolver, trafficPolicies: [TrafficPolicySpec] = [], appID: String = "", hostname: String = "") {
+        self.resolver = resolver
+        var byTarget: [String: TrafficPolicySpec] = [:]
+        for policy in trafficPolicies where policy.applies(to: appID) {
+            if case .app(let target) = policy.target, byTarget[target] == nil { byTarget[target] = policy }
+        }
+        self.policies = byTarget
+        self.hostname = hostname
+    }
+
+    /// The TrafficPolicy of `appID`, if any.
+    public func trafficPolicy(for appID: String) -> TrafficPolicySpec? { self.policies[appID] }
+
+    /// The state of `appID` in `namespace` (created on first use, without instances).
+    public func target(appID: String, namespace: String) -> MeshTarget {
+        let key = namespace.isEmpty ? appID : "\(appID).\(namespace)"
+        if let found = self.targets.withLock({ $0[key] }) { return found }
+        let made = MeshTarget(appID: appID, namespace: namespace, policy: self.policies[appID], hostname: self.hostname)
+        return self.targets.withLock { targets in
+            if let raced = targets[key] { return raced }
+            targets[key] = made
+            return made
+        }
+    }
+
+    /// Resolves `appID` and refreshes its instance set (the general path).
+    public func resolved(appID: String, namespace: String) async throws -> MeshTarget {
+        let instances = try await self.resolver.resolve(appID: appID, namespace: namespace)
+        let target = self.target(appID: appID, namespace: namespace)
+        target.refresh(instances)
+        return target
+    }
+
+    /// The target with its instances refreshed from the resolver's cache, or nil when the cache
+    /// has nothing fresh (the fast path then takes the general path, which resolves).
+    public func cached(appID: String, namespace: String) -> MeshTarget? {
+        guard let instances = self.resolver.cachedInstances(appID: appID, namespace: namespace), !instances.isEmpty else { return nil }
+        let target = self.target(appID: appID, namespace: namespace)
+        target.refresh(instances)
+        return target
+    }
+}
+
+/// One app id's traffic state. Every method is synchronous and holds a lock only for the state
+/// transition, so the event loop can call it per request.
+public final class MeshTarget: Sendable {
+    public let appID: String
+    public let namespace: String
+    public let policy: TrafficPolicySpec?
+    let hostname: String
+
+    struct State: Sendable {
+        var balancer: Balancer
+        var outlier: OutlierDetector?
+        var instances: [String: AppInstance] = [:]
+        /// The instance ids last given to the balancer, to skip rebuilding for the same set.
+        var signature: [String] = []
+        /// Local rate limiters by route index.
+        var limiters: [Int: TokenBucket] = [:]
+        var random = FastRandomGenerator()
+    }
+
+    private let state: Mutex<State>
+
+    init(appID: String, namespace: String, policy: TrafficPolicySpec?, hostname: String) {
+        self.appID = appID
+        self.namespace = namespace
+        self.policy = policy
+        self.hostname = hostname
+        var state = State(balancer: Balancer(policy?.loadBalancer ?? LoadBalancerSpec()), outlier: policy?.outlierDetection.map(OutlierDetector.init))
+        for (index, route) in (policy?.routes ?? []).enumerated() {
+            if let limit = route.rateLimit { state.limiters[index] = TokenBucket(limit) }
+        }
+        self.state = Mutex(state)
+    }
+
+    /// Whether calls to this target need more than balancing (routes: splits, mirrors, faults, limits).
+    public var hasRoutes: Bool { !(self.policy?.routes.isEmpty ?? true) }
+
+    /// The header whose value `ringHash` hashes, if the policy balances that way.
+    public var hashOnHeader: String? { self.policy?.loadBalancer.policy == .ringHash ? self.policy?.loadBalancer.hashOnHeader : nil }
+
+    /// Installs the instances name resolution returned (no work when the set did not change).
+    public func refresh(_ instances: [AppInstance]) {
+        self.state.withLock { state in
+            let ids = instances.map(\.instanceID)
+            if ids == state.signature {
+                for instance in instances { state.instances[instance.instanceID] = instance }
+                return
+            }
+            state.signature = ids
+            state.instances = Dictionary(instances.map { ($0.instanceID, $0) }, uniquingKeysWith: { _, last in last })
+            let preferred: Set<String> =
+                self.policy?.locality.preferSameHost == true
+                ? Set(instances.filter { $0.hostname == self.hostname }.map(\.instanceID)) : []
+            state.balancer.update(endpoints: ids, preferred: preferred)
+            state.outlier?.update(endpoints: ids)
+        }
+    }
+
+    /// A call in progress on one instance: report its end with `finish`.
+    public struct Lease: Sendable {
+        public let instance: AppInstance
+        let started: UInt64
+    }
+
+    /// Picks an instance for one call: not ejected, not in `excluding`, passing `filter`. The call
+    /// counts as outstanding until `finish`. Nil when no instance is available.
+    public func pick(hashKey: String? = nil, excluding: [String] = [], filter: (AppInstance) -> Bool = { _ in true }) -> Lease? {
+        let now = NIODeadline.now().uptimeNanoseconds
+        return self.state.withLock { state -> Lease? in
+            let instances = state.instances
+            let outlier = state.outlier
+            var random = state.random
+            defer { state.random = random }
+            let key = state.balancer.pick(now: now, hashKey: hashKey, random: &random) { key in
+                if excluding.contains(key) { return true }
+                if let outlier, outlier.isEjected(key: key, now: now) { return true }
+                guard let instance = instances[key] else { return true }
+                return !filter(instance)
+            }
+            guard let key, let instance = instances[key] else { return nil }
+            state.balancer.started(key: key)
+            return Lease(instance: instance, started: now)
+        }
+    }
+
+    /// How a call ended, for the balancer and outlier detection: a failure is a connect error, a
+    /// timeout or a 5xx answer.
+    public func finish(_ lease: Lease, success: Bool) {
+        let now = NIODeadline.now().uptimeNanoseconds
+        let latency = now >= lease.started ? now - lease.started : 0
+        self.state.withLock { state in
+            state.balancer.finished(key: lease.instance.instanceID, latency: latency, success: success, now: now)
+            state.outlier?.record(key: lease.instance.instanceID, success: success, now: now)
+        }
+    }
+
+    /// Routes one call by the TrafficPolicy's routes (`.unmatched` without routes).
+    public func route(path: String, verb: String, header: (String) -> String?) -> RouteDecision {
+        guard let routes = self.policy?.routes, !routes.isEmpty else { return .unmatched }
+        let draws = self.state.withLock { state in RouteDraws(using: &state.random) }
+        return TrafficRouter.route(routes, path: path, verb: verb, draws: draws, header: header)
+    }
+
+    /// Takes a token from the route's local limiter; true when the call may go (or there is none).
+    public func admit(route index: Int?) -> Bool {
+        guard let index else { return true }
+        let now = NIODeadline.now().uptimeNanoseconds
+        return self.state.withLock { state in
+            guard var bucket = state.limiters[index] else { return true }
+            defer { state.limiters[index] = bucket }
+            return bucket.tryTake(now: now)
+        }
+    }
+
+    /// The ids of the instances currently ejected (for tests and metadata).
+    public var ejected: Set<String> {
+        let now = NIODeadline.now().uptimeNanoseconds
+        return self.state.withLock { $0.outlier?.ejected(now: now) ?? [] }
+    }
+}
