@@ -70,6 +70,8 @@ public struct GRPCProxyRouter: Sendable {
         let meshTarget: MeshTarget
         do {
             meshTarget = try await self.mesh.resolved(appID: appID, namespace: namespace)
+        } catch Mesh.MeshError.noInstances {
+            return .reject(.unavailable, "failed to proxy request: couldn't find service: \(appID)")
         } catch {
             return .reject(.unavailable, "failed to proxy request: couldn't find service: \(appID): \(error)")
         }

@@ -29,6 +29,11 @@ public final class Mesh: Sendable {
     /// The TrafficPolicy of `appID`, if any.
     public func trafficPolicy(for appID: String) -> TrafficPolicySpec? { self.policies[appID] }
 
+    /// Most app ids whose state is kept at once: callers choose the ids, so a stream of made-up
+    /// ones must not grow the table without end. Past it, targets without a TrafficPolicy are
+    /// forgotten (they start again with fresh statistics).
+    static let maximumTargets = 4_096
+
     /// The state of `appID` in `namespace` (created on first use, without instances).
     public func target(appID: String, namespace: String) -> MeshTarget {
         let key = namespace.isEmpty ? appID : "\(appID).\(namespace)"
@@ -36,17 +41,34 @@ public final class Mesh: Sendable {
         let made = MeshTarget(appID: appID, namespace: namespace, policy: self.policies[appID], hostname: self.hostname)
         return self.targets.withLock { targets in
             if let raced = targets[key] { return raced }
+            if targets.count >= Self.maximumTargets { targets = targets.filter { $0.value.policy != nil } }
             targets[key] = made
             return made
         }
     }
 
-    /// Resolves `appID` and refreshes its instance set (the general path).
+    /// The target of `appID` when it has a TrafficPolicy (routes, limits); nil otherwise.
+    public func policyTarget(appID: String, namespace: String) -> MeshTarget? {
+        self.policies[appID] == nil ? nil : self.target(appID: appID, namespace: namespace)
+    }
+
+    /// Resolves `appID` and refreshes its instance set (the general path). An app without
+    /// instances gets no state here: `MeshError.noInstances`.
     public func resolved(appID: String, namespace: String) async throws -> MeshTarget {
         let instances = try await self.resolver.resolve(appID: appID, namespace: namespace)
+        guard !instances.isEmpty else { throw MeshError.noInstances(appID) }
         let target = self.target(appID: appID, namespace: namespace)
         target.refresh(instances)
         return target
+    }
+
+    public enum MeshError: Error, CustomStringConvertible {
+        case noInstances(String)
+        public var description: String {
+            switch self {
+            case .noInstances(let appID): "no instances of app \(appID)"
+            }
+        }
     }
 
     /// The target with its instances refreshed from the resolver's cache, or nil when the cache

@@ -30,6 +30,8 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
     let forwardedHeaders: [(name: String, value: String)]
     /// Presented to the receiving sidecar, which refuses calls without it.
     let peerToken: PeerToken
+    /// Shares `globalRateLimit` budgets with the other sidecars through a state store.
+    let globalLimiter: GlobalRateLimiter?
 
     public init(
         mesh: Mesh,
@@ -37,9 +39,11 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
         peerToken: PeerToken,
         logger: Logger,
         hostAddress: String = "127.0.0.1",
-        hostname: String = "localhost"
+        hostname: String = "localhost",
+        globalLimiter: GlobalRateLimiter? = nil
     ) {
         self.peerToken = peerToken
+        self.globalLimiter = globalLimiter
         self.mesh = mesh
         self.client = client
         self.logger = logger
@@ -69,6 +73,19 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
         var appID: String
         var delay: Duration?
         var abortStatus: Int?
+        /// The route's shared limit: budget key, requests per second, state store.
+        var global: (key: String, limit: Int, store: String)?
+    }
+
+    static func tooManyRequests(_ appID: String, _ scope: String = "") -> InvocationRejected {
+        InvocationRejected(
+            APIError(
+                errorCode: "ERR_TOO_MANY_REQUESTS",
+                message: "rate limit exceeded for calls to app \(appID)\(scope)",
+                httpStatus: 429,
+                grpcStatus: .resourceExhausted
+            )
+        )
     }
 
     public func invoke<Output: Sendable>(
@@ -82,6 +99,15 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
         let plan = try context.once { () throws(InvocationRejected) -> CallPlan in
             try self.plan(appID: appID, namespace: namespace, request: request)
         }
+        if firstAttempt, let global = plan.global, let limiter = self.globalLimiter {
+            let admitted: Bool
+            do {
+                admitted = try await limiter.admit(key: global.key, limit: global.limit, store: global.store)
+            } catch {
+                throw InvocationRejected(.directInvoke(appID: appID, "\(error)"))
+            }
+            guard admitted else { throw Self.tooManyRequests(appID, " (global limit)") }
+        }
         if firstAttempt, let delay = plan.delay { try await Task.sleep(for: delay) }
         if let status = plan.abortStatus {
             let body = ByteBuffer(string: "fault filter abort")
@@ -90,6 +116,8 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
         let target: MeshTarget
         do {
             target = try await self.mesh.resolved(appID: plan.appID, namespace: namespace)
+        } catch Mesh.MeshError.noInstances {
+            throw InvocationError("couldn't find service: \(plan.appID)")
         } catch {
             throw InvocationError("couldn't find service: \(plan.appID): \(error)")
         }
@@ -124,25 +152,19 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
     /// Routes a call by the target's TrafficPolicy: the split target, the fault, the mirror (sent
     /// here, fire-and-forget) and the local rate limit.
     func plan(appID: String, namespace: String, request: InvocationRequest) throws(InvocationRejected) -> CallPlan {
-        let target = self.mesh.target(appID: appID, namespace: namespace)
-        guard target.hasRoutes else { return CallPlan(appID: appID) }
+        guard let target = self.mesh.policyTarget(appID: appID, namespace: namespace), target.hasRoutes else { return CallPlan(appID: appID) }
         let decision = target.route(path: "/" + request.method, verb: request.httpVerb) { request.headers.first($0) }
-        guard target.admit(route: decision.routeIndex) else {
-            throw InvocationRejected(
-                APIError(
-                    errorCode: "ERR_TOO_MANY_REQUESTS",
-                    message: "rate limit exceeded for calls to app \(appID)",
-                    httpStatus: 429,
-                    grpcStatus: .resourceExhausted
-                )
-            )
-        }
+        guard target.admit(route: decision.routeIndex) else { throw Self.tooManyRequests(appID) }
         if let mirror = decision.mirror, let body = request.body.bufferedBytes {
             var copy = request
             copy.body = BodyStream(buffer: body)
             Task { await self.mirror(copy, to: mirror, namespace: namespace) }
         }
-        return CallPlan(appID: decision.target ?? appID, delay: decision.delay, abortStatus: decision.abortStatus)
+        var global: (key: String, limit: Int, store: String)?
+        if let index = decision.routeIndex, let limit = target.policy?.routes[index].globalRateLimit {
+            global = ("\(target.policy?.name ?? appID)/\(index)", limit.requestsPerSecond, limit.store)
+        }
+        return CallPlan(appID: decision.target ?? appID, delay: decision.delay, abortStatus: decision.abortStatus, global: global)
     }
 
     /// Sends a copy to `appID` and throws its answer away.

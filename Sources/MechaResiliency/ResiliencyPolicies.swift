@@ -57,6 +57,9 @@ public final class ResiliencyPolicies: Sendable {
         self.jitter = jitter
     }
 
+    /// Most targets whose policies are kept at once.
+    static let maximumCachedTargets = 10_000
+
     /// Names of the loaded resources' policies, for logs and metadata.
     public var policyCount: Int { self.timeouts.count + self.retries.count + self.breakers.count }
 
@@ -85,6 +88,9 @@ public final class ResiliencyPolicies: Sendable {
         let built = self.build(target)
         return self.cache.withLock { cache in
             if let raced = cache[target] { return raced }
+            // Callers choose app ids: the cache is bounded so a stream of made-up targets cannot
+            // grow it without end (an evicted target starts with fresh breakers).
+            if cache.count >= Self.maximumCachedTargets, let victim = cache.keys.first { cache[victim] = nil }
             cache[target] = built
             return built
         }

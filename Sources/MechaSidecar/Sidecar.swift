@@ -132,6 +132,17 @@ public final class Sidecar: Sendable {
             throw ComponentInitError(["name resolution \(resolverResource.type): \(error)"])
         }
 
+        // A shared rate limit needs its state store, checked before anything listens.
+        var limitErrors: [ResourceError] = []
+        for policy in resources.trafficPolicies where policy.applies(to: options.appID) {
+            for (index, route) in policy.routes.enumerated() {
+                guard let global = route.globalRateLimit, components.stateStore(named: global.store) == nil else { continue }
+                limitErrors.append(
+                    ResourceError(source: policy.source, field: "spec.routes[\(index)].globalRateLimit.store", reason: "no state store named '\(global.store)' is loaded")
+                )
+            }
+        }
+        if !limitErrors.isEmpty { throw ResourceLoadError(limitErrors) }
         // One mesh stack (resolve → route → balance → eject) for every sidecar-to-sidecar path.
         let mesh = Mesh(resolver: resolver, trafficPolicies: resources.trafficPolicies, appID: options.appID, hostname: SidecarCore.hostname())
         let peerToken = try PeerTokenFile.loadOrCreate(home: options.mechaHome)
@@ -211,7 +222,8 @@ public final class Sidecar: Sendable {
                     peerToken: peerToken,
                     logger: self.logger,
                     hostAddress: options.internalListenAddress == "0.0.0.0" ? "127.0.0.1" : options.internalListenAddress,
-                    hostname: SidecarCore.hostname()
+                    hostname: SidecarCore.hostname(),
+                    globalLimiter: GlobalRateLimiter(components: components)
                 ),
                 readiness: readiness,
                 outbound: outbound
