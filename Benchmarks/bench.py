@@ -33,6 +33,44 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
+# Governance on the "with policies" shapes: what a production target typically carries.
+POLICY_RESILIENCY = """apiVersion: dapr.io/v1alpha1
+kind: Resiliency
+metadata:
+  name: bench-policies
+spec:
+  policies:
+    timeouts:
+      general: 5s
+    retries:
+      quick:
+        policy: constant
+        duration: 10ms
+        maxRetries: 3
+    circuitBreakers:
+      guard:
+        maxRequests: 1
+        timeout: 30s
+        trip: consecutiveFailures > 5
+  targets:
+    apps:
+      server-p:
+        timeout: general
+        retry: quick
+        circuitBreaker: guard
+"""
+
+POLICY_TRAFFIC = """apiVersion: mecha.dev/v1alpha1
+kind: TrafficPolicy
+metadata:
+  name: bench-traffic
+spec:
+  target: server-p
+  loadBalancer:
+    policy: peakEWMA
+"""
+
+
 def log(message):
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -636,7 +674,19 @@ backend out
         self.mecha_a = self.start_sidecar("mecha-a", "client")
         wait_http(self.mecha_a.port, "/v1.0/healthz", 60, self.mecha_a)
 
+        # The same app behind sidecars with governance on its target: a Resiliency timeout, retry
+        # and circuit breaker on app "server-p", and a TrafficPolicy balancing it with peakEWMA.
+        policies = self.scratch / "policies"
+        policies.mkdir(exist_ok=True)
+        (policies / "resiliency.yaml").write_text(POLICY_RESILIENCY)
+        (policies / "traffic.yaml").write_text(POLICY_TRAFFIC)
+        self.mecha_p = self.start_sidecar("mecha-p", "server-p", app_port=up_port, extra=["--resources-path", str(policies)])
+        wait_http(self.mecha_p.port, "/v1.0/healthz", 60, self.mecha_p)
+        self.mecha_pa = self.start_sidecar("mecha-pa", "client-p", extra=["--resources-path", str(policies)])
+        wait_http(self.mecha_pa.port, "/v1.0/healthz", 60, self.mecha_pa)
+
         invoke = "/v1.0/invoke/server/method/bench"
+        invoke_p = "/v1.0/invoke/server-p/method/bench"
         header = ("dapr-app-id: server",)
         self.shapes = {
             # name: (hops, port, path, headers, processes on the path, reference)
@@ -645,6 +695,8 @@ backend out
             "mecha 1 hop (dapr-app-id)": (1, self.mecha_b.port, "/bench", header, [self.mecha_b], "nginx 1 hop"),
             "mecha 2 hops (invoke URL)": (2, self.mecha_a.port, invoke, (), [self.mecha_a, self.mecha_b], "nginx 2 hops"),
             "mecha 2 hops (dapr-app-id)": (2, self.mecha_a.port, "/bench", header, [self.mecha_a, self.mecha_b], "nginx 2 hops"),
+            "mecha 1 hop with policies": (1, self.mecha_p.port, invoke_p, (), [self.mecha_p], "nginx 1 hop"),
+            "mecha 2 hops with policies": (2, self.mecha_pa.port, invoke_p, (), [self.mecha_pa, self.mecha_p], "nginx 2 hops"),
             "nginx 1 hop": (1, self.nginx_b.port, "/bench", (), [self.nginx_b], None),
             "nginx 2 hops": (2, self.nginx_a.port, "/bench", (), [self.nginx_a, self.nginx_b], None),
             "haproxy 1 hop": (1, self.haproxy_b.port, "/bench", (), [self.haproxy_b], "nginx 1 hop"),
@@ -665,7 +717,7 @@ backend out
     def bench_http(self):
         a = self.args
         self.start_http_topology()
-        processes = [self.upstream, self.nginx_a, self.nginx_b, self.haproxy_a, self.haproxy_b, self.mecha_a, self.mecha_b]
+        processes = [self.upstream, self.nginx_a, self.nginx_b, self.haproxy_a, self.haproxy_b, self.mecha_a, self.mecha_b, self.mecha_p, self.mecha_pa]
         rss_idle = {p.name: p.rss() for p in processes}
         failed = {}
         for name in list(self.shapes):

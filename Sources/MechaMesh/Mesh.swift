@@ -123,11 +123,14 @@ public final class MeshTarget: Sendable {
     /// Installs the instances name resolution returned (no work when the set did not change).
     public func refresh(_ instances: [AppInstance]) {
         self.state.withLock { state in
-            let ids = instances.map(\.instanceID)
-            if ids == state.signature {
-                for instance in instances { state.instances[instance.instanceID] = instance }
+            // The usual case, per request on the fast path: the same set, nothing to rebuild.
+            if instances.count == state.signature.count, instances.indices.allSatisfy({ instances[$0].instanceID == state.signature[$0] }) {
+                for instance in instances where state.instances[instance.instanceID] != instance {
+                    state.instances[instance.instanceID] = instance
+                }
                 return
             }
+            let ids = instances.map(\.instanceID)
             state.signature = ids
             state.instances = Dictionary(instances.map { ($0.instanceID, $0) }, uniquingKeysWith: { _, last in last })
             let preferred: Set<String> =
