@@ -59,8 +59,21 @@ public struct GRPCProxyRouter: Sendable {
         Self.removeInternalKeys(&forwarded)
         let parts = target.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count <= 2 else { return .reject(.invalidArgument, "invalid app id \(target)") }
-        let appID = String(parts[0])
+        var appID = String(parts[0])
         let namespace = parts.count == 2 ? String(parts[1]) : self.identity.namespace
+        // The target's TrafficPolicy routes apply to proxied calls too (`POST` with the path
+        // `/<package.Service>/<Method>`): local rate limit, fault, split. Streams are not mirrored.
+        if let routed = self.mesh.policyTarget(appID: appID, namespace: namespace), routed.hasRoutes {
+            let decision = routed.route(path: "/" + descriptor.fullyQualifiedMethod, verb: "POST") { metadata[stringValues: $0].first(where: { _ in true }) }
+            guard routed.admit(route: decision.routeIndex) else {
+                return .reject(.resourceExhausted, "rate limit exceeded for calls to app \(appID)")
+            }
+            if let delay = decision.delay { try? await Task.sleep(for: delay) }
+            if let status = decision.abortStatus {
+                return .reject(Status.Code(MetadataMessage.grpcCode(forHTTPStatus: status)), "fault filter abort")
+            }
+            if let split = decision.target { appID = split }
+        }
         forwarded.addString(self.identity.appID, forKey: "dapr-caller-app-id")
         forwarded.addString(self.identity.namespace, forKey: "dapr-caller-namespace")
         forwarded.addString(appID, forKey: "dapr-callee-app-id")

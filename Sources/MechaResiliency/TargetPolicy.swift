@@ -1,4 +1,3 @@
-public import MechaCore
 import Synchronization
 
 /// How a target's circuit breakers are made: one for the target, or one per key (an app's
@@ -95,9 +94,15 @@ public final class TargetPolicy: Sendable {
         let breaker = self.breaker(for: breakerKey)
         var attempt = 0
         while true {
+            var ticket: CircuitBreaker.Ticket?
             do {
-                return try await self.attempt(attempt, breaker: breaker, operation)
+                if let breaker { ticket = try breaker.admit() }
+                let output = try await self.bounded(attempt, operation)
+                if let breaker, let ticket { breaker.finish(ticket, success: true) }
+                return output
             } catch {
+                // Every error is a breaker failure (daprd), except the caller giving up.
+                if let breaker, let ticket { breaker.finish(ticket, success: error is CancellationError || error is any PermanentFailure) }
                 guard retries, let delay = self.retryDelay(after: error, retry: attempt + 1) else { throw error }
                 attempt += 1
                 if delay > .zero { try await self.sleep(delay) }
@@ -105,28 +110,16 @@ public final class TargetPolicy: Sendable {
         }
     }
 
+    /// One attempt, within the timeout when there is one.
+    private func bounded<Output: Sendable>(_ attempt: Int, _ operation: @Sendable (Int) async throws -> Output) async throws -> Output {
+        guard let timeout = self.timeout else { return try await operation(attempt) }
+        return try await TimeoutPolicy(name: self.timeoutName ?? "timeout", timeout: timeout).execute { try await operation(attempt) }
+    }
+
     /// The wait before retry number `retry` (1-based) after `error`, or nil when the policy gives
     /// up (no retry policy, an error it does not retry, retries exhausted, the task cancelled).
     public func retryDelay(after error: any Error, retry: Int) -> Duration? {
         guard let backoff = self.backoff, !Task.isCancelled, self.matching.shouldRetry(error) else { return nil }
         return backoff.delay(beforeRetry: retry, jitter: self.jitter())
-    }
-
-    private func attempt<Output: Sendable>(_ attempt: Int, breaker: CircuitBreaker?, _ operation: @Sendable (Int) async throws -> Output) async throws -> Output {
-        let ticket = try breaker?.admit()
-        do {
-            let output: Output
-            if let timeout = self.timeout {
-                output = try await TimeoutPolicy(name: self.timeoutName ?? "timeout", timeout: timeout).execute { try await operation(attempt) }
-            } else {
-                output = try await operation(attempt)
-            }
-            if let ticket { breaker?.finish(ticket, success: true) }
-            return output
-        } catch {
-            // Every error is a breaker failure (daprd), except the caller giving up.
-            if let ticket { breaker?.finish(ticket, success: error is CancellationError || error is any PermanentFailure) }
-            throw error
-        }
     }
 }
