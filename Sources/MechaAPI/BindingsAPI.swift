@@ -116,8 +116,11 @@ public struct InputBindingManager: Sendable {
         }
     }
 
+    /// How a failed input binding is restarted: 500 ms, doubling, at most 30 s apart, forever.
+    static let restart = Backoff(.exponential(initial: .milliseconds(500), multiplier: 2, maxInterval: .seconds(30)), maxRetries: nil)
+
     func read(_ binding: any InputBinding, name: String, route: String, appChannel: any AppChannel, until stop: StopSignal) async {
-        var delay: Duration = .milliseconds(500)
+        var restarts = 0
         while !stop.isStopped {
             do {
                 try await binding.read(until: stop) { event in
@@ -136,9 +139,10 @@ public struct InputBindingManager: Sendable {
                 }
                 return
             } catch {
+                restarts += 1
+                let delay = Self.restart.delay(beforeRetry: restarts, jitter: 0.5) ?? .seconds(30)
                 self.logger.error("input binding \(name) failed: \(error); restarting in \(GoDuration.format(delay))")
                 if await stop.sleep(for: delay) { return }
-                delay = min(delay * 2, .seconds(30))
             }
         }
     }

@@ -196,7 +196,7 @@ public final class SubscriptionManager: Sendable {
         } else {
             batcher = nil
         }
-        var delay: Duration = .milliseconds(250)
+        var restarts = 0
         while !stop.isStopped {
             guard let pubsub = self.components.pubsub(named: spec.pubsubName), let entry = self.components.entry(named: spec.pubsubName) else { return }
             let group = entry.spec.metadata["consumerID"].flatMap { $0.isEmpty ? nil : $0 } ?? self.identity.appID
@@ -219,12 +219,16 @@ public final class SubscriptionManager: Sendable {
                 }
                 return
             } catch {
+                restarts += 1
+                let delay = Self.resubscribe.delay(beforeRetry: restarts, jitter: 0.5) ?? .seconds(30)
                 self.logger.error("subscription to topic \(spec.topic) on pubsub \(spec.pubsubName) failed: \(error); retrying in \(GoDuration.format(delay))")
                 if await stop.sleep(for: delay) { return }
-                delay = min(delay * 2, .seconds(30))
             }
         }
     }
+
+    /// How a failed subscription is restarted: 250 ms, doubling, at most 30 s apart, forever.
+    static let resubscribe = Backoff(.exponential(initial: .milliseconds(250), multiplier: 2, maxInterval: .seconds(30)), maxRetries: nil)
 
     /// One message: everything between the component handing it over and the acknowledgement.
     func handle(_ message: ReceivedMessage, subscription: ActiveSubscription, pubsub: any PubSub, deliver: Deliver) async -> MessageDisposition {

@@ -70,7 +70,7 @@ public struct GRPCProxyRouter: Sendable {
             }
             if let delay = decision.delay { try? await Task.sleep(for: delay) }
             if let status = decision.abortStatus {
-                return .reject(Status.Code(MetadataMessage.grpcCode(forHTTPStatus: status)), "fault filter abort")
+                return .reject(Status.Code(HTTPStatusMapping.grpcCode(forHTTPStatus: status)), "fault filter abort")
             }
             if let split = decision.target { appID = split }
         }

@@ -2,6 +2,7 @@ public import HTTP1Client
 public import Logging
 public import MechaAPI
 public import MechaCore
+import MechaResiliency
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -329,7 +330,7 @@ public final class HTTPAppChannel: AppChannel {
     public func acceptsInputBinding(name: String, route: String) async throws -> Bool {
         let path = route.hasPrefix("/") ? route : "/" + route
         let request = HTTP1Request(target: self.target, method: .OPTIONS, uri: path, headers: self.headers([:], contentType: "application/json"))
-        return try await Deadline.run(within: self.configuration.bindingOptionsTimeout) {
+        return try await TimeoutPolicy(name: "bindingOptionsTimeout", timeout: self.configuration.bindingOptionsTimeout).execute {
             try await self.client.execute(request) { response in
                 _ = try await response.collect(upTo: 1 << 20)
                 let code = Int(response.status.code)
@@ -366,7 +367,7 @@ public final class HTTPAppChannel: AppChannel {
         // Health probes carry no app token, as in daprd.
         let request = HTTP1Request(target: self.target, method: .GET, uri: self.configuration.healthCheckPath)
         do {
-            return try await Deadline.run(within: self.configuration.healthProbeTimeout) {
+            return try await TimeoutPolicy(name: "healthProbeTimeout", timeout: self.configuration.healthProbeTimeout).execute {
                 try await self.client.execute(request) { response in
                     _ = try await response.collect(upTo: 1 << 20)
                     return (200..<300).contains(Int(response.status.code))
@@ -402,26 +403,6 @@ enum HopByHop {
     /// One check for the general and the fast path (`HeaderNames` compares without lowercasing;
     /// a test keeps it equal to `names`).
     static func isHopByHop(_ name: String) -> Bool { HeaderNames.isHopByHop(name) }
-}
-
-/// Runs an operation with a deadline; the operation is cancelled when it passes.
-enum Deadline {
-    struct Exceeded: Error, CustomStringConvertible {
-        var description: String { "deadline exceeded" }
-    }
-
-    static func run<Output: Sendable>(within timeout: Duration, _ operation: @escaping @Sendable () async throws -> Output) async throws -> Output {
-        try await withThrowingTaskGroup(of: Output?.self) { group in
-            group.addTask { try await operation() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let output = first else { throw Exceeded() }
-            return output
-        }
-    }
 }
 
 /// Checks whether something accepts TCP connections on a port.
