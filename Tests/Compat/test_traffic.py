@@ -314,6 +314,26 @@ def test_mirror_20_percent(orders, caller):
     assert len(copies) == mirrored[-1]
 
 
+def test_mirror_never_slows_the_caller(orders, module_launcher, caller):
+    """Every call mirrored to a shadow that takes 300 ms: the caller's answers keep the primary's
+    latency (p50 far below the shadow's), and the shadow still gets its copies."""
+    slow_shadow, _ = start_instance(module_launcher, "tr-shadow-slow", "tr-shadow-slow", DELAY_MS=300)
+    plain = caller({"traffic.yaml": traffic_policy("orders-plain", f"  target: {ORDERS}\n")})
+    mirrored = caller({"traffic.yaml": traffic_policy("orders-mirror-slow", f"""\
+  target: {ORDERS}
+  routes:
+  - mirror:
+      appId: tr-shadow-slow
+      percent: 100
+""")})
+    baseline = sorted(r.seconds for r in sequential(plain, ORDERS, "whoami", 100))
+    with_mirror = sorted(r.seconds for r in sequential(mirrored, ORDERS, "whoami", 100))
+    p50_plain, p50_mirror = baseline[len(baseline) // 2], with_mirror[len(with_mirror) // 2]
+    assert p50_mirror < 0.05, f"p50 {p50_mirror * 1000:.1f} ms with a 300 ms shadow (plain {p50_plain * 1000:.1f} ms)"
+    assert p50_mirror <= 2 * p50_plain + 0.005, f"p50 {p50_mirror * 1000:.2f} ms vs {p50_plain * 1000:.2f} ms without the mirror"
+    wait_until(lambda: calls(slow_shadow) >= 100, timeout=40, what="the shadow to receive its 100 copies")
+
+
 def test_fault_abort_10_percent(orders, caller):
     sidecar = caller({"traffic.yaml": traffic_policy("orders-abort", f"""\
   target: {ORDERS}

@@ -51,8 +51,8 @@ final class FastInvokeHandler: ChannelDuplexHandler {
         var attempt = 0
         /// The breaker's admission of the current attempt.
         var ticket: CircuitBreaker.Ticket?
-        /// The current attempt's timeout.
-        var timeout: Scheduled<Void>?
+        /// When the current attempt times out (nil: no timeout, or the answer has arrived).
+        var deadline: NIODeadline?
         /// The answer is being dropped and the call retried after this delay.
         var retryAfter: Duration?
 
@@ -100,6 +100,9 @@ final class FastInvokeHandler: ChannelDuplexHandler {
     /// The server is shutting down: no new fast requests; the quiesce event waits for the current one.
     private var quiescing = false
     private var quiesceDeferred = false
+    /// The connection's Resiliency timeout timer (see `armTimeoutTimer`).
+    private var timeoutTimer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
 
     init(router: any FastInvokeRouter) {
         self.router = router
@@ -111,6 +114,8 @@ final class FastInvokeHandler: ChannelDuplexHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.timeoutTimer?.cancel()
+        self.timeoutTimer = nil
         self.abandonExchange()
         self.context = nil
     }
@@ -234,7 +239,7 @@ final class FastInvokeHandler: ChannelDuplexHandler {
         switch self.state {
         case .forwarding(let exchange), .collecting(let exchange):
             exchange.report(true)
-            exchange.timeout?.cancel()
+            exchange.deadline = nil
             exchange.settle(success: true)
             if let connection = exchange.connection {
                 connection.handler.delegate = nil
@@ -281,9 +286,9 @@ final class FastInvokeHandler: ChannelDuplexHandler {
                 }
             }
             if let timeout = governance.policy.timeout {
-                exchange.timeout = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) {
-                    self.attemptTimedOut(exchange)
-                }
+                let deadline = NIODeadline.now() + TimeAmount(timeout)
+                exchange.deadline = deadline
+                self.armTimeoutTimer(at: deadline, context: context)
             }
         }
         let key = UpstreamPool.Key(host: exchange.plan.host, port: exchange.plan.port)
@@ -445,10 +450,33 @@ final class FastInvokeHandler: ChannelDuplexHandler {
         }
     }
 
+    /// One timer per connection serves every governed exchange on it (they run one at a time): it
+    /// is scheduled only when none is pending, and when it fires it either times the current
+    /// attempt out or re-arms for that attempt's deadline. Back-to-back calls schedule nothing.
+    private func armTimeoutTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        if let pending = self.timerDeadline, pending <= deadline { return }
+        self.timeoutTimer?.cancel()
+        self.timerDeadline = deadline
+        self.timeoutTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            self.timeoutTimerFired()
+        }
+    }
+
+    private func timeoutTimerFired() {
+        self.timeoutTimer = nil
+        self.timerDeadline = nil
+        guard case .forwarding(let exchange) = self.state, let deadline = exchange.deadline, let context = self.context else { return }
+        if NIODeadline.now() >= deadline {
+            self.attemptTimedOut(exchange)
+        } else {
+            self.armTimeoutTimer(at: deadline, context: context)
+        }
+    }
+
     /// The current attempt's timeout passed before the answer: the attempt is abandoned.
     private func attemptTimedOut(_ exchange: Exchange) {
         guard case .forwarding(let current) = self.state, current === exchange, let context = self.context, !exchange.responseStarted else { return }
-        exchange.timeout = nil
+        exchange.deadline = nil
         exchange.report(false)
         self.releaseConnection(exchange, reusable: false)
         self.attemptFailed(exchange, error: ResiliencyError(.timeout, policyName: exchange.plan.governance?.policy.timeoutName ?? "timeout"), context: context)
@@ -457,8 +485,7 @@ final class FastInvokeHandler: ChannelDuplexHandler {
     /// An attempt failed before any answer (connect error, closed connection, timeout): retried as
     /// the policy says, else answered with daprd's error.
     private func attemptFailed(_ exchange: Exchange, error: any Error, context: ChannelHandlerContext) {
-        exchange.timeout?.cancel()
-        exchange.timeout = nil
+        exchange.deadline = nil
         exchange.settle(success: false)
         if let governance = exchange.plan.governance, let delay = governance.policy.retryDelay(after: error, retry: exchange.attempt + 1) {
             self.retry(exchange, after: delay, context: context)
@@ -501,8 +528,7 @@ final class FastInvokeHandler: ChannelDuplexHandler {
     /// Answers a governed exchange that gave up: daprd's ERR_DIRECT_INVOKE (500) with the cause
     /// (`context deadline exceeded`, `circuit breaker is open`, the connection error).
     private func answerGoverned(_ exchange: Exchange, error: any Error, context: ChannelHandlerContext, detail: String? = nil) {
-        exchange.timeout?.cancel()
-        exchange.timeout = nil
+        exchange.deadline = nil
         exchange.settle(success: false)
         self.finishExchange(exchange, reusable: false)
         self.writeError(.directInvoke(appID: exchange.plan.targetForErrors, detail ?? "\(error)"), context: context)
@@ -533,15 +559,14 @@ extension FastInvokeHandler: UpstreamDelegate {
         if exchange.plan.isSidecarHop, head.status.code == 421, head.headers.contains(name: InternalInvokeServer.sidecarErrorHeader) {
             exchange.report(false)
             exchange.settle(success: true)
-            exchange.timeout?.cancel()
+            exchange.deadline = nil
             exchange.discarding = true
             return
         }
         exchange.report(head.status.code < 500)
         if let governance = exchange.plan.governance {
             // daprd's timeout ends when the answer arrives; answers outside 200-399 are failures.
-            exchange.timeout?.cancel()
-            exchange.timeout = nil
+            exchange.deadline = nil
             let status = Int(head.status.code)
             let failed = status < 200 || status > 399
             exchange.settle(success: !failed)
@@ -606,7 +631,7 @@ extension FastInvokeHandler: UpstreamDelegate {
             self.attemptFailed(exchange, error: error, context: context)
             return
         }
-        exchange.timeout?.cancel()
+        exchange.deadline = nil
         exchange.settle(success: responseStarted)
         self.finishExchange(exchange, reusable: false)
         if responseStarted && !exchange.discarding {
