@@ -17,7 +17,9 @@ MECHA_COMPAT_STARTUP_TIMEOUT (seconds a sidecar or app may take to come up, defa
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -145,3 +147,32 @@ def sqlite_pubsub(name: str, path: Path, extra_metadata: str = "") -> str:
       - name: maxRedeliveryDelay
         value: "200ms"
     {extra_metadata}"""
+
+
+# --------------------------------------------------------------------------------------------
+# Real servers
+# --------------------------------------------------------------------------------------------
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def start_redis(launcher, port: int) -> Process:
+    """A redis-server on 127.0.0.1:`port` (no persistence), stopped with the launcher's processes."""
+    if not shutil.which("redis-server") and not os.path.exists(REDIS_SERVER):
+        pytest.fail("redis-server is missing: install it (apt-get install redis-server)")
+    data = launcher.root / "redis"
+    data.mkdir(exist_ok=True)
+    server = Process(
+        name=f"redis-server:{port}",
+        argv=[REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(data)],
+        log_path=launcher.root / f"redis-{port}.log",
+    )
+    launcher.processes.append(server)
+    deadline = time.monotonic() + 20
+    while not port_open(port):
+        if not server.alive():
+            server.fail("redis-server exited before listening (is the redis-server package installed?)")
+        if time.monotonic() > deadline:
+            server.fail("redis-server did not listen within 20s")
+        time.sleep(0.05)
+    return server

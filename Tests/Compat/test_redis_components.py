@@ -4,8 +4,6 @@ a free port: numeric ETags as Dapr's Redis store gives them, transactions, state
 sidecars, and pub/sub that loses nothing when the subscriber's sidecar is killed."""
 
 import json
-import os
-import shutil
 import signal
 import time
 import uuid
@@ -13,35 +11,17 @@ import uuid
 import grpc
 import pytest
 
-from conftest import Process, free_port, port_open, read_records, wait_records, wait_until
+from conftest import free_port, read_records, start_redis, wait_records, wait_until
 from dapr.clients.exceptions import DaprGrpcError
 from dapr.clients.grpc._response import UnlockResponseStatus
 from dapr.clients.grpc._request import TransactionalStateOperation, TransactionOperationType
 from dapr.clients.grpc._state import StateItem
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-
 
 @pytest.fixture(scope="module")
 def redis(module_launcher):
-    if not shutil.which("redis-server") and not os.path.exists(REDIS_SERVER):
-        pytest.fail("redis-server is missing: install it (apt-get install redis-server)")
     port = free_port()
-    data = module_launcher.root / "redis"
-    data.mkdir(exist_ok=True)
-    server = Process(
-        name=f"redis-server:{port}",
-        argv=[REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(data)],
-        log_path=module_launcher.root / f"redis-{port}.log",
-    )
-    module_launcher.processes.append(server)
-    deadline = time.monotonic() + 20
-    while not port_open(port):
-        if not server.alive():
-            server.fail("redis-server exited before listening (is the redis-server package installed?)")
-        if time.monotonic() > deadline:
-            server.fail("redis-server did not listen within 20s")
-        time.sleep(0.05)
+    start_redis(module_launcher, port)
     return port
 
 

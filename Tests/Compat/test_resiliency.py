@@ -9,8 +9,6 @@ the callee, `res-callee`, is a `governed_app.py` behind its own sidecar that has
 
 from http.client import HTTPConnection
 import json
-import os
-import shutil
 import statistics
 import threading
 import time
@@ -19,11 +17,10 @@ import uuid
 import grpc
 import pytest
 
-from conftest import Process, free_port, http, port_open, read_records, sqlite_pubsub, wait_until
+from conftest import free_port, http, read_records, sqlite_pubsub, start_redis, wait_until
 from dapr.clients.exceptions import DaprGrpcError, DaprHttpError
 
 CALLEE = "res-callee"
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
 # --------------------------------------------------------------------------------------------
@@ -497,25 +494,6 @@ def test_circuit_breaker_on_an_app(caller, callee_app):
 # Circuit breaker on a state.redis component
 # --------------------------------------------------------------------------------------------
 
-def start_redis(launcher, port: int) -> Process:
-    data = launcher.root / "redis"
-    data.mkdir(exist_ok=True)
-    server = Process(
-        name=f"redis-server:{port}",
-        argv=[REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(data)],
-        log_path=launcher.root / f"redis-{port}.log",
-    )
-    launcher.processes.append(server)
-    deadline = time.monotonic() + 20
-    while not port_open(port):
-        if not server.alive():
-            server.fail("redis-server exited before listening (is the redis-server package installed?)")
-        if time.monotonic() > deadline:
-            server.fail("redis-server did not listen within 20s")
-        time.sleep(0.05)
-    return server
-
-
 STORE_BREAKER = resiliency("""\
   policies:
     circuitBreakers:
@@ -532,8 +510,6 @@ STORE_BREAKER = resiliency("""\
 
 
 def test_circuit_breaker_on_a_redis_state_store(module_launcher, caller):
-    if not os.path.exists(REDIS_SERVER):
-        pytest.fail("redis-server is missing: install it (apt-get install redis-server)")
     port = free_port()
     redis = start_redis(module_launcher, port)
     component = f"""\

@@ -384,18 +384,7 @@ final class FastInvokeHandler: ChannelDuplexHandler {
     }
 
     private func finishExchange(_ exchange: Exchange, reusable: Bool) {
-        if let connection = exchange.connection {
-            exchange.connection = nil
-            if self.upstreamPaused {
-                self.upstreamPaused = false
-                connection.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
-            }
-            if reusable {
-                self.pool?.release(connection)
-            } else {
-                connection.channel.close(promise: nil)
-            }
-        }
+        self.releaseConnection(exchange, reusable: reusable)
         self.state = .idle
     }
 
