@@ -70,4 +70,7 @@ def test_grpc_unknown_method_without_token_is_unauthenticated(protected, metadat
         with pytest.raises(grpc.RpcError) as raised:
             call(b"", metadata=metadata, timeout=5)
     assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED, raised.value
-    assert "api token" in raised.value.details()
+    # daprd's words: the status text, with the reason in the error details (ErrorInfo).
+    assert raised.value.details() == "Unauthorized"
+    details = dict(raised.value.trailing_metadata() or ()).get("grpc-status-details-bin", b"")
+    assert b"api token" in details, details

@@ -114,10 +114,20 @@ def launcher_fixtures(launcher_class: type, name: str):
 # Ports, waiting, HTTP
 # --------------------------------------------------------------------------------------------
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, never one this process handed out before: the kernel may give
+    the same ephemeral port to two binds in a row, and one sidecar once got the same port for its
+    HTTP and internal gRPC listeners."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 15.0, interval: float = 0.1, what: str = "condition"):
