@@ -135,12 +135,14 @@ public struct InvokeAPI: Sendable {
         do {
             return try await withoutActuallyEscaping(handler) { handler in
                 let handlerBox = UncheckedHandler(handler)
-                return try await policy.execute(breakerKey: "\(appID):\(request.method)", retries: replayable) { _ in
+                return try await policy.execute(breakerKey: "\(appID):\(request.method)", retries: replayable) { _, disarm in
                     try await once { response in
                         if response.status < 200 || response.status > 399 {
                             let body = try await response.body.collect(upTo: Self.retainedErrorAnswer)
                             throw AppStatusFailure(response: response, body: body)
                         }
+                        // daprd's timeout ends with the answer's head: the body streams unbounded.
+                        disarm.answered()
                         do {
                             return try await handlerBox.handler(response)
                         } catch {

@@ -91,6 +91,18 @@ public final class TargetPolicy: Sendable {
     /// `retries: false` runs a single attempt (a request body that cannot be replayed).
     public func execute<Output: Sendable>(breakerKey: String? = nil, retries: Bool = true, _ operation: @Sendable (Int) async throws -> Output) async throws -> Output {
         if self.isEmpty { return try await operation(0) }
+        return try await self.execute(breakerKey: breakerKey, retries: retries) { attempt, _ in try await operation(attempt) }
+    }
+
+    /// As `execute`, the operation also receiving its attempt's `TimeoutDisarm`: calling
+    /// `answered()` on it when the answer's head arrives ends the timeout there, as daprd's does
+    /// (a long answer body is not cut off).
+    public func execute<Output: Sendable>(
+        breakerKey: String? = nil,
+        retries: Bool = true,
+        _ operation: @Sendable (Int, TimeoutDisarm) async throws -> Output
+    ) async throws -> Output {
+        if self.isEmpty { return try await operation(0, TimeoutDisarm()) }
         let breaker = self.breaker(for: breakerKey)
         var attempt = 0
         while true {
@@ -111,9 +123,12 @@ public final class TargetPolicy: Sendable {
     }
 
     /// One attempt, within the timeout when there is one.
-    private func bounded<Output: Sendable>(_ attempt: Int, _ operation: @Sendable (Int) async throws -> Output) async throws -> Output {
-        guard let timeout = self.timeout else { return try await operation(attempt) }
-        return try await TimeoutPolicy(name: self.timeoutName ?? "timeout", timeout: timeout).execute { try await operation(attempt) }
+    private func bounded<Output: Sendable>(_ attempt: Int, _ operation: @Sendable (Int, TimeoutDisarm) async throws -> Output) async throws -> Output {
+        let disarm = TimeoutDisarm()
+        guard let timeout = self.timeout else { return try await operation(attempt, disarm) }
+        return try await TimeoutPolicy(name: self.timeoutName ?? "timeout", timeout: timeout).execute(disarm: disarm) {
+            try await operation(attempt, disarm)
+        }
     }
 
     /// The wait before retry number `retry` (1-based) after `error`, or nil when the policy gives

@@ -43,13 +43,13 @@ def caller(module_launcher, callee, request):
     Resiliency (the callee is already up: same mecha home, found by name). Stopped when the test ends."""
     started = []
 
-    def make(resiliency, name="res-caller", extra=None, app_id=None):
+    def make(resiliency, name="res-caller", extra=None, app_id=None, env=None):
         app_id = app_id or f"{name}-{uuid.uuid4().hex[:6]}"
         documents = dict(extra or {})
         if resiliency is not None:
             documents["resiliency.yaml"] = resiliency
         directory = module_launcher.resources(f"resources-{app_id}", documents)
-        sidecar = module_launcher.sidecar(app_id, resources=[directory])
+        sidecar = module_launcher.sidecar(app_id, resources=[directory], env=env)
         started.append(sidecar)
         return sidecar
 
@@ -404,6 +404,37 @@ def test_timeout_over_http(caller):
     # A call within the timeout is untouched.
     status, _, body, _ = invoke(sidecar, "slow?ms=10")
     assert status == 200, body
+
+
+@pytest.mark.parametrize("fast_path", ["1", "0"])
+def test_timeout_ends_when_the_answer_begins(caller, fast_path):
+    """As daprd's, the timeout bounds the wait for the answer, not its body: an answer whose head
+    comes at once and whose body takes 0.8 s arrives whole under a 300 ms timeout, on the fast
+    path and on the general path (MECHA_FAST_INVOKE=0)."""
+    sidecar = caller(TIMEOUT, env={"MECHA_FAST_INVOKE": fast_path})
+    # A kept-alive connection (urllib sends `Connection: close`, which the fast path leaves to
+    # the general path).
+    connection = HTTPConnection("127.0.0.1", sidecar.http_port, timeout=10)
+    try:
+        started = time.monotonic()
+        connection.request("GET", f"/v1.0/invoke/{CALLEE}/method/drip?ms=800")
+        response = connection.getresponse()
+        body = response.read()
+        elapsed = time.monotonic() - started
+        assert response.status == 200, body
+        assert body == b"x" * 10_000
+        assert elapsed >= 0.7, f"the body came in {elapsed:.3f}s: the app did not drip"
+        # And a slow head is still cut at the timeout, on the same connection.
+        started = time.monotonic()
+        connection.request("GET", f"/v1.0/invoke/{CALLEE}/method/slow?ms=2000")
+        response = connection.getresponse()
+        body = response.read()
+        elapsed = time.monotonic() - started
+        assert response.status == 500, body
+        assert json.loads(body)["message"] == f"failed to invoke, id: {CALLEE}, err: context deadline exceeded"
+        assert 0.3 <= elapsed < 1.0, f"answered after {elapsed:.3f}s (timeout 300ms)"
+    finally:
+        connection.close()
 
 
 def test_default_app_timeout_policy(caller):

@@ -67,3 +67,26 @@ struct TimeoutPolicyTests {
         #expect(throws: CancellationError.self) { try result.get() }
     }
 }
+
+@Suite("TimeoutPolicy disarm")
+struct TimeoutDisarmTests {
+    @Test func anAnsweredOperationOutlivesItsDeadline() async throws {
+        let disarm = TimeoutDisarm()
+        let output = try await TimeoutPolicy(name: "t", timeout: .milliseconds(50)).execute(disarm: disarm) {
+            disarm.answered()  // the head arrived in time; the body takes longer than the timeout
+            try await Task.sleep(for: .milliseconds(200))
+            return 7
+        }
+        #expect(output == 7)
+    }
+
+    @Test func anUnansweredOperationStillTimesOut() async {
+        let disarm = TimeoutDisarm()
+        await #expect(throws: ResiliencyError.self) {
+            try await TimeoutPolicy(name: "t", timeout: .milliseconds(50)).execute(disarm: disarm) {
+                try await Task.sleep(for: .seconds(10))
+                return 7
+            }
+        }
+    }
+}

@@ -18,6 +18,7 @@ Invocation routes (what the sidecar calls):
   *    /whoami[/...]               200 {"instance"}
   *    /flaky/<key>?fail=N&status=S  S (default 500) for the first N calls with that key, then 200
   *    /slow?ms=M                  sleeps M ms, then 200 {"instance", "slept_ms"}
+  *    /drip?ms=M                  200 with its head at once, then 10 body chunks over M ms
   POST anything else               a topic delivery: recorded, answered per TOPIC_STATUS
 Control routes (the test calls them directly on APP_PORT; never delayed, never failed):
   GET  /attempts/<key>             {"key", "attempts"}: how many calls /flaky/<key> received
@@ -109,6 +110,20 @@ class Handler(BaseHTTPRequestHandler):
             if seen <= fail:
                 return self.reply(status, {"instance": INSTANCE, "key": key, "attempt": seen, "status": status})
             return self.reply(200, {"instance": INSTANCE, "key": key, "attempt": seen})
+        if url.path == "/drip":
+            ms = float(query.get("ms", ["0"])[0])
+            chunk = b"x" * 1000
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(10 * len(chunk)))
+            self.send_header("x-instance", INSTANCE)
+            self.end_headers()
+            self.wfile.flush()
+            for _ in range(10):
+                time.sleep(ms / 10000.0)
+                self.wfile.write(chunk)
+                self.wfile.flush()
+            return None
         if url.path == "/slow":
             ms = float(query.get("ms", ["0"])[0])
             time.sleep(ms / 1000.0)
