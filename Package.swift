@@ -41,6 +41,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // One function of bytes per fuzz target (Fuzz/, scripts/fuzz); the seed corpora in
@@ -64,6 +66,17 @@ let package = Package(
         ),
         // Timeout, retry, circuit breaker, rate limit, traffic routes: pure policies and state machines, and the outbound seam.
         .target(name: "MechaResiliency", dependencies: ["MechaCore", .product(name: "NIOCore", package: "swift-nio")], swiftSettings: swiftSettings),
+        // Metrics with Dapr's names on swift-metrics and swift-prometheus (one registry per sidecar,
+        // a series budget per metric); process figures; the recorders the seams call.
+        .target(
+            name: "MechaTelemetry",
+            dependencies: [
+                "MechaCore", "MechaResiliency",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // A pooled, streaming HTTP/1.1 client on SwiftNIO (app channel, sidecar-to-sidecar, bindings.http).
         .target(
             name: "HTTP1Client",
@@ -98,7 +111,7 @@ let package = Package(
         .target(
             name: "MechaAPI",
             dependencies: [
-                "MechaCore", "MechaResiliency", "MechaRuntime", "MechaCrypto",
+                "MechaCore", "MechaResiliency", "MechaRuntime", "MechaCrypto", "MechaTelemetry",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -109,7 +122,7 @@ let package = Package(
         .target(
             name: "MechaHTTP",
             dependencies: [
-                "MechaAPI", "MechaCore", "MechaResiliency", "HTTP1Client",
+                "MechaAPI", "MechaCore", "MechaResiliency", "MechaTelemetry", "HTTP1Client",
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -125,7 +138,7 @@ let package = Package(
         .target(
             name: "MechaGRPC",
             dependencies: [
-                "MechaAPI", "MechaCore", "MechaRuntime", "MechaMesh", "MechaResiliency",
+                "MechaAPI", "MechaCore", "MechaRuntime", "MechaMesh", "MechaResiliency", "MechaTelemetry",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
@@ -140,7 +153,7 @@ let package = Package(
         // Sidecar-to-sidecar transport and name resolution on the outbound path.
         .target(
             name: "MechaMesh",
-            dependencies: ["MechaAPI", "MechaCore", "MechaResiliency", "HTTP1Client"] + nio,
+            dependencies: ["MechaAPI", "MechaCore", "MechaResiliency", "MechaTelemetry", "HTTP1Client"] + nio,
             swiftSettings: swiftSettings
         ),
         .systemLibrary(
@@ -173,7 +186,7 @@ let package = Package(
         .target(
             name: "MechaSidecar",
             dependencies: [
-                "MechaCore", "MechaConfig", "MechaRuntime", "MechaAPI", "MechaHTTP", "MechaGRPC", "MechaMesh", "MechaResiliency", "HTTP1Client",
+                "MechaCore", "MechaConfig", "MechaRuntime", "MechaAPI", "MechaHTTP", "MechaGRPC", "MechaMesh", "MechaResiliency", "MechaTelemetry", "HTTP1Client",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -240,6 +253,7 @@ let package = Package(
             dependencies: ["MechaCrypto", "MechaCore", .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "MechaTelemetryTests", dependencies: ["MechaTelemetry", "MechaCore", "MechaResiliency", .product(name: "CoreMetrics", package: "swift-metrics")], swiftSettings: swiftSettings),
         .testTarget(name: "MechaResiliencyTests", dependencies: ["MechaResiliency", "MechaCore"], swiftSettings: swiftSettings),
         .testTarget(name: "MechaMeshTests", dependencies: ["MechaMesh", "MechaResiliency", "MechaCore"], swiftSettings: swiftSettings),
         .testTarget(

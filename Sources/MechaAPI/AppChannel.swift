@@ -113,6 +113,15 @@ public enum TopicEventResult: Sendable, Hashable {
     case retry(String)
     /// Do not deliver again (app said DROP or answered 404).
     case drop(String)
+
+    /// The verdict as the outbound seam's observer sees it.
+    var observed: DeliveryVerdict {
+        switch self {
+        case .success: .success
+        case .retry: .retry
+        case .drop: .drop
+        }
+    }
 }
 
 /// How the sidecar talks to its app. HTTP today (`MechaHTTP`), gRPC later; building blocks only

@@ -25,7 +25,7 @@ public struct BindingsAPI: Sendable {
             throw .invokeOutputBinding(name, "binding \(name) does not support operation \(request.operation). supported operations:\(operations.joined(separator: " "))")
         }
         do {
-            return try await self.components.call(name, .bindings, "invoke") { try await binding.invoke(request) }
+            return try await self.components.call(name, .bindings, OperationName("invoke", subject: request.operation)) { try await binding.invoke(request) }
         } catch {
             throw .invokeOutputBinding(name, "\(error)")
         }

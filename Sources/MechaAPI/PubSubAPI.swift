@@ -85,7 +85,7 @@ public struct PubSubAPI: Sendable {
         }
         do {
             let request = PublishRequest(topic: topic, data: message.data, contentType: message.contentType, metadata: metadata, ttl: ttl)
-            try await self.components.call(pubsubName, .pubsub, "publish") { try await pubsub.publish(request) }
+            try await self.components.call(pubsubName, .pubsub, OperationName("publish", subject: topic)) { try await pubsub.publish(request) }
         } catch {
             throw .pubsubPublish(topic: topic, pubsub: pubsubName, "\(error)", metadata: ["topic": topic, "error": "\(error)"])
         }
@@ -112,7 +112,7 @@ public struct PubSubAPI: Sendable {
         let pubsub = try self.checkPublish(pubsubName: pubsubName, topic: topic)
         do {
             let request = PublishRequest(topic: topic, data: event.serialized, contentType: CloudEvent.contentType, metadata: metadata)
-            try await self.components.call(pubsubName, .pubsub, "publish", fallback: fallback) { try await pubsub.publish(request) }
+            try await self.components.call(pubsubName, .pubsub, OperationName("publish", subject: topic), fallback: fallback) { try await pubsub.publish(request) }
         } catch {
             throw .pubsubPublish(topic: topic, pubsub: pubsubName, "\(error)", metadata: ["topic": topic, "error": "\(error)"])
         }
@@ -175,7 +175,7 @@ public struct PubSubAPI: Sendable {
         }
         if let bulk = pubsub as? any BulkPublisher, pubsub.features.contains(.bulkPublish) {
             do {
-                return try await self.components.call(pubsubName, .pubsub, "bulkPublish") { [prepared] in try await bulk.bulkPublish(prepared) }
+                return try await self.components.call(pubsubName, .pubsub, OperationName("bulkPublish", subject: topic)) { [prepared] in try await bulk.bulkPublish(prepared) }
                     .map { FailedPublishEntry(entryID: $0.entryID, error: $0.error) }
             } catch {
                 return prepared.map { FailedPublishEntry(entryID: $0.entryID, error: "\(error)") }
@@ -184,7 +184,7 @@ public struct PubSubAPI: Sendable {
         var failed: [FailedPublishEntry] = []
         for entry in prepared {
             do {
-                try await self.components.call(pubsubName, .pubsub, "publish") { try await pubsub.publish(entry.request) }
+                try await self.components.call(pubsubName, .pubsub, OperationName("publish", subject: topic)) { try await pubsub.publish(entry.request) }
             } catch {
                 failed.append(FailedPublishEntry(entryID: entry.entryID, error: "\(error)"))
             }

@@ -236,7 +236,7 @@ public final class SubscriptionManager: Sendable {
         case .settled(let disposition):
             return disposition
         case .deliver(let delivery, let eventID):
-            let result = await self.deliverInbound(pubsubName: subscription.spec.pubsubName) { await deliver(delivery) }
+            let result = await self.deliverInbound(pubsubName: subscription.spec.pubsubName, topic: subscription.spec.topic) { await deliver(delivery) }
             return await self.settle(result, eventID: eventID, message, subscription.spec, pubsub)
         }
     }
@@ -250,7 +250,15 @@ public final class SubscriptionManager: Sendable {
     /// Delivers under the pub/sub's inbound policy (Resiliency `targets.components.<pubsub>.inbound`):
     /// a RETRY verdict or a timeout is retried as the policy says; when it gives up, the last
     /// verdict stands (RETRY: redelivered or dead-lettered).
-    func deliverInbound(pubsubName: String, _ deliver: @Sendable () async -> TopicEventResult) async -> TopicEventResult {
+    /// The outcome goes to the outbound seam's observer (pub/sub ingress metrics).
+    func deliverInbound(pubsubName: String, topic: String, _ deliver: @Sendable () async -> TopicEventResult) async -> TopicEventResult {
+        let start = ContinuousClock.now
+        let result = await self.deliverUnderPolicy(pubsubName: pubsubName, deliver)
+        self.components.outbound.observer?.delivered(pubsub: pubsubName, topic: topic, result: result.observed, elapsed: ContinuousClock.now - start)
+        return result
+    }
+
+    private func deliverUnderPolicy(pubsubName: String, _ deliver: @Sendable () async -> TopicEventResult) async -> TopicEventResult {
         let policy = self.components.outbound.policy(for: .component(pubsubName, .pubsub, .inbound))
         if policy.isEmpty { return await deliver() }
         do {
@@ -285,7 +293,7 @@ public final class SubscriptionManager: Sendable {
                 raw: raw,
                 data: message.data
             )
-            let result = await self.deliverInbound(pubsubName: subscription.spec.pubsubName) { await batcher.submit(entry) }
+            let result = await self.deliverInbound(pubsubName: subscription.spec.pubsubName, topic: subscription.spec.topic) { await batcher.submit(entry) }
             return await self.settle(result, eventID: eventID, message, subscription.spec, pubsub)
         }
     }
@@ -419,7 +427,7 @@ public final class SubscriptionManager: Sendable {
         }
         do {
             let request = PublishRequest(topic: deadLetterTopic, data: message.data, contentType: message.contentType, metadata: message.metadata)
-            try await self.components.call(spec.pubsubName, .pubsub, "publish") { try await pubsub.publish(request) }
+            try await self.components.call(spec.pubsubName, .pubsub, OperationName("publish", subject: deadLetterTopic)) { try await pubsub.publish(request) }
             return .acknowledge
         } catch {
             self.logger.error("failed to publish to dead letter topic \(deadLetterTopic): \(error)")

@@ -118,6 +118,8 @@ enum ResourceDecoders {
             spec.httpPipeline.append(
                 PipelineHandler(name: try handler.required("name").nonEmptyString(), type: try handler.required("type").nonEmptyString()))
         }
+        if let metrics = try specNode.optional("metrics") { spec.metrics = try self.metrics(metrics) }
+        if let logging = try specNode.optional("logging") { spec.apiLogging = try self.apiLogging(logging) }
         return spec
     }
 

@@ -14,7 +14,49 @@ struct InboundInterceptor: ServerInterceptor {
         context: ServerContext,
         next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
     ) async throws -> StreamingServerResponse<Output> {
-        let operation = InboundOperation(grpcMethod: context.descriptor.inboundMethod, apiToken: request.metadata.apiToken)
+        let method = context.descriptor.inboundMethod
+        let operation = InboundOperation(grpcMethod: method, apiToken: request.metadata.apiToken)
+        guard !self.chain.observers.isEmpty else {
+            return try await self.pass(request, context, operation, next)
+        }
+        // Observed: the call ends when its response stream does (the producer returns or throws).
+        let start = ContinuousClock.now
+        let chain = self.chain
+        let report: @Sendable (Int) -> Void = { code in
+            chain.completed(InboundExchange(surface: .grpc, verb: "", path: method[...], status: code, elapsed: ContinuousClock.now - start))
+        }
+        do {
+            var response: StreamingServerResponse<Output> = try await self.pass(request, context, operation, next)
+            switch response.accepted {
+            case .success(var contents):
+                let producer = contents.producer
+                contents.producer = { writer in
+                    do {
+                        let trailers = try await producer(writer)
+                        report(0)
+                        return trailers
+                    } catch {
+                        report((error as? RPCError)?.code.rawValue ?? GRPCStatusCode.unknown.rawValue)
+                        throw error
+                    }
+                }
+                response.accepted = .success(contents)
+            case .failure(let error):
+                report(error.code.rawValue)
+            }
+            return response
+        } catch {
+            report((error as? RPCError)?.code.rawValue ?? GRPCStatusCode.unknown.rawValue)
+            throw error
+        }
+    }
+
+    private func pass<Input: Sendable, Output: Sendable>(
+        _ request: StreamingServerRequest<Input>,
+        _ context: ServerContext,
+        _ operation: InboundOperation,
+        _ next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+    ) async throws -> StreamingServerResponse<Output> {
         if let rejection = self.chain.check(operation) { throw rejection.rpcError }
         guard self.chain.apiToken != nil else { return try await next(request, context) }
         var request = request

@@ -57,8 +57,10 @@ public struct DaprHTTPServer: Sendable {
     /// One server service per listen address. `onListening` receives each bound port.
     public func makeServices(onListening: @escaping @Sendable (Int) -> Void = { _ in }) throws -> [any Service] {
         let router = self.fastInvokeRouter
+        let chain = self.inbound
+        let observe: (@Sendable (InboundExchange) -> Void)? = chain.observers.isEmpty ? nil : { @Sendable exchange in chain.completed(exchange) }
         return try self.configuration.addresses.map { host in
-            try MechaHTTP1Channel.builder(router: router, timeouts: self.configuration.timeouts).buildServer(
+            try MechaHTTP1Channel.builder(router: router, timeouts: self.configuration.timeouts, observe: observe).buildServer(
                 configuration: ServerConfiguration(address: .hostname(host, port: self.configuration.port), serverName: nil, backlog: 1024),
                 eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
                 logger: self.logger,

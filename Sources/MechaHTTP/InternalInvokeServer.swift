@@ -24,6 +24,8 @@ public struct InternalInvokeServer: Sendable {
 
     let fastInvoke: Bool
     let timeouts: ConnectionTimeouts
+    /// Told about every invocation answered here (the callee's service invocation metrics).
+    let observe: (@Sendable (InboundExchange) -> Void)?
 
     public init(
         api: DaprAPI,
@@ -33,8 +35,10 @@ public struct InternalInvokeServer: Sendable {
         maxBodySize: Int,
         fastInvoke: Bool = true,
         timeouts: ConnectionTimeouts = .standard,
+        observe: (@Sendable (InboundExchange) -> Void)? = nil,
         logger: Logger
     ) {
+        self.observe = observe
         self.timeouts = timeouts
         self.api = api
         self.peerToken = peerToken
@@ -56,7 +60,7 @@ public struct InternalInvokeServer: Sendable {
                 bodyLimit: min(DaprHTTPServer.bufferedBodyLimit, self.maxBodySize)
             )
         }
-        return try MechaHTTP1Channel.builder(router: router, timeouts: self.timeouts).buildServer(
+        return try MechaHTTP1Channel.builder(router: router, timeouts: self.timeouts, observe: self.observe, callerHeader: "dapr-caller-app-id").buildServer(
             configuration: ServerConfiguration(address: .hostname(self.host, port: self.port), backlog: 1024),
             eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
             logger: self.logger,

@@ -8,6 +8,9 @@ public final class OutboundSeam: Sendable {
     private let current: Mutex<ResiliencyPolicies>
     /// TrafficPolicies on components (faults, local rate limits), by component name.
     let gates: [String: ComponentTrafficGate]
+    /// Told how every call went (metrics; spans later). Set once, before the first call.
+    private let observerBox = Mutex<(any OutboundObserver)?>(nil)
+    private let observed = Atomic<Bool>(false)
 
     /// `trafficPolicies`: those targeting components are applied here (app targets belong to the mesh).
     public init(_ policies: ResiliencyPolicies = .empty, trafficPolicies: [TrafficPolicySpec] = [], appID: String = "") {
@@ -22,6 +25,17 @@ public final class OutboundSeam: Sendable {
     }
 
     public var policies: ResiliencyPolicies { self.current.withLock { $0 } }
+
+    /// Installs the observer every call reports to.
+    public func observe(with observer: any OutboundObserver) {
+        self.observerBox.withLock { $0 = observer }
+        self.observed.store(true, ordering: .releasing)
+    }
+
+    public var observer: (any OutboundObserver)? {
+        guard self.observed.load(ordering: .acquiring) else { return nil }
+        return self.observerBox.withLock { $0 }
+    }
 
     /// Installs freshly built policies (new breakers; calls in flight finish under the old ones).
     public func replace(_ policies: ResiliencyPolicies) {
@@ -47,17 +61,60 @@ public final class OutboundSeam: Sendable {
     ) async throws -> Output {
         var policy = self.policy(for: target)
         if policy.isEmpty, let fallback { policy = fallback }
-        if !self.gates.isEmpty, case .component(let name, _, .outbound) = target, let gate = self.gates[name] {
-            try await gate.pass(operation)
+        guard let observer = self.observer else {
+            if !self.gates.isEmpty, case .component(let name, _, .outbound) = target, let gate = self.gates[name] {
+                try await gate.pass(operation)
+            }
+            return try await policy.execute(body)
         }
-        return try await policy.execute(body)
+        let start = ContinuousClock.now
+        do {
+            if !self.gates.isEmpty, case .component(let name, _, .outbound) = target, let gate = self.gates[name] {
+                try await gate.pass(operation)
+            }
+            let output = try await policy.execute(body)
+            observer.completed(target, operation, elapsed: ContinuousClock.now - start, error: nil)
+            return output
+        } catch {
+            observer.completed(target, operation, elapsed: ContinuousClock.now - start, error: error)
+            throw error
+        }
     }
 }
 
-/// The name of an outbound operation (`get`, `set`, `publish`, `invoke`, …).
+/// The name of an outbound operation (`get`, `set`, `publish`, `invoke`, …), and what it acts on
+/// when metrics label it.
 public struct OperationName: Sendable, Hashable, ExpressibleByStringLiteral, CustomStringConvertible {
     public let name: String
-    public init(_ name: String) { self.name = name }
-    public init(stringLiteral name: String) { self.name = name }
+    /// What metrics label the call with besides its name: the topic of a publish, the operation
+    /// of an output binding (`create`); nil otherwise.
+    public let subject: String?
+    public init(_ name: String, subject: String? = nil) {
+        self.name = name
+        self.subject = subject
+    }
+    public init(stringLiteral name: String) {
+        self.name = name
+        self.subject = nil
+    }
     public var description: String { self.name }
+}
+
+/// Told how each call through the outbound seam went (after its policies: retries, timeout and
+/// breaker included). Called on the caller's task; must not block.
+public protocol OutboundObserver: Sendable {
+    func completed(_ target: PolicyTarget, _ operation: OperationName, elapsed: Duration, error: (any Error)?)
+    /// A pub/sub message was delivered to the app (under the pub/sub's inbound policy).
+    func delivered(pubsub: String, topic: String, result: DeliveryVerdict, elapsed: Duration)
+}
+
+extension OutboundObserver {
+    public func delivered(pubsub: String, topic: String, result: DeliveryVerdict, elapsed: Duration) {}
+}
+
+/// How the app answered a pub/sub delivery.
+public enum DeliveryVerdict: String, Sendable {
+    case success
+    case retry
+    case drop
 }

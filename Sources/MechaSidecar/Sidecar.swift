@@ -11,6 +11,7 @@ import MechaGRPC
 import MechaHTTP
 import MechaMesh
 import MechaResiliency
+import MechaTelemetry
 public import MechaRuntime
 import NIOCore
 import NIOPosix
@@ -117,8 +118,20 @@ public final class Sidecar: Sendable {
             self.logger.info("resiliency: \(policies.policyCount) policies loaded from \(resources.resiliencies.filter { $0.applies(to: options.appID) }.count) resources")
         }
         let outbound = OutboundSeam(policies, trafficPolicies: resources.trafficPolicies, appID: options.appID)
+        // Metrics attach at the seams: the outbound seam (components), the surfaces' observers.
+        let metrics: DaprMetrics? =
+            options.enableMetrics && configuration?.metrics.enabled != false
+            ? DaprMetrics(appID: options.appID, namespace: options.namespace, spec: configuration?.metrics ?? MetricsSpec()) : nil
+        if let metrics { outbound.observe(with: metrics) }
         let components = ComponentStore(outbound: outbound)
         try await loader.load(resources.components, into: components)
+        if let metrics {
+            for entry in components.entries { metrics.componentInitialized(type: entry.spec.type.description) }
+            for status in components.statuses {
+                if case .failed = status.health { metrics.componentFailed(type: status.type.description, name: status.name, reason: "init") }
+            }
+            for resiliency in resources.resiliencies where resiliency.applies(to: options.appID) { metrics.resiliencyLoaded(name: resiliency.name) }
+        }
 
         let resolverResource = EmbeddedDefaults.nameResolver(configuration, mechaHome: options.mechaHome)
         let resolver: any NameResolver
@@ -248,7 +261,10 @@ public final class Sidecar: Sendable {
         )
         let apiToken = self.environment["DAPR_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         // One inbound chain for both surfaces: token, spec.httpPipeline rate limits, spec.api lists.
-        let inbound = InboundChain(apiToken: apiToken, configuration: configuration, components: components)
+        let inbound = InboundChain(
+            apiToken: apiToken, configuration: configuration, components: components,
+            observers: metrics.map { [MetricsObserver(metrics: $0)] } ?? []
+        )
         let httpServer = DaprHTTPServer(
             api: api,
             configuration: .init(
@@ -269,6 +285,7 @@ public final class Sidecar: Sendable {
             maxBodySize: options.maxBodySize,
             fastInvoke: self.environment["MECHA_FAST_INVOKE"] != "0",
             timeouts: options.connectionTimeouts,
+            observe: Self.invocationObserver(metrics),
             logger: self.logger
         )
         let grpcPool = GRPCTransportPool(maxMessageSize: options.maxBodySize)
@@ -296,6 +313,9 @@ public final class Sidecar: Sendable {
             logger: self.logger
         )
         self.ports.expect(httpListeners: options.listenAddresses.count, grpcListeners: options.listenAddresses.count)
+        let metricsServers: [any Service] = try metrics.map { metrics in
+            [try MetricsServer(registry: metrics.registry, host: options.metricsListenAddress, port: options.metricsPort, logger: self.logger).makeService()]
+        } ?? []
         let servers = try httpServer.makeServices { port in self.ports.httpListening(port) }
             + grpcServer.makeServices { port in self.ports.grpcListening(port) }
             + [try internalServer.makeService { port in self.ports.internalListening(port) }]
@@ -308,7 +328,7 @@ public final class Sidecar: Sendable {
                     proxy: proxy,
                     logger: self.logger
                 ) { port in self.ports.internalGRPCListening(port) }
-            ]
+            ] + metricsServers
         return SidecarCore(
             options: options,
             identity: identity,
@@ -333,6 +353,12 @@ public final class Sidecar: Sendable {
             requestShutdown: { [self] in Task { await self.shutdown() } },
             logger: self.logger
         )
+    }
+
+    /// The callee's service invocation metrics, fed by the sidecar-to-sidecar listener.
+    static func invocationObserver(_ metrics: DaprMetrics?) -> (@Sendable (InboundExchange) -> Void)? {
+        guard let metrics else { return nil }
+        return { @Sendable exchange in metrics.invocationReceived(from: exchange.caller ?? "", status: exchange.status) }
     }
 
     /// `--resources-path` directories; without any, `<mecha home>/components` if it exists, else the

@@ -21,6 +21,7 @@ public struct SidecarOptions: Sendable {
     public var internalListenAddress = "127.0.0.1"
     public var metricsPort = 9090
     public var enableMetrics = true
+    public var metricsListenAddress = "127.0.0.1"
     public var resourcesPaths: [String] = []
     public var configPath: String?
     public var enableAppHealthCheck = false

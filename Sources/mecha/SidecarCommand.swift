@@ -76,9 +76,9 @@ struct SidecarFlags: ParsableArguments {
     @Option(name: .customLong("dapr-internal-grpc-port"), help: "Port for sidecar-to-sidecar calls (empty or 0: any free port).") var internalPort: String = ""
     @Option(name: .customLong("dapr-internal-grpc-listen-address"), help: "Address for sidecar-to-sidecar calls.") var internalListenAddress: String = "127.0.0.1"
     @Option(name: .customLong("dapr-listen-addresses"), help: "Comma-separated addresses the API listens on (default 127.0.0.1).") var listenAddresses: String = ""
-    @Option(name: .customLong("metrics-port"), help: "Port of the metrics endpoint (reserved).") var metricsPort: String = "9090"
-    @Flag(name: .customLong("enable-metrics"), inversion: .prefixedNo, help: .hidden) var enableMetrics = true
-    @Option(name: .customLong("metrics-listen-address"), help: .hidden) var metricsListenAddress: String?
+    @Option(name: .customLong("metrics-port"), help: "Port of the Prometheus metrics endpoint (GET /metrics).") var metricsPort: String = "9090"
+    @Flag(name: .customLong("enable-metrics"), inversion: .prefixedNo, help: "Serve metrics (--enable-metrics=false turns them off).") var enableMetrics = true
+    @Option(name: .customLong("metrics-listen-address"), help: "Address of the metrics endpoint (default 127.0.0.1).") var metricsListenAddress: String?
 
     @Option(name: .customLong("resources-path"), help: "A directory (or file) of resource YAML; repeatable.") var resourcesPaths: [String] = []
     @Option(name: .customLong("components-path"), help: .hidden) var componentsPath: String?
@@ -180,6 +180,7 @@ struct SidecarFlags: ParsableArguments {
         options.internalListenAddress = self.internalListenAddress.isEmpty ? "127.0.0.1" : self.internalListenAddress
         options.metricsPort = try Self.port(self.metricsPort, flag: "metrics-port")
         options.enableMetrics = self.enableMetrics
+        if let address = self.metricsListenAddress, !address.isEmpty { options.metricsListenAddress = address }
         var paths = self.resourcesPaths.flatMap { $0.split(separator: ",").map(String.init) }.filter { !$0.isEmpty }
         if paths.isEmpty, let components = self.componentsPath, !components.isEmpty { paths = [components] }
         options.resourcesPaths = paths

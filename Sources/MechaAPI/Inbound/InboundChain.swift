@@ -19,6 +19,8 @@ public struct InboundChain: Sendable {
     public let apiToken: String?
     /// Some stage reads `InboundOperation.client` and `path`.
     public let readsClient: Bool
+    /// Told about every finished exchange (metrics, API logs); empty: nothing observes.
+    public let observers: [any InboundObserver]
 
     /// - Parameters:
     ///   - apiToken: `DAPR_API_TOKEN`; nil or empty when unset.
@@ -28,8 +30,10 @@ public struct InboundChain: Sendable {
         apiToken: String? = nil,
         apiAllowed: [APIAccessRule]? = nil,
         apiDenied: [APIAccessRule] = [],
-        rateLimits: [RateLimitMiddleware] = []
+        rateLimits: [RateLimitMiddleware] = [],
+        observers: [any InboundObserver] = []
     ) {
+        self.observers = observers
         let token = apiToken.flatMap { $0.isEmpty ? nil : APITokenMiddleware(token: $0) }
         let access = APIAccessMiddleware(allowed: apiAllowed, denied: apiDenied)
         var http: [any InboundMiddleware] = []
@@ -49,12 +53,13 @@ public struct InboundChain: Sendable {
     /// Builds the chain from a Configuration and the loaded components: each `spec.httpPipeline`
     /// handler naming a loaded `middleware.http.ratelimit` component of that type becomes a rate
     /// limit. A handler whose component is not loaded is skipped, as daprd does.
-    public init(apiToken: String?, configuration: ConfigurationSpec?, components: ComponentStore) {
+    public init(apiToken: String?, configuration: ConfigurationSpec?, components: ComponentStore, observers: [any InboundObserver] = []) {
         self.init(
             apiToken: apiToken,
             apiAllowed: configuration?.apiAllowed,
             apiDenied: configuration?.apiDenied ?? [],
-            rateLimits: Self.rateLimits(configuration?.httpPipeline ?? [], components: components)
+            rateLimits: Self.rateLimits(configuration?.httpPipeline ?? [], components: components),
+            observers: observers
         )
     }
 
@@ -89,9 +94,8 @@ public struct InboundChain: Sendable {
         return nil
     }
 
-    /// Tells every stage of the surface how the request ended (see `InboundMiddleware.completed`).
-    public func completed(_ operation: InboundOperation, outcome: InboundOutcome) {
-        let stages = operation.surface == .http ? self.http : self.grpc
-        for stage in stages { stage.completed(operation, outcome: outcome) }
+    /// Tells every observer how an exchange ended.
+    public func completed(_ exchange: InboundExchange) {
+        for observer in self.observers { observer.completed(exchange) }
     }
 }

@@ -5,9 +5,7 @@ public import MechaCore
 /// `check` is synchronous and must not block: the invocation fast path calls it on the NIO event
 /// loop. Stages keep state behind a `Mutex` at most (never an actor, never an await).
 ///
-/// Stages that observe completion (metrics, tracing, API logging) implement `completed`. Not yet
-/// called by the surfaces: the first such stage wires `InboundChain.completed` into
-/// `DaprHTTPServer.respond` and `InboundInterceptor`.
+/// What happens after the answer (metrics, API logs) belongs to `InboundObserver`s.
 public protocol InboundMiddleware: Sendable {
     /// nil to let the request go on, or how the surface must refuse it.
     func check(_ operation: InboundOperation) -> InboundRejection?
@@ -16,14 +14,10 @@ public protocol InboundMiddleware: Sendable {
     /// them cheaply (the invocation fast path) leave every request to the general path when a
     /// stage of the chain needs them.
     var readsClient: Bool { get }
-
-    /// Called once the request has been answered (or refused). The default does nothing.
-    func completed(_ operation: InboundOperation, outcome: InboundOutcome)
 }
 
 extension InboundMiddleware {
     public var readsClient: Bool { false }
-    public func completed(_ operation: InboundOperation, outcome: InboundOutcome) {}
 }
 
 /// How a surface must refuse a request.
@@ -39,14 +33,4 @@ public enum InboundRejection: Sendable {
     case status(httpStatus: Int, detail: String)
     /// An API error, rendered by the surface (JSON on HTTP, status with details on gRPC).
     case error(APIError)
-}
-
-/// What became of a request, for `InboundMiddleware.completed`.
-public enum InboundOutcome: Sendable {
-    /// A stage of the chain refused it.
-    case rejected(InboundRejection)
-    /// It was answered with this HTTP status.
-    case http(status: Int)
-    /// It ended with this gRPC status.
-    case grpc(GRPCStatusCode)
 }

@@ -15,6 +15,10 @@ public struct ConfigurationSpec: Sendable, Hashable {
     public var nameResolutionConfiguration: [String: String]
     /// `spec.httpPipeline.handlers[]`: middleware components applied to the app's inbound HTTP calls.
     public var httpPipeline: [PipelineHandler]
+    /// `spec.metrics`.
+    public var metrics: MetricsSpec
+    /// `spec.logging.apiLogging`.
+    public var apiLogging: APILoggingSpec
     public var source: ResourceSource
 
     public init(
@@ -26,8 +30,12 @@ public struct ConfigurationSpec: Sendable, Hashable {
         nameResolutionComponent: String? = nil,
         nameResolutionConfiguration: [String: String] = [:],
         httpPipeline: [PipelineHandler] = [],
+        metrics: MetricsSpec = MetricsSpec(),
+        apiLogging: APILoggingSpec = APILoggingSpec(),
         source: ResourceSource? = nil
     ) {
+        self.metrics = metrics
+        self.apiLogging = apiLogging
         self.httpPipeline = httpPipeline
         self.name = name
         self.secretScopes = secretScopes

@@ -1,5 +1,6 @@
 import HummingbirdCore
 import Logging
+import MechaAPI
 import MechaCore
 import NIOCore
 import NIOHTTP1
@@ -15,6 +16,10 @@ struct MechaHTTP1Channel: HTTPChannelHandler {
     let responder: HTTPChannelHandler.Responder
     let router: (any FastInvokeRouter)?
     let timeouts: ConnectionTimeouts
+    /// Told about every finished exchange (nil: nothing observes this listener).
+    var observe: (@Sendable (InboundExchange) -> Void)? = nil
+    /// A request header whose value the observer receives as `InboundExchange.caller`.
+    var callerHeader: String? = nil
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
@@ -28,6 +33,9 @@ struct MechaHTTP1Channel: HTTPChannelHandler {
                 withDecoderLimitConfiguration: .init()
             )
             try channel.pipeline.syncOperations.addHandler(deadlines.parts)
+            if let observe = self.observe {
+                try channel.pipeline.syncOperations.addHandler(ExchangeObserverHandler(report: observe, callerHeader: self.callerHeader))
+            }
             if let router = self.router {
                 try channel.pipeline.syncOperations.addHandler(FastInvokeHandler(router: router))
             }
@@ -41,9 +49,12 @@ struct MechaHTTP1Channel: HTTPChannelHandler {
         await self.handleHTTP(asyncChannel: value, logger: logger)
     }
 
-    static func builder(router: (any FastInvokeRouter)?, timeouts: ConnectionTimeouts) -> HTTPServerBuilder {
+    static func builder(
+        router: (any FastInvokeRouter)?, timeouts: ConnectionTimeouts, observe: (@Sendable (InboundExchange) -> Void)? = nil,
+        callerHeader: String? = nil
+    ) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
-            MechaHTTP1Channel(responder: responder, router: router, timeouts: timeouts)
+            MechaHTTP1Channel(responder: responder, router: router, timeouts: timeouts, observe: observe, callerHeader: callerHeader)
         }
     }
 }

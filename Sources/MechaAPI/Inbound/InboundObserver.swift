@@ -1,0 +1,98 @@
+public import MechaCore
+public import MechaTelemetry
+
+/// One finished exchange on a surface of the Dapr API, as observers (metrics, API logs) see it.
+/// Reported once the answer has ended, by the HTTP connection handler (every HTTP request,
+/// general and fast path alike) and the gRPC interceptor and proxy route.
+public struct InboundExchange: Sendable {
+    public var surface: InboundOperation.Surface
+    /// HTTP: the method (`GET`); gRPC: empty.
+    public var verb: String
+    /// HTTP: the path without the query; gRPC: the full method (`/pkg.Service/Method`).
+    public var path: Substring
+    /// HTTP: the status code; gRPC: the status code's number.
+    public var status: Int
+    public var elapsed: Duration
+    public var requestBytes: Int
+    public var responseBytes: Int
+    /// The calling app, where the listener knows it (the sidecar-to-sidecar listener).
+    public var caller: String?
+
+    public init(
+        surface: InboundOperation.Surface, verb: String, path: Substring, status: Int, elapsed: Duration, requestBytes: Int = 0,
+        responseBytes: Int = 0, caller: String? = nil
+    ) {
+        self.caller = caller
+        self.surface = surface
+        self.verb = verb
+        self.path = path
+        self.status = status
+        self.elapsed = elapsed
+        self.requestBytes = requestBytes
+        self.responseBytes = responseBytes
+    }
+}
+
+/// Told about every finished exchange. Called on the event loop (HTTP) or the call's task (gRPC):
+/// must not block.
+public protocol InboundObserver: Sendable {
+    func completed(_ exchange: InboundExchange)
+}
+
+/// The Dapr HTTP and gRPC server metrics, fed by the surfaces.
+public struct MetricsObserver: InboundObserver {
+    public let metrics: DaprMetrics
+    public init(metrics: DaprMetrics) { self.metrics = metrics }
+
+    public func completed(_ exchange: InboundExchange) {
+        switch exchange.surface {
+        case .http:
+            self.metrics.httpServer(
+                method: exchange.verb, path: exchange.path, status: exchange.status, elapsed: exchange.elapsed,
+                requestBytes: exchange.requestBytes, responseBytes: exchange.responseBytes)
+            // `/v1.0/invoke/<app>/method/…`: the caller's side of service invocation.
+            if let target = Self.invokeTarget(exchange.path) {
+                self.metrics.invocationSent(to: target, status: exchange.status, elapsed: exchange.elapsed)
+            }
+        case .grpc:
+            self.metrics.grpcServer(method: String(exchange.path), status: GRPCStatusCode(rawValue: exchange.status)?.goName ?? "Unknown", elapsed: exchange.elapsed)
+        }
+    }
+}
+
+extension MetricsObserver {
+    /// The app id of `/v1.0/invoke/<app>/method/…`, as the caller wrote it (with any `.namespace`).
+    static func invokeTarget(_ path: Substring) -> String? {
+        let prefix = "/v1.0/invoke/"
+        guard path.hasPrefix(prefix) else { return nil }
+        let rest = path.dropFirst(prefix.utf8.count)
+        guard let slash = rest.firstIndex(of: "/"), rest[slash...].hasPrefix("/method/") else { return nil }
+        let target = rest[..<slash]
+        return target.isEmpty ? nil : String(target)
+    }
+}
+
+extension GRPCStatusCode {
+    /// The code as Go's `codes.Code.String()` writes it (daprd's `grpc_server_status` label).
+    public var goName: String {
+        switch self {
+        case .ok: "OK"
+        case .cancelled: "Canceled"
+        case .unknown: "Unknown"
+        case .invalidArgument: "InvalidArgument"
+        case .deadlineExceeded: "DeadlineExceeded"
+        case .notFound: "NotFound"
+        case .alreadyExists: "AlreadyExists"
+        case .permissionDenied: "PermissionDenied"
+        case .resourceExhausted: "ResourceExhausted"
+        case .failedPrecondition: "FailedPrecondition"
+        case .aborted: "Aborted"
+        case .outOfRange: "OutOfRange"
+        case .unimplemented: "Unimplemented"
+        case .internalError: "Internal"
+        case .unavailable: "Unavailable"
+        case .dataLoss: "DataLoss"
+        case .unauthenticated: "Unauthenticated"
+        }
+    }
+}

@@ -1,0 +1,92 @@
+/// `spec.metrics` of a Configuration: what the sidecar records and how (daprd's fields, plus
+/// Mecha's cardinality budget).
+public struct MetricsSpec: Sendable, Hashable {
+    /// `enabled`: false turns the metrics endpoint off, as `--enable-metrics=false`.
+    public var enabled: Bool
+    /// `http.increasedCardinality`: label HTTP server metrics with the request path (daprd's
+    /// default is true; Mecha's is false, so a sidecar cannot be run out of memory by paths).
+    public var increasedCardinality: Bool
+    /// `http.pathMatching`: path templates (`/orders/{id}`); a matching path is recorded under
+    /// its template, any other path under `_`.
+    public var pathMatching: [String]
+    /// `http.excludeVerbs`: leave the HTTP method out of the labels.
+    public var excludeVerbs: Bool
+    /// `rules[]`: label values rewritten by regular expression, per metric.
+    public var rules: [MetricRule]
+    /// `latencyDistributionBuckets`: histogram bucket bounds in milliseconds (empty: daprd's).
+    public var latencyBuckets: [Double]
+    /// `recordErrorCodes`: count every API error by its `errorCode` (`dapr_error_code_total`).
+    public var recordErrorCodes: Bool
+    /// `seriesLimit` (Mecha): the most label sets any one metric keeps; beyond it, the values of
+    /// its unbounded labels fold into `_other`.
+    public var seriesLimit: Int
+
+    public static let defaultSeriesLimit = 1000
+
+    public init(
+        enabled: Bool = true,
+        increasedCardinality: Bool = false,
+        pathMatching: [String] = [],
+        excludeVerbs: Bool = false,
+        rules: [MetricRule] = [],
+        latencyBuckets: [Double] = [],
+        recordErrorCodes: Bool = false,
+        seriesLimit: Int = MetricsSpec.defaultSeriesLimit
+    ) {
+        self.enabled = enabled
+        self.increasedCardinality = increasedCardinality
+        self.pathMatching = pathMatching
+        self.excludeVerbs = excludeVerbs
+        self.rules = rules
+        self.latencyBuckets = latencyBuckets
+        self.recordErrorCodes = recordErrorCodes
+        self.seriesLimit = seriesLimit
+    }
+}
+
+/// One entry of `spec.metrics.rules`: for the metric `name`, what matches a regular expression in
+/// a label's value is replaced (daprd's `ReplaceAllString`).
+public struct MetricRule: Sendable, Hashable {
+    public struct Label: Sendable, Hashable {
+        /// Every match of `pattern` in a label value becomes `replacement`.
+        public struct Rewrite: Sendable, Hashable {
+            public var replacement: String
+            public var pattern: String
+            public init(replacement: String, pattern: String) {
+                self.replacement = replacement
+                self.pattern = pattern
+            }
+        }
+
+        public var name: String
+        /// Applied in the order the resource lists them.
+        public var rewrites: [Rewrite]
+        public init(name: String, rewrites: [Rewrite]) {
+            self.name = name
+            self.rewrites = rewrites
+        }
+    }
+
+    public var name: String
+    public var labels: [Label]
+    public init(name: String, labels: [Label]) {
+        self.name = name
+        self.labels = labels
+    }
+}
+
+/// `spec.logging.apiLogging` of a Configuration.
+public struct APILoggingSpec: Sendable, Hashable {
+    /// `enabled`: the default of `--enable-api-logging` (the flag, when given, wins).
+    public var enabled: Bool?
+    /// `obfuscateURLs`: log the route template (`/v1.0/state/{storeName}/{key}`), not the path.
+    public var obfuscateURLs: Bool
+    /// `omitHealthChecks`: health probes are not logged.
+    public var omitHealthChecks: Bool
+
+    public init(enabled: Bool? = nil, obfuscateURLs: Bool = false, omitHealthChecks: Bool = false) {
+        self.enabled = enabled
+        self.obfuscateURLs = obfuscateURLs
+        self.omitHealthChecks = omitHealthChecks
+    }
+}

@@ -1,0 +1,291 @@
+public import CoreMetrics
+public import MechaCore
+public import MechaResiliency
+
+/// Dapr's metrics (names, label keys and units as daprd exports them: `pkg/diagnostics`), recorded
+/// by the sidecar's seams: the HTTP and gRPC surfaces, the outbound seam (components, invocation),
+/// the sidecar-to-sidecar listener and startup. Latencies are in milliseconds, sizes in bytes.
+public final class DaprMetrics: Sendable {
+    public let registry: MetricsRegistry
+    public let appID: String
+    public let namespace: String
+    let spec: MetricsSpec
+    let paths: HTTPPathLabeler
+
+    // HTTP server (the Dapr HTTP API).
+    let httpServerCount: MetricFamily<CoreMetrics.Counter>
+    let httpServerResponseCount: MetricFamily<CoreMetrics.Counter>?
+    let httpServerLatency: MetricFamily<CoreMetrics.Recorder>
+    let httpServerRequestBytes: CoreMetrics.Recorder
+    let httpServerResponseBytes: CoreMetrics.Recorder
+    // HTTP client (the sidecar calling its app).
+    let httpClientCount: MetricFamily<CoreMetrics.Counter>
+    let httpClientLatency: MetricFamily<CoreMetrics.Recorder>
+    let httpClientSentBytes: MetricFamily<CoreMetrics.Recorder>
+    let httpClientReceivedBytes: CoreMetrics.Recorder
+    // gRPC server (the Dapr gRPC API and proxied calls).
+    let grpcServerCompleted: MetricFamily<CoreMetrics.Counter>
+    let grpcServerLatency: MetricFamily<CoreMetrics.Recorder>
+    // Service invocation.
+    let invocationRequestsSent: MetricFamily<CoreMetrics.Counter>
+    let invocationResponsesReceived: MetricFamily<CoreMetrics.Counter>
+    let invocationLatency: MetricFamily<CoreMetrics.Recorder>
+    let invocationRequestsReceived: MetricFamily<CoreMetrics.Counter>
+    let invocationResponsesSent: MetricFamily<CoreMetrics.Counter>
+    // Components.
+    let componentCounts: [ComponentCategory: (count: MetricFamily<CoreMetrics.Counter>, latency: MetricFamily<CoreMetrics.Recorder>)]
+    let pubsubEgressCount: MetricFamily<CoreMetrics.Counter>
+    let pubsubEgressLatency: MetricFamily<CoreMetrics.Recorder>
+    let pubsubEgressBulkCount: MetricFamily<CoreMetrics.Counter>
+    let pubsubEgressBulkLatency: MetricFamily<CoreMetrics.Recorder>
+    let pubsubIngressCount: MetricFamily<CoreMetrics.Counter>
+    let pubsubIngressLatency: MetricFamily<CoreMetrics.Recorder>
+    let inputBindingCount: MetricFamily<CoreMetrics.Counter>
+    let inputBindingLatency: MetricFamily<CoreMetrics.Recorder>
+    // Runtime.
+    let componentLoaded: MetricFamily<CoreMetrics.Counter>
+    let componentInit: MetricFamily<CoreMetrics.Counter>
+    let componentInitFail: MetricFamily<CoreMetrics.Counter>
+    let resiliencyLoaded: MetricFamily<CoreMetrics.Counter>
+    let errorCodes: MetricFamily<CoreMetrics.Counter>?
+
+    public init(appID: String, namespace: String, spec: MetricsSpec = MetricsSpec()) {
+        let latency = spec.latencyBuckets.isEmpty ? DaprBuckets.latencyMilliseconds : spec.latencyBuckets
+        let sizes = [
+            "dapr_http_server_request_bytes", "dapr_http_server_response_bytes", "dapr_http_client_sent_bytes",
+            "dapr_http_client_received_bytes",
+        ]
+        let registry = MetricsRegistry(
+            seriesLimit: spec.seriesLimit,
+            rules: spec.rules,
+            histogramBuckets: Dictionary(uniqueKeysWithValues: sizes.map { ($0, DaprBuckets.sizeBytes) }),
+            defaultBuckets: latency
+        )
+        self.registry = registry
+        self.appID = appID
+        self.namespace = namespace
+        self.spec = spec
+        self.paths = HTTPPathLabeler(spec: spec)
+
+        let http = ["app_id", "method", "path", "status"]
+        self.httpServerCount = registry.counter("dapr_http_server_request_count", labels: http, unbounded: ["path", "method"])
+        self.httpServerResponseCount =
+            spec.increasedCardinality ? registry.counter("dapr_http_server_response_count", labels: http, unbounded: ["path", "method"]) : nil
+        self.httpServerLatency = registry.histogram("dapr_http_server_latency", labels: http, unbounded: ["path", "method"])
+        self.httpServerRequestBytes = registry.histogram("dapr_http_server_request_bytes", labels: ["app_id"])([appID])
+        self.httpServerResponseBytes = registry.histogram("dapr_http_server_response_bytes", labels: ["app_id"])([appID])
+        self.httpClientCount = registry.counter("dapr_http_client_completed_count", labels: http, unbounded: ["path", "method"])
+        self.httpClientLatency = registry.histogram("dapr_http_client_roundtrip_latency", labels: http, unbounded: ["path", "method"])
+        self.httpClientSentBytes = registry.histogram("dapr_http_client_sent_bytes", labels: http, unbounded: ["path", "method"])
+        self.httpClientReceivedBytes = registry.histogram("dapr_http_client_received_bytes", labels: ["app_id"])([appID])
+
+        let grpc = ["app_id", "grpc_server_method", "grpc_server_status"]
+        self.grpcServerCompleted = registry.counter("dapr_grpc_io_server_completed_rpcs", labels: grpc, unbounded: ["grpc_server_method"])
+        self.grpcServerLatency = registry.histogram("dapr_grpc_io_server_server_latency", labels: grpc, unbounded: ["grpc_server_method"])
+
+        self.invocationRequestsSent = registry.counter(
+            "dapr_runtime_service_invocation_req_sent_total", labels: ["app_id", "dst_app_id", "type"], unbounded: ["dst_app_id"])
+        self.invocationResponsesReceived = registry.counter(
+            "dapr_runtime_service_invocation_res_recv_total", labels: ["app_id", "src_app_id", "status", "type"], unbounded: ["src_app_id"])
+        self.invocationLatency = registry.histogram(
+            "dapr_runtime_service_invocation_res_recv_latency_ms", labels: ["app_id", "src_app_id", "status"], unbounded: ["src_app_id"])
+        self.invocationRequestsReceived = registry.counter(
+            "dapr_runtime_service_invocation_req_recv_total", labels: ["app_id", "src_app_id"], unbounded: ["src_app_id"])
+        self.invocationResponsesSent = registry.counter(
+            "dapr_runtime_service_invocation_res_sent_total", labels: ["app_id", "dst_app_id", "status"], unbounded: ["dst_app_id"])
+
+        let component = ["app_id", "component", "namespace", "operation", "success"]
+        var counts: [ComponentCategory: (MetricFamily<CoreMetrics.Counter>, MetricFamily<CoreMetrics.Recorder>)] = [:]
+        for (category, name) in [
+            (ComponentCategory.state, "state"), (.configuration, "configuration"), (.secretstores, "secret"), (.crypto, "crypto"),
+            (.bindings, "output_binding"),
+        ] {
+            counts[category] = (
+                registry.counter("dapr_component_\(name)_count", labels: component, unbounded: ["component"]),
+                registry.histogram("dapr_component_\(name)_latencies", labels: component, unbounded: ["component"])
+            )
+        }
+        let conversation = ["app_id", "component", "namespace", "success"]
+        counts[.conversation] = (
+            registry.counter("dapr_component_conversation_count", labels: conversation, unbounded: ["component"]),
+            registry.histogram("dapr_component_conversation_latencies", labels: conversation, unbounded: ["component"])
+        )
+        self.componentCounts = counts
+        let egress = ["app_id", "component", "namespace", "success", "topic"]
+        self.pubsubEgressCount = registry.counter("dapr_component_pubsub_egress_count", labels: egress, unbounded: ["component", "topic"])
+        self.pubsubEgressLatency = registry.histogram("dapr_component_pubsub_egress_latencies", labels: egress, unbounded: ["component", "topic"])
+        self.pubsubEgressBulkCount = registry.counter("dapr_component_pubsub_egress_bulk_count", labels: egress, unbounded: ["component", "topic"])
+        self.pubsubEgressBulkLatency = registry.histogram(
+            "dapr_component_pubsub_egress_bulk_latencies", labels: egress, unbounded: ["component", "topic"])
+        let ingress = ["app_id", "component", "namespace", "process_status", "topic", "status"]
+        self.pubsubIngressCount = registry.counter("dapr_component_pubsub_ingress_count", labels: ingress, unbounded: ["component", "topic"])
+        self.pubsubIngressLatency = registry.histogram(
+            "dapr_component_pubsub_ingress_latencies", labels: ingress, unbounded: ["component", "topic"])
+        let input = ["app_id", "component", "namespace", "success"]
+        self.inputBindingCount = registry.counter("dapr_component_input_binding_count", labels: input, unbounded: ["component"])
+        self.inputBindingLatency = registry.histogram("dapr_component_input_binding_latencies", labels: input, unbounded: ["component"])
+
+        self.componentLoaded = registry.counter("dapr_runtime_component_loaded", labels: ["app_id"])
+        self.componentInit = registry.counter("dapr_runtime_component_init_total", labels: ["app_id", "component"], unbounded: ["component"])
+        self.componentInitFail = registry.counter(
+            "dapr_runtime_component_init_fail_total", labels: ["app_id", "component", "reason", "componentName"], unbounded: ["component", "componentName"])
+        self.resiliencyLoaded = registry.counter("dapr_resiliency_loaded", labels: ["app_id", "name", "namespace"], unbounded: ["name"])
+        self.errorCodes =
+            spec.recordErrorCodes
+            ? registry.counter("dapr_error_code_total", labels: ["app_id", "error_code", "category"], unbounded: ["error_code"]) : nil
+        ProcessMetrics.install(on: registry)
+    }
+
+    /// The exposition in Prometheus's text format.
+    public func scrape() -> [UInt8] { self.registry.scrape() }
+
+    /// daprd truncates elapsed time to whole milliseconds.
+    @inline(__always)
+    static func milliseconds(_ elapsed: Duration) -> Double {
+        let (seconds, attoseconds) = elapsed.components
+        return Double(seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+    }
+
+    // MARK: Surfaces
+
+    /// One answered request on the Dapr HTTP API.
+    public func httpServer(method: String, path: Substring, status: Int, elapsed: Duration, requestBytes: Int, responseBytes: Int) {
+        let labels = [self.appID, self.verb(method), self.paths.label(path), String(status)]
+        self.httpServerCount(labels).increment()
+        self.httpServerResponseCount?(labels).increment()
+        self.httpServerLatency(labels).record(Self.milliseconds(elapsed))
+        self.httpServerRequestBytes.record(requestBytes)
+        self.httpServerResponseBytes.record(responseBytes)
+    }
+
+    /// One call from the sidecar to its app over HTTP (`path` as daprd labels it: the invoked
+    /// method without its leading slash, or a callback path). `status` 500 when no answer came.
+    public func httpClient(method: String, path: String, status: Int, elapsed: Duration, sentBytes: Int, receivedBytes: Int) {
+        let pathLabel = self.paths.label(path[...], clientSide: true)
+        let verb = self.verb(method)
+        let labels = [self.appID, verb, pathLabel, String(status)]
+        self.httpClientCount(labels).increment()
+        self.httpClientLatency(labels).record(Self.milliseconds(elapsed))
+        self.httpClientSentBytes([self.appID, verb, pathLabel, ""]).record(sentBytes)
+        self.httpClientReceivedBytes.record(receivedBytes)
+    }
+
+    /// One finished call on the gRPC API (`method` is `/package.Service/Method`; `status` as gRPC
+    /// writes the code: `OK`, `NotFound`, …).
+    public func grpcServer(method: String, status: String, elapsed: Duration) {
+        let labels = [self.appID, method, status]
+        self.grpcServerCompleted(labels).increment()
+        self.grpcServerLatency(labels).record(Self.milliseconds(elapsed))
+    }
+
+    /// An API error answered to a caller (only with `recordErrorCodes`).
+    public func errorCode(_ code: String, category: String) {
+        self.errorCodes?([self.appID, code, category]).increment()
+    }
+
+    // MARK: Service invocation
+
+    /// The caller's side: a request sent to `target` and how it ended (`status` the HTTP status,
+    /// or 500 when no answer came).
+    public func invocationSent(to target: String, status: Int, elapsed: Duration, streaming: Bool = false) {
+        let type = streaming ? "streaming" : "unary"
+        self.invocationRequestsSent([self.appID, target, type]).increment()
+        let code = String(status)
+        self.invocationResponsesReceived([self.appID, target, code, type]).increment()
+        self.invocationLatency([self.appID, target, code]).record(Self.milliseconds(elapsed))
+    }
+
+    /// The callee's side: a request from `caller`'s sidecar, answered with `status`.
+    public func invocationReceived(from caller: String, status: Int) {
+        self.invocationRequestsReceived([self.appID, caller]).increment()
+        self.invocationResponsesSent([self.appID, caller, String(status)]).increment()
+    }
+
+    // MARK: Components and runtime
+
+    /// A pub/sub delivery to the app ended with `processStatus` (`success`, `retry`, `drop`);
+    /// `appDropped`: the app answered DROP (daprd's `status` is then `success`).
+    public func pubsubIngress(component: String, topic: String, processStatus: String, appDropped: Bool = false, elapsed: Duration) {
+        let labels = [self.appID, component, self.namespace, processStatus, topic, appDropped ? "success" : processStatus]
+        self.pubsubIngressCount(labels).increment()
+        self.pubsubIngressLatency(labels).record(Self.milliseconds(elapsed))
+    }
+
+    /// A component was built and initialised (`type` as `state.redis`).
+    public func componentInitialized(type: String) {
+        self.componentLoaded([self.appID]).increment()
+        self.componentInit([self.appID, type]).increment()
+    }
+
+    /// A component failed to build (`reason` `creation`) or initialise (`init`).
+    public func componentFailed(type: String, name: String, reason: String) {
+        self.componentInitFail([self.appID, type, reason, name]).increment()
+    }
+
+    /// A Resiliency resource applies to this sidecar.
+    public func resiliencyLoaded(name: String) {
+        self.resiliencyLoaded([self.appID, name, self.namespace]).increment()
+    }
+
+    // MARK: Labels
+
+    /// daprd's `method` label: the verb, `UNKNOWN` for anything non-standard, "" with `excludeVerbs`.
+    func verb(_ method: String) -> String {
+        if self.spec.excludeVerbs { return "" }
+        switch method {
+        case "GET", "PUT", "POST", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE": return method
+        default: return "UNKNOWN"
+        }
+    }
+}
+
+extension DaprMetrics: OutboundObserver {
+    public func completed(_ target: PolicyTarget, _ operation: OperationName, elapsed: Duration, error: (any Error)?) {
+        guard case .component(let name, let category, let direction) = target else { return }
+        let success = error == nil ? "true" : "false"
+        let milliseconds = Self.milliseconds(elapsed)
+        switch (category, direction) {
+        case (.pubsub, .outbound):
+            let labels = [self.appID, name, self.namespace, success, operation.subject ?? ""]
+            if operation.name == "bulkPublish" {
+                self.pubsubEgressBulkCount(labels).increment()
+                self.pubsubEgressBulkLatency(labels).record(milliseconds)
+            } else {
+                self.pubsubEgressCount(labels).increment()
+                self.pubsubEgressLatency(labels).record(milliseconds)
+            }
+        case (.bindings, .inbound):
+            let labels = [self.appID, name, self.namespace, success]
+            self.inputBindingCount(labels).increment()
+            self.inputBindingLatency(labels).record(milliseconds)
+        case (.conversation, _):
+            guard let (count, latency) = self.componentCounts[.conversation] else { return }
+            let labels = [self.appID, name, self.namespace, success]
+            count(labels).increment()
+            latency(labels).record(milliseconds)
+        case (_, .outbound):
+            guard let (count, latency) = self.componentCounts[category] else { return }
+            let labels = [self.appID, name, self.namespace, category == .bindings ? (operation.subject ?? operation.name) : Self.operationLabel(operation.name, category: category), success]
+            count(labels).increment()
+            latency(labels).record(milliseconds)
+        default:
+            return
+        }
+    }
+
+    public func delivered(pubsub: String, topic: String, result: DeliveryVerdict, elapsed: Duration) {
+        self.pubsubIngress(component: pubsub, topic: topic, processStatus: result.rawValue, appDropped: result == .drop, elapsed: elapsed)
+    }
+
+    /// daprd's operation values (`bulk_get`, `transaction`, `crypto_op`, …).
+    static func operationLabel(_ name: String, category: ComponentCategory) -> String {
+        switch (category, name) {
+        case (.state, "bulkGet"), (.secretstores, "bulkGet"): "bulk_get"
+        case (.state, "transact"): "transaction"
+        case (.state, "bulkDelete"): "bulk_delete"
+        case (.crypto, "getKey"): "get"
+        case (.crypto, _): "crypto_op"
+        default: name
+        }
+    }
+}

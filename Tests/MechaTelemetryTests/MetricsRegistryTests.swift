@@ -1,0 +1,75 @@
+import CoreMetrics
+import MechaCore
+import Testing
+
+@testable import MechaTelemetry
+
+@Suite struct MetricsRegistryTests {
+    func exposition(_ registry: MetricsRegistry) -> String {
+        String(decoding: registry.scrape(), as: UTF8.self)
+    }
+
+    @Test func countersAndHistogramsUseTheirNamesAndLabels() {
+        let registry = MetricsRegistry()
+        let count = registry.counter("dapr_http_server_request_count", labels: ["app_id", "method", "status"])
+        let latency = registry.histogram("dapr_http_server_latency", labels: ["app_id", "method", "status"])
+        count(["orders", "GET", "200"]).increment()
+        count(["orders", "GET", "200"]).increment()
+        latency(["orders", "GET", "200"]).record(7.0)
+        let text = self.exposition(registry)
+        #expect(text.contains(#"dapr_http_server_request_count{app_id="orders",method="GET",status="200"} 2"#))
+        #expect(text.contains(#"dapr_http_server_latency_bucket{app_id="orders",method="GET",status="200",le="8.0"} 1"#))
+        #expect(text.contains(#"dapr_http_server_latency_bucket{app_id="orders",method="GET",status="200",le="6.0"} 0"#))
+        #expect(text.contains(#"dapr_http_server_latency_count{app_id="orders",method="GET",status="200"} 1"#))
+    }
+
+    @Test func pastTheBudgetUnboundedLabelsFoldIntoOther() {
+        let registry = MetricsRegistry(seriesLimit: 10)
+        let count = registry.counter("dapr_http_server_request_count", labels: ["app_id", "path", "status"], unbounded: ["path"])
+        for index in 0..<5000 { count(["orders", "/p/\(index)", index % 2 == 0 ? "200" : "500"]).increment() }
+        // 10 real series, then one `_other` series per status.
+        #expect(count.seriesCount == 12)
+        let text = self.exposition(registry)
+        #expect(text.contains(#"path="_other",status="200"} 2495"#))
+        #expect(text.contains(#"mecha_metrics_folded_total{metric="dapr_http_server_request_count"} 4990"#))
+        // A series that existed before the budget ran out keeps its own value.
+        count(["orders", "/p/0", "200"]).increment()
+        #expect(self.exposition(registry).contains(#"path="/p/0",status="200"} 2"#))
+    }
+
+    @Test func rulesRewriteLabelValuesBeforeTheBudget() {
+        let rule = MetricRule(name: "dapr_runtime_service_invocation_req_sent_total", labels: [
+            .init(name: "method", rewrites: [.init(replacement: "orders/{id}", pattern: "^orders/[0-9]+$"), .init(replacement: "items/", pattern: "items/.+")])
+        ])
+        let registry = MetricsRegistry(rules: [rule])
+        let sent = registry.counter("dapr_runtime_service_invocation_req_sent_total", labels: ["app_id", "method"], unbounded: ["method"])
+        sent(["a", "orders/1"]).increment()
+        sent(["a", "orders/2"]).increment()
+        sent(["a", "my-items/3"]).increment()
+        sent(["a", "orders/x"]).increment()
+        #expect(sent.seriesCount == 3)
+        let text = self.exposition(registry)
+        #expect(text.contains(#"method="orders/{id}"} 2"#))
+        #expect(text.contains(#"method="my-items/"} 1"#))
+        #expect(text.contains(#"method="orders/x"} 1"#))
+    }
+
+    @Test func histogramBucketsAreConfigurablePerMetric() {
+        let registry = MetricsRegistry(histogramBuckets: ["sizes": [10, 100]])
+        registry.histogram("sizes", labels: ["app_id"])(["a"]).record(50.0)
+        let text = self.exposition(registry)
+        #expect(text.contains(#"sizes_bucket{app_id="a",le="10.0"} 0"#))
+        #expect(text.contains(#"sizes_bucket{app_id="a",le="100.0"} 1"#))
+    }
+
+    @Test func processFiguresAreReadAtScrapeTime() {
+        let registry = MetricsRegistry()
+        ProcessMetrics.install(on: registry)
+        let text = self.exposition(registry)
+        for name in ["process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds", "process_start_time_seconds", "process_max_fds"] {
+            #expect(text.contains("\n\(name) ") || text.hasPrefix("\(name) ") || text.contains("# TYPE \(name)"), "\(name) missing")
+        }
+        let rss = text.split(separator: "\n").first { $0.hasPrefix("process_resident_memory_bytes ") }.flatMap { Double($0.split(separator: " ")[1]) } ?? 0
+        #expect(rss > 1_000_000)
+    }
+}
