@@ -66,7 +66,7 @@ public struct DaprGRPCServer: Sendable {
                 return await proxy?.routePublic(descriptor, metadata) ?? .serve
             }
         }
-        let interceptors: [any ServerInterceptor] = chain.isEmpty(for: .grpc) ? [] : [InboundInterceptor(chain: chain)]
+        let interceptors: [any ServerInterceptor] = chain.isEmpty(for: .grpc) && chain.observers.isEmpty ? [] : [InboundInterceptor(chain: chain)]
         return self.configuration.addresses.map { host in
             GRPCListener(
                 host: host,

@@ -387,6 +387,7 @@ class Launcher:
             name=f"sidecar {app_id}", argv=argv, log_path=self.root / f"sidecar-{app_id}-{http_port}.log",
             env=self._env(env),
         )
+        sidecar.metrics_port = int(argv[argv.index("--metrics-port") + 1])
         self.processes.append(sidecar)
         if wait:
             sidecar.wait_healthy(app=bool(app_port) if wait_app is None else wait_app)
