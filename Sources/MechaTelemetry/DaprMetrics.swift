@@ -18,11 +18,6 @@ public final class DaprMetrics: Sendable {
     let httpServerLatency: MetricFamily<CoreMetrics.Recorder>
     let httpServerRequestBytes: CoreMetrics.Recorder
     let httpServerResponseBytes: CoreMetrics.Recorder
-    // HTTP client (the sidecar calling its app).
-    let httpClientCount: MetricFamily<CoreMetrics.Counter>
-    let httpClientLatency: MetricFamily<CoreMetrics.Recorder>
-    let httpClientSentBytes: MetricFamily<CoreMetrics.Recorder>
-    let httpClientReceivedBytes: CoreMetrics.Recorder
     // gRPC server (the Dapr gRPC API and proxied calls).
     let grpcServerCompleted: MetricFamily<CoreMetrics.Counter>
     let grpcServerLatency: MetricFamily<CoreMetrics.Recorder>
@@ -51,10 +46,7 @@ public final class DaprMetrics: Sendable {
 
     public init(appID: String, namespace: String, spec: MetricsSpec = MetricsSpec()) {
         let latency = spec.latencyBuckets.isEmpty ? DaprBuckets.latencyMilliseconds : spec.latencyBuckets
-        let sizes = [
-            "dapr_http_server_request_bytes", "dapr_http_server_response_bytes", "dapr_http_client_sent_bytes",
-            "dapr_http_client_received_bytes",
-        ]
+        let sizes = ["dapr_http_server_request_bytes", "dapr_http_server_response_bytes"]
         let registry = MetricsRegistry(
             seriesLimit: spec.seriesLimit,
             rules: spec.rules,
@@ -74,10 +66,6 @@ public final class DaprMetrics: Sendable {
         self.httpServerLatency = registry.histogram("dapr_http_server_latency", labels: http, unbounded: ["path", "method"])
         self.httpServerRequestBytes = registry.histogram("dapr_http_server_request_bytes", labels: ["app_id"])([appID])
         self.httpServerResponseBytes = registry.histogram("dapr_http_server_response_bytes", labels: ["app_id"])([appID])
-        self.httpClientCount = registry.counter("dapr_http_client_completed_count", labels: http, unbounded: ["path", "method"])
-        self.httpClientLatency = registry.histogram("dapr_http_client_roundtrip_latency", labels: http, unbounded: ["path", "method"])
-        self.httpClientSentBytes = registry.histogram("dapr_http_client_sent_bytes", labels: http, unbounded: ["path", "method"])
-        self.httpClientReceivedBytes = registry.histogram("dapr_http_client_received_bytes", labels: ["app_id"])([appID])
 
         let grpc = ["app_id", "grpc_server_method", "grpc_server_status"]
         self.grpcServerCompleted = registry.counter("dapr_grpc_io_server_completed_rpcs", labels: grpc, unbounded: ["grpc_server_method"])
@@ -156,18 +144,6 @@ public final class DaprMetrics: Sendable {
         self.httpServerLatency(labels).record(Self.milliseconds(elapsed))
         self.httpServerRequestBytes.record(requestBytes)
         self.httpServerResponseBytes.record(responseBytes)
-    }
-
-    /// One call from the sidecar to its app over HTTP (`path` as daprd labels it: the invoked
-    /// method without its leading slash, or a callback path). `status` 500 when no answer came.
-    public func httpClient(method: String, path: String, status: Int, elapsed: Duration, sentBytes: Int, receivedBytes: Int) {
-        let pathLabel = self.paths.label(path[...], clientSide: true)
-        let verb = self.verb(method)
-        let labels = [self.appID, verb, pathLabel, String(status)]
-        self.httpClientCount(labels).increment()
-        self.httpClientLatency(labels).record(Self.milliseconds(elapsed))
-        self.httpClientSentBytes([self.appID, verb, pathLabel, ""]).record(sentBytes)
-        self.httpClientReceivedBytes.record(receivedBytes)
     }
 
     /// One finished call on the gRPC API (`method` is `/package.Service/Method`; `status` as gRPC

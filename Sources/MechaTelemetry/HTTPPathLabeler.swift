@@ -36,7 +36,7 @@ struct HTTPPathLabeler: Sendable {
     }
 
     /// The label for a request path (server side), or a client-side path (`orders/1`, matched as
-    /// `/orders/1`).
+    /// `/orders/1`; for the sidecar → app metrics to come).
     func label(_ path: Substring, clientSide: Bool = false) -> String {
         if !self.templates.isEmpty {
             let matched = clientSide && !path.hasPrefix("/") ? self.match("/" + path) : self.match(path)
