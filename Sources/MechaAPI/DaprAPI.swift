@@ -1,3 +1,5 @@
+public import MechaRuntime
+
 /// Every building block, built once per sidecar and shared by the HTTP and gRPC surfaces.
 public struct DaprAPI: Sendable {
     public var identity: SidecarIdentity
@@ -11,6 +13,8 @@ public struct DaprAPI: Sendable {
     public var configuration: ConfigurationAPI
     public var metadata: MetadataAPI
     public var readiness: Readiness
+    /// Component health as calls show it (`GET /v1.0/healthz?detail`).
+    public var health: ComponentHealth
     /// Starts a graceful shutdown (`POST /v1.0/shutdown`).
     public var shutdown: @Sendable () -> Void
 
@@ -26,8 +30,10 @@ public struct DaprAPI: Sendable {
         configuration: ConfigurationAPI,
         metadata: MetadataAPI,
         readiness: Readiness,
+        health: ComponentHealth = ComponentHealth(),
         shutdown: @escaping @Sendable () -> Void
     ) {
+        self.health = health
         self.identity = identity
         self.state = state
         self.pubsub = pubsub

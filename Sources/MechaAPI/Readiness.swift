@@ -32,6 +32,8 @@ public final class Readiness: Sendable {
 
     public var isOutboundReady: Bool { self.state.withLock { $0.outbound && !$0.shuttingDown } }
     public var isAppHealthy: Bool { self.state.withLock { $0.appHealthy } }
+    /// App health checks are on (`--enable-app-health-check`).
+    public var checksAppHealth: Bool { self.state.withLock { $0.appHealthChecks } }
 
     /// Names of the parts not ready yet (empty when ready), as daprd lists them.
     public var notReadyTargets: [String] {

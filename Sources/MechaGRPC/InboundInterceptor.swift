@@ -22,8 +22,13 @@ struct InboundInterceptor: ServerInterceptor {
         // Observed: the call ends when its response stream does (the producer returns or throws).
         let start = ContinuousClock.now
         let chain = self.chain
+        let userAgent = chain.observersWantDetails ? request.metadata[stringValues: "user-agent"].first { _ in true } : nil
+        let traceParent = chain.observersWantDetails ? request.metadata[stringValues: "traceparent"].first { _ in true } : nil
         let report: @Sendable (Int) -> Void = { code in
-            chain.completed(InboundExchange(surface: .grpc, verb: "", path: method[...], status: code, elapsed: ContinuousClock.now - start))
+            chain.completed(
+                InboundExchange(
+                    surface: .grpc, verb: "", path: method[...], status: code, elapsed: ContinuousClock.now - start,
+                    userAgent: userAgent, traceParent: traceParent))
         }
         do {
             var response: StreamingServerResponse<Output> = try await self.pass(request, context, operation, next)

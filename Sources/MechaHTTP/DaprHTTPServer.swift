@@ -60,7 +60,9 @@ public struct DaprHTTPServer: Sendable {
         let chain = self.inbound
         let observe: (@Sendable (InboundExchange) -> Void)? = chain.observers.isEmpty ? nil : { @Sendable exchange in chain.completed(exchange) }
         return try self.configuration.addresses.map { host in
-            try MechaHTTP1Channel.builder(router: router, timeouts: self.configuration.timeouts, observe: observe).buildServer(
+            try MechaHTTP1Channel.builder(
+                router: router, timeouts: self.configuration.timeouts, observe: observe, details: chain.observersWantDetails
+            ).buildServer(
                 configuration: ServerConfiguration(address: .hostname(host, port: self.configuration.port), serverName: nil, backlog: 1024),
                 eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
                 logger: self.logger,
@@ -177,7 +179,7 @@ public struct DaprHTTPServer: Sendable {
         var operation: InboundOperation
         if let group = route.accessGroup {
             operation = InboundOperation(surface: .http, api: group.name, version: group.version, route: group.route, apiToken: nil)
-        } else if (route == .healthz || route == .healthzOutbound) && Self.headerAppID(request) == nil {
+        } else if (route == .healthz || route == .healthzOutbound || route.isActuator) && Self.headerAppID(request) == nil {
             operation = InboundOperation(surface: .http, api: "healthz", version: "v1.0", route: "healthz", apiToken: nil)
         } else {
             operation = InboundOperation(surface: .http, api: "", version: "", route: "", apiToken: nil)
@@ -210,6 +212,7 @@ public struct DaprHTTPServer: Sendable {
         do {
             switch route {
             case .healthz: return self.healthz(query: query)
+            case .actuatorHealth(let probe): return self.actuator(probe: probe)
             case .healthzOutbound:
                 return self.api.readiness.isOutboundReady ? .noContent() : .error(.outboundHealthNotReady)
             case .metadata:
@@ -338,12 +341,25 @@ public struct DaprHTTPServer: Sendable {
 
     /// Readiness first, then `?appid=` (present and different, even empty → mismatch), as daprd.
     func healthz(query: Substring) -> HTTPReply {
+        let parameters = PercentDecoding.queryParameters(query)
+        if parameters.contains(where: { $0.0 == "detail" }) {
+            let report = HealthReport(api: self.api)
+            return .json(report.document, status: report.ready ? 200 : 500)
+        }
         let notReady = self.api.readiness.notReadyTargets
         guard notReady.isEmpty else { return .error(.healthNotReady(notReady)) }
         if let appID = PercentDecoding.queryParameters(query).first(where: { $0.0 == "appid" })?.1, appID != self.api.identity.appID {
             return .error(.healthAppIDNotMatch)
         }
         return .noContent()
+    }
+
+    /// Layotto's actuator: liveness is UP while the process answers; readiness (and the bare
+    /// `/actuator/health`) is UP when `/v1.0/healthz` would answer 204, with the detail report.
+    func actuator(probe: String) -> HTTPReply {
+        if probe == "liveness" { return .json(.object([("status", "UP")])) }
+        let report = HealthReport(api: self.api)
+        return .json(.object([("status", .string(report.ready ? "UP" : "DOWN")), ("detail", report.document)]), status: report.ready ? 200 : 503)
     }
 
     func shutdown(_ request: Request) -> HTTPReply {

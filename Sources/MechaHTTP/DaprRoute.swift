@@ -5,6 +5,8 @@ import MechaCore
 enum DaprRoute: Equatable {
     case healthz
     case healthzOutbound
+    /// Layotto's actuator: `/actuator/health/readiness`, `/actuator/health/liveness`, `/actuator/health`.
+    case actuatorHealth(probe: String)
     case metadata
     case setMetadata(key: String)
     case shutdown
@@ -30,10 +32,15 @@ enum DaprRoute: Equatable {
     /// Nothing matched: the invoke fallback (header or basic-auth form) decides.
     case fallback
 
+    var isActuator: Bool {
+        if case .actuatorHealth = self { return true }
+        return false
+    }
+
     /// The API group and version daprd uses for allow/deny lists (`state`, `v1.0`).
     var accessGroup: (name: String, version: String, route: String)? {
         switch self {
-        case .healthz, .healthzOutbound, .fallback: nil
+        case .healthz, .healthzOutbound, .actuatorHealth, .fallback: nil
         case .metadata, .setMetadata: ("metadata", "v1.0", "metadata")
         case .shutdown: ("shutdown", "v1.0", "shutdown")
         case .getState, .saveState, .deleteState, .bulkState, .stateTransaction: ("state", "v1.0", "state")
@@ -99,6 +106,10 @@ enum DaprRoute: Equatable {
         if rawPath.hasSuffix("/") && rawPath.count > 1 { segments.append("") }
         if let converse = Self.matchConverse(method: method, segments: segments) { return converse }
         if let crypto = Self.matchCrypto(method: method, segments: segments) { return crypto }
+        if method == "GET", segments.count >= 2, segments.count <= 3, segments[0] == "actuator", segments[1] == "health" {
+            let probe = segments.count == 3 ? segments[2] : ""
+            if probe.isEmpty || probe == "readiness" || probe == "liveness" { return .actuatorHealth(probe: probe) }
+        }
         guard let version = segments.first, version == "v1.0" || version == "v1.0-alpha1" else { return .fallback }
         let rest = Array(segments.dropFirst())
         let isPostOrPut = method == "POST" || method == "PUT"

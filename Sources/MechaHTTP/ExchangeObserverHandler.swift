@@ -18,6 +18,8 @@ final class ExchangeObserverHandler: ChannelDuplexHandler {
         var uri: String
         var requestBytes = 0
         var caller: String?
+        var userAgent: String?
+        var traceParent: String?
     }
 
     private let report: @Sendable (InboundExchange) -> Void
@@ -27,17 +29,23 @@ final class ExchangeObserverHandler: ChannelDuplexHandler {
     private var responseBytes = 0
 
     private let callerHeader: String?
+    private let details: Bool
 
-    init(report: @escaping @Sendable (InboundExchange) -> Void, callerHeader: String? = nil) {
+    init(report: @escaping @Sendable (InboundExchange) -> Void, callerHeader: String? = nil, details: Bool = false) {
         self.report = report
         self.callerHeader = callerHeader
+        self.details = details
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
         case .head(let head):
-            self.pending.append(
-                Pending(start: .now(), verb: head.method.rawValue, uri: head.uri, caller: self.callerHeader.flatMap { head.headers.first(name: $0) }))
+            var pending = Pending(start: .now(), verb: head.method.rawValue, uri: head.uri, caller: self.callerHeader.flatMap { head.headers.first(name: $0) })
+            if self.details {
+                pending.userAgent = head.headers.first(name: "user-agent")
+                pending.traceParent = head.headers.first(name: "traceparent")
+            }
+            self.pending.append(pending)
         case .body(let buffer):
             if !self.pending.isEmpty { self.pending[self.pending.index(before: self.pending.endIndex)].requestBytes += buffer.readableBytes }
         case .end:
@@ -65,7 +73,8 @@ final class ExchangeObserverHandler: ChannelDuplexHandler {
                     InboundExchange(
                         surface: .http, verb: request.verb, path: path, status: self.status,
                         elapsed: .nanoseconds((NIODeadline.now() - request.start).nanoseconds),
-                        requestBytes: request.requestBytes, responseBytes: self.responseBytes, caller: request.caller))
+                        requestBytes: request.requestBytes, responseBytes: self.responseBytes, caller: request.caller,
+                        userAgent: request.userAgent, traceParent: request.traceParent))
             }
             self.status = 0
             self.responseBytes = 0

@@ -8,7 +8,8 @@ public final class OutboundSeam: Sendable {
     private let current: Mutex<ResiliencyPolicies>
     /// TrafficPolicies on components (faults, local rate limits), by component name.
     let gates: [String: ComponentTrafficGate]
-    /// Told how every call went (metrics; spans later). Set once, before the first call.
+    /// Told how every call went (metrics, component health; spans later). Installed at assembly,
+    /// before the first call.
     private let observerBox = Mutex<(any OutboundObserver)?>(nil)
     private let observed = Atomic<Bool>(false)
 
@@ -26,9 +27,11 @@ public final class OutboundSeam: Sendable {
 
     public var policies: ResiliencyPolicies { self.current.withLock { $0 } }
 
-    /// Installs the observer every call reports to.
+    /// Adds an observer every call reports to.
     public func observe(with observer: any OutboundObserver) {
-        self.observerBox.withLock { $0 = observer }
+        self.observerBox.withLock { current in
+            current = current.map { OutboundObservers(members: [$0, observer]) } ?? observer
+        }
         self.observed.store(true, ordering: .releasing)
     }
 
@@ -110,6 +113,23 @@ public protocol OutboundObserver: Sendable {
 
 extension OutboundObserver {
     public func delivered(pubsub: String, topic: String, result: DeliveryVerdict, elapsed: Duration) {}
+}
+
+/// Several observers as one.
+struct OutboundObservers: OutboundObserver {
+    let members: [any OutboundObserver]
+
+    init(members: [any OutboundObserver]) {
+        self.members = members.flatMap { ($0 as? OutboundObservers)?.members ?? [$0] }
+    }
+
+    func completed(_ target: PolicyTarget, _ operation: OperationName, elapsed: Duration, error: (any Error)?) {
+        for member in self.members { member.completed(target, operation, elapsed: elapsed, error: error) }
+    }
+
+    func delivered(pubsub: String, topic: String, result: DeliveryVerdict, elapsed: Duration) {
+        for member in self.members { member.delivered(pubsub: pubsub, topic: topic, result: result, elapsed: elapsed) }
+    }
 }
 
 /// How the app answered a pub/sub delivery.

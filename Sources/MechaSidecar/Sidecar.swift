@@ -123,6 +123,8 @@ public final class Sidecar: Sendable {
             options.enableMetrics && configuration?.metrics.enabled != false
             ? DaprMetrics(appID: options.appID, namespace: options.namespace, spec: configuration?.metrics ?? MetricsSpec()) : nil
         if let metrics { outbound.observe(with: metrics) }
+        let componentHealth = ComponentHealth()
+        outbound.observe(with: componentHealth)
         let components = ComponentStore(outbound: outbound)
         try await loader.load(resources.components, into: components)
         if let metrics {
@@ -254,6 +256,7 @@ public final class Sidecar: Sendable {
                 appConnection: appConnection
             ),
             readiness: readiness,
+            health: componentHealth,
             shutdown: { [weak self] in
                 guard let self else { return }
                 Task { await self.shutdown() }
@@ -263,7 +266,7 @@ public final class Sidecar: Sendable {
         // One inbound chain for both surfaces: token, spec.httpPipeline rate limits, spec.api lists.
         let inbound = InboundChain(
             apiToken: apiToken, configuration: configuration, components: components,
-            observers: metrics.map { [MetricsObserver(metrics: $0)] } ?? []
+            observers: (metrics.map { [MetricsObserver(metrics: $0)] } ?? []) + self.apiLogObservers(configuration)
         )
         let httpServer = DaprHTTPServer(
             api: api,
@@ -353,6 +356,18 @@ public final class Sidecar: Sendable {
             requestShutdown: { [self] in Task { await self.shutdown() } },
             logger: self.logger
         )
+    }
+
+    /// `--enable-api-logging` (when given) or `spec.logging.apiLogging.enabled`: one log line per
+    /// API call, on daprd's `dapr.runtime.http-info` / `dapr.runtime.grpc-info` scopes.
+    func apiLogObservers(_ configuration: ConfigurationSpec?) -> [any InboundObserver] {
+        let spec = configuration?.apiLogging ?? APILoggingSpec()
+        guard self.options.enableAPILogging ?? spec.enabled ?? false else { return [] }
+        var http = Logger(label: "dapr.runtime.http-info")
+        var grpc = Logger(label: "dapr.runtime.grpc-info")
+        http.logLevel = self.logger.logLevel
+        grpc.logLevel = self.logger.logLevel
+        return [APILogObserver(http: http, grpc: grpc, obfuscateURLs: spec.obfuscateURLs, omitHealthChecks: spec.omitHealthChecks)]
     }
 
     /// The callee's service invocation metrics, fed by the sidecar-to-sidecar listener.

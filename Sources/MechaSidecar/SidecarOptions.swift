@@ -22,6 +22,8 @@ public struct SidecarOptions: Sendable {
     public var metricsPort = 9090
     public var enableMetrics = true
     public var metricsListenAddress = "127.0.0.1"
+    /// `--enable-api-logging` when given (nil: the Configuration's `spec.logging.apiLogging.enabled`).
+    public var enableAPILogging: Bool?
     public var resourcesPaths: [String] = []
     public var configPath: String?
     public var enableAppHealthCheck = false

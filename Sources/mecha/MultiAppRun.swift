@@ -157,6 +157,7 @@ struct MultiAppRun {
         if app.appHealthThreshold > 0 { arguments += ["--app-health-threshold", String(app.appHealthThreshold)] }
         if !app.apiListenAddresses.isEmpty { arguments += ["--dapr-listen-addresses", app.apiListenAddresses] }
         if app.appSSL { arguments.append("--app-ssl") }
+        if app.enableAPILogging { arguments.append("--enable-api-logging") }
         if let home = self.mechaHome { arguments += ["--mecha-home", home] }
 
         var sidecarEnvironment = self.environment

@@ -32,7 +32,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: [.customShort("c"), .customLong("config")], help: "A Configuration YAML file.") var config: String?
     @Option(name: .customLong("log-level"), help: "debug, info, warn or error.") var logLevel: String = "info"
     @Flag(name: .customLong("log-as-json"), help: "Sidecar logs as JSON lines.") var logAsJSON = false
-    @Flag(name: .customLong("enable-api-logging"), help: .hidden) var enableAPILogging = false
+    @Flag(name: .customLong("enable-api-logging"), help: "Log every API call the app makes.") var enableAPILogging = false
     @Option(name: .customLong("app-max-concurrency"), help: "Limit of concurrent calls to the app.") var appMaxConcurrency: Int = -1
     @Option(name: .customLong("max-body-size"), help: "Largest request body (e.g. 4Mi).") var maxBodySize: String = "4Mi"
     @Option(name: .customLong("read-buffer-size"), help: .hidden) var readBufferSize: String?
@@ -80,7 +80,8 @@ struct RunCommand: AsyncParsableCommand {
         arguments += ["--app-protocol", self.appProtocol, "--app-channel-address", self.appChannelAddress]
         if self.appPort > 0 { arguments += ["--app-port", String(self.appPort)] }
         if self.internalPort > 0 { arguments += ["--dapr-internal-grpc-port", String(self.internalPort)] }
-        if self.metricsPort > 0 { arguments += ["--metrics-port", String(self.metricsPort)] }
+        // As the Dapr CLI: 9090 when free, else any free port (several `mecha run` side by side).
+        arguments += ["--metrics-port", String(self.metricsPort > 0 ? self.metricsPort : FreePort.preferring(9090))]
         for path in self.resourcesPaths { arguments += ["--resources-path", path] }
         if self.resourcesPaths.isEmpty, let path = self.componentsPath { arguments += ["--resources-path", path] }
         if self.resourcesPaths.isEmpty, self.componentsPath == nil {
@@ -89,6 +90,7 @@ struct RunCommand: AsyncParsableCommand {
         if let config = self.config ?? daprDefaults.config { arguments += ["--config", config] }
         arguments += ["--log-level", self.logLevel, "--max-body-size", self.maxBodySize, "--app-max-concurrency=\(self.appMaxConcurrency)"]
         if self.logAsJSON { arguments.append("--log-as-json") }
+        if self.enableAPILogging { arguments.append("--enable-api-logging") }
         if self.enableAppHealthCheck { arguments.append("--enable-app-health-check") }
         if !self.appHealthCheckPath.isEmpty { arguments += ["--app-health-check-path", self.appHealthCheckPath] }
         if self.appHealthProbeInterval > 0 { arguments += ["--app-health-probe-interval", String(self.appHealthProbeInterval)] }

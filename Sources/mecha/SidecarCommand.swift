@@ -86,7 +86,8 @@ struct SidecarFlags: ParsableArguments {
     @Option(name: .customLong("log-level"), help: "debug, info, warn, error or fatal.") var logLevel: String = "info"
     @Flag(name: .customLong("log-as-json"), inversion: .prefixedNo, help: "Write logs as JSON lines.") var logAsJSON = false
     @Option(name: .customLong("log-file"), help: .hidden) var logFile: String?
-    @Flag(name: .customLong("enable-api-logging"), inversion: .prefixedNo, help: .hidden) var enableAPILogging = false
+    @Flag(name: .customLong("enable-api-logging"), inversion: .prefixedNo, help: "Log every API call (default: the Configuration's spec.logging.apiLogging.enabled).")
+    var enableAPILogging: Bool?
     @Option(name: .customLong("max-body-size"), help: "Largest request body (e.g. 4Mi).") var maxBodySize: String?
     @Option(name: .customLong("dapr-http-max-request-size"), help: "Largest request body in MB (deprecated).") var maxRequestSizeMB: Int?
     @Option(name: .customLong("read-buffer-size"), help: .hidden) var readBufferSize: String?
@@ -181,6 +182,7 @@ struct SidecarFlags: ParsableArguments {
         options.metricsPort = try Self.port(self.metricsPort, flag: "metrics-port")
         options.enableMetrics = self.enableMetrics
         if let address = self.metricsListenAddress, !address.isEmpty { options.metricsListenAddress = address }
+        options.enableAPILogging = self.enableAPILogging
         var paths = self.resourcesPaths.flatMap { $0.split(separator: ",").map(String.init) }.filter { !$0.isEmpty }
         if paths.isEmpty, let components = self.componentsPath, !components.isEmpty { paths = [components] }
         options.resourcesPaths = paths

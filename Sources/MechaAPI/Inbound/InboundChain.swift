@@ -21,6 +21,8 @@ public struct InboundChain: Sendable {
     public let readsClient: Bool
     /// Told about every finished exchange (metrics, API logs); empty: nothing observes.
     public let observers: [any InboundObserver]
+    /// Some observer reads the exchange's user agent and trace context.
+    public let observersWantDetails: Bool
 
     /// - Parameters:
     ///   - apiToken: `DAPR_API_TOKEN`; nil or empty when unset.
@@ -34,6 +36,7 @@ public struct InboundChain: Sendable {
         observers: [any InboundObserver] = []
     ) {
         self.observers = observers
+        self.observersWantDetails = observers.contains { $0.wantsDetails }
         let token = apiToken.flatMap { $0.isEmpty ? nil : APITokenMiddleware(token: $0) }
         let access = APIAccessMiddleware(allowed: apiAllowed, denied: apiDenied)
         var http: [any InboundMiddleware] = []

@@ -17,12 +17,17 @@ public struct InboundExchange: Sendable {
     public var responseBytes: Int
     /// The calling app, where the listener knows it (the sidecar-to-sidecar listener).
     public var caller: String?
+    /// `user-agent` and `traceparent` of the request, when an observer `wantsDetails`.
+    public var userAgent: String?
+    public var traceParent: String?
 
     public init(
         surface: InboundOperation.Surface, verb: String, path: Substring, status: Int, elapsed: Duration, requestBytes: Int = 0,
-        responseBytes: Int = 0, caller: String? = nil
+        responseBytes: Int = 0, caller: String? = nil, userAgent: String? = nil, traceParent: String? = nil
     ) {
         self.caller = caller
+        self.userAgent = userAgent
+        self.traceParent = traceParent
         self.surface = surface
         self.verb = verb
         self.path = path
@@ -37,6 +42,13 @@ public struct InboundExchange: Sendable {
 /// must not block.
 public protocol InboundObserver: Sendable {
     func completed(_ exchange: InboundExchange)
+    /// Whether `completed` reads `userAgent` and `traceParent` (surfaces skip the header lookups
+    /// otherwise).
+    var wantsDetails: Bool { get }
+}
+
+extension InboundObserver {
+    public var wantsDetails: Bool { false }
 }
 
 /// The Dapr HTTP and gRPC server metrics, fed by the surfaces.

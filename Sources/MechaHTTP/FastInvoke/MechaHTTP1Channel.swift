@@ -20,6 +20,8 @@ struct MechaHTTP1Channel: HTTPChannelHandler {
     var observe: (@Sendable (InboundExchange) -> Void)? = nil
     /// A request header whose value the observer receives as `InboundExchange.caller`.
     var callerHeader: String? = nil
+    /// The observer reads `userAgent` and `traceParent`.
+    var details = false
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
@@ -34,7 +36,7 @@ struct MechaHTTP1Channel: HTTPChannelHandler {
             )
             try channel.pipeline.syncOperations.addHandler(deadlines.parts)
             if let observe = self.observe {
-                try channel.pipeline.syncOperations.addHandler(ExchangeObserverHandler(report: observe, callerHeader: self.callerHeader))
+                try channel.pipeline.syncOperations.addHandler(ExchangeObserverHandler(report: observe, callerHeader: self.callerHeader, details: self.details))
             }
             if let router = self.router {
                 try channel.pipeline.syncOperations.addHandler(FastInvokeHandler(router: router))
@@ -51,10 +53,10 @@ struct MechaHTTP1Channel: HTTPChannelHandler {
 
     static func builder(
         router: (any FastInvokeRouter)?, timeouts: ConnectionTimeouts, observe: (@Sendable (InboundExchange) -> Void)? = nil,
-        callerHeader: String? = nil
+        callerHeader: String? = nil, details: Bool = false
     ) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
-            MechaHTTP1Channel(responder: responder, router: router, timeouts: timeouts, observe: observe, callerHeader: callerHeader)
+            MechaHTTP1Channel(responder: responder, router: router, timeouts: timeouts, observe: observe, callerHeader: callerHeader, details: details)
         }
     }
 }

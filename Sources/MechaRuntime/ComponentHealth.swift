@@ -1,0 +1,65 @@
+public import MechaCore
+public import MechaResiliency
+import Synchronization
+
+/// The health of each component as its calls show it, for `GET /v1.0/healthz?detail`: an
+/// observer on the outbound seam, so every building block's calls count without any of them
+/// knowing. A component is unhealthy after `threshold` consecutive failed calls (the backend's
+/// fault: a missing secret, an ETag mismatch or a held lock are answers, not failures) and
+/// healthy again at its next success. A component that failed to initialise is `failed` from
+/// startup. One unhealthy component never changes the readiness of the sidecar or of other blocks.
+public final class ComponentHealth: OutboundObserver {
+    public struct Record: Sendable, Hashable {
+        public var consecutiveFailures = 0
+        public var lastError: String?
+        public var lastFailure: Timestamp?
+        public var lastSuccess: Timestamp?
+        /// When the current unhealthy spell began (nil while healthy).
+        public var unhealthySince: Timestamp?
+    }
+
+    private let records = Mutex<[String: Record]>([:])
+    public let threshold: Int
+    private let now: @Sendable () -> Timestamp
+
+    public init(threshold: Int = 3, now: @escaping @Sendable () -> Timestamp = { WallClock.now() }) {
+        self.threshold = max(1, threshold)
+        self.now = now
+    }
+
+    public func completed(_ target: PolicyTarget, _ operation: OperationName, elapsed: Duration, error: (any Error)?) {
+        guard case .component(let name, _, .outbound) = target else { return }
+        if let error, !Self.isBackendFailure(error) { return }
+        let now = self.now()
+        self.records.withLock { records in
+            var record = records[name] ?? Record()
+            if let error {
+                record.consecutiveFailures += 1
+                record.lastError = "\(error)"
+                record.lastFailure = now
+                if record.consecutiveFailures >= self.threshold && record.unhealthySince == nil { record.unhealthySince = now }
+            } else {
+                record.consecutiveFailures = 0
+                record.lastSuccess = now
+                record.unhealthySince = nil
+            }
+            records[name] = record
+        }
+    }
+
+    /// What the calls have shown of `name` so far.
+    public func record(of name: String) -> Record {
+        self.records.withLock { $0[name] } ?? Record()
+    }
+
+    /// Errors that are answers about the request rather than signs of a sick backend.
+    static func isBackendFailure(_ error: any Error) -> Bool {
+        switch error {
+        case let error as StateStoreError: return error.code == .backend
+        case let error as SecretStoreError: return error.code != .notFound
+        case is LockStoreError: return false
+        case let error as APIError: return error.httpStatus >= 500
+        default: return true
+        }
+    }
+}
