@@ -305,7 +305,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MechaRuntimeTests",
-            dependencies: ["MechaRuntime", "MechaComponents", "MechaCore", "MechaConfig"],
+            dependencies: ["MechaRuntime", "MechaComponents", "MechaCore", "MechaConfig", "MechaResiliency"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
