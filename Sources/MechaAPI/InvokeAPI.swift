@@ -69,8 +69,9 @@ public struct InvokeAPI: Sendable {
         outgoing.headers.add("dapr-caller-namespace", self.identity.namespace)
         outgoing.headers.add("dapr-callee-app-id", appID)
         if !outgoing.headers.contains("traceparent") {
-            // daprd always sends a trace context; without tracing it is an unsampled one.
-            outgoing.headers.add("traceparent", TraceContext.newUnsampled())
+            // daprd always sends a trace context: the current call's span (a gRPC call's travels
+            // in `TraceScope`, not in headers), else an unsampled one.
+            outgoing.headers.add("traceparent", TraceScope.traceParent ?? TraceContext.newUnsampled())
         }
         let policies = self.outbound.policies
         let policy = policies.isEmpty ? TargetPolicy.none : policies.app(appID)

@@ -235,8 +235,17 @@ public final class SubscriptionManager: Sendable {
         switch await self.prepare(message, subscription: subscription, pubsub: pubsub) {
         case .settled(let disposition):
             return disposition
-        case .deliver(let delivery, let eventID):
-            let result = await self.deliverInbound(pubsubName: subscription.spec.pubsubName, topic: subscription.spec.topic) { await deliver(delivery) }
+        case .deliver(var delivery, let eventID):
+            // daprd's delivery span `pubsub/<topic>`, a child of the event's trace context; the
+            // app sees the span's context.
+            let topic = subscription.spec.topic
+            let span = self.components.outbound.tracer?.startDelivery(
+                name: "pubsub/\(topic)", traceParent: delivery.headers.first("traceparent"),
+                attributes: [("messaging.system", "pubsub"), ("messaging.destination.name", topic)])
+            if let span { delivery.headers.set("traceparent", span.traceParent) }
+            let prepared = delivery
+            let result = await self.deliverInbound(pubsubName: subscription.spec.pubsubName, topic: topic) { await deliver(prepared) }
+            span?.end(error: result == .success ? nil : "\(result)")
             return await self.settle(result, eventID: eventID, message, subscription.spec, pubsub)
         }
     }

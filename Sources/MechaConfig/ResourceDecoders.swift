@@ -120,6 +120,7 @@ enum ResourceDecoders {
         }
         if let metrics = try specNode.optional("metrics") { spec.metrics = try self.metrics(metrics) }
         if let logging = try specNode.optional("logging") { spec.apiLogging = try self.apiLogging(logging) }
+        if let tracing = try specNode.optional("tracing") { spec.tracing = try self.tracing(tracing) }
         return spec
     }
 

@@ -4,6 +4,7 @@ import GRPCNIOTransportHTTP2
 public import Logging
 public import MechaAPI
 public import MechaCore
+public import MechaTelemetry
 import NIOCore
 public import ServiceLifecycle
 
@@ -17,14 +18,18 @@ public struct DaprGRPCServer: Sendable {
         public var timeouts: ConnectionTimeouts
         /// The sidecar's inbound chain (allow/deny lists, token), shared with the HTTP server.
         public var inbound: InboundChain
+        /// A span per call (`spec.tracing`); nil: not traced.
+        public var tracer: SidecarTracer?
 
         public init(
             addresses: [String] = ["127.0.0.1"],
             port: Int = 50001,
             maxMessageSize: Int = 4 << 20,
             timeouts: ConnectionTimeouts = .standard,
-            inbound: InboundChain = InboundChain()
+            inbound: InboundChain = InboundChain(),
+            tracer: SidecarTracer? = nil
         ) {
+            self.tracer = tracer
             self.inbound = inbound
             self.addresses = addresses
             self.port = port
@@ -66,7 +71,9 @@ public struct DaprGRPCServer: Sendable {
                 return await proxy?.routePublic(descriptor, metadata) ?? .serve
             }
         }
-        let interceptors: [any ServerInterceptor] = chain.isEmpty(for: .grpc) && chain.observers.isEmpty ? [] : [InboundInterceptor(chain: chain)]
+        let tracer = self.configuration.tracer
+        let interceptors: [any ServerInterceptor] =
+            chain.isEmpty(for: .grpc) && chain.observers.isEmpty && tracer == nil ? [] : [InboundInterceptor(chain: chain, tracer: tracer)]
         return self.configuration.addresses.map { host in
             GRPCListener(
                 host: host,

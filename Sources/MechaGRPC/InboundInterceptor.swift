@@ -1,13 +1,18 @@
 import GRPCCore
 import MechaAPI
 import MechaCore
+import MechaTelemetry
 
 /// The inbound chain on the gRPC surface: every call to a served method (the Dapr API) runs the
 /// sidecar's `InboundChain` first (allow/deny lists, `DAPR_API_TOKEN`), named by its full method.
 /// A refusal ends the call with daprd's status; an accepted call goes on without `dapr-api-token`.
 /// Proxied calls never reach here: `DaprGRPCServer` runs the same chain in its proxy route.
+///
+/// With tracing, each call gets daprd's span (named by its full method, CLIENT kind), whose context
+/// replaces the call's `traceparent` metadata and is the current `TraceScope` while it is served.
 struct InboundInterceptor: ServerInterceptor {
     let chain: InboundChain
+    var tracer: SidecarTracer? = nil
 
     func intercept<Input: Sendable, Output: Sendable>(
         request: StreamingServerRequest<Input>,
@@ -16,22 +21,42 @@ struct InboundInterceptor: ServerInterceptor {
     ) async throws -> StreamingServerResponse<Output> {
         let method = context.descriptor.inboundMethod
         let operation = InboundOperation(grpcMethod: method, apiToken: request.metadata.apiToken)
-        guard !self.chain.observers.isEmpty else {
+        guard !self.chain.observers.isEmpty || self.tracer != nil else {
             return try await self.pass(request, context, operation, next)
         }
         // Observed: the call ends when its response stream does (the producer returns or throws).
         let start = ContinuousClock.now
         let chain = self.chain
+        let wantsTrace = chain.observersWantDetails || self.tracer != nil
         let userAgent = chain.observersWantDetails ? request.metadata[stringValues: "user-agent"].first { _ in true } : nil
-        let traceParent = chain.observersWantDetails ? request.metadata[stringValues: "traceparent"].first { _ in true } : nil
+        let traceParent = wantsTrace ? request.metadata[stringValues: "traceparent"].first { _ in true } : nil
+        var request = request
+        var span: TracedSpan?
+        if let tracer = self.tracer {
+            let started = tracer.start(
+                name: method, kind: .client, incoming: traceParent, traceState: request.metadata[stringValues: "tracestate"].first { _ in true })
+            started.set("dapr.protocol", "grpc")
+            started.set("dapr.api", method)
+            started.set("rpc.service", context.descriptor.service.fullyQualifiedService.split(separator: ".").last.map(String.init) ?? "")
+            request.metadata.replaceOrAddString(started.traceParent, forKey: "traceparent")
+            span = started
+        }
+        let callSpan = span
         let report: @Sendable (Int) -> Void = { code in
+            if let callSpan {
+                callSpan.set("rpc.grpc.status_code", code)
+                callSpan.end(error: code == 0 ? nil : GRPCStatusCode(rawValue: code)?.goName ?? "Unknown")
+            }
+            if chain.observers.isEmpty { return }
             chain.completed(
                 InboundExchange(
                     surface: .grpc, verb: "", path: method[...], status: code, elapsed: ContinuousClock.now - start,
                     userAgent: userAgent, traceParent: traceParent))
         }
         do {
-            var response: StreamingServerResponse<Output> = try await self.pass(request, context, operation, next)
+            let traced = request
+            var response: StreamingServerResponse<Output> =
+                try await TraceScope.$traceParent.withValue(callSpan?.traceParent ?? traceParent) { try await self.pass(traced, context, operation, next) }
             switch response.accepted {
             case .success(var contents):
                 let producer = contents.producer

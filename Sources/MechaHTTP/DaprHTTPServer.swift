@@ -2,6 +2,7 @@ import HTTPTypes
 public import HummingbirdCore
 public import Logging
 public import MechaAPI
+public import MechaTelemetry
 public import MechaCore
 import NIOCore
 import NIOPosix
@@ -23,6 +24,8 @@ public struct DaprHTTPServer: Sendable {
         public var fastInvoke: Bool
         /// Idle and read deadlines of every connection.
         public var timeouts: ConnectionTimeouts
+        /// Spans for every API call (`spec.tracing`); nil: the trace context passes through untouched.
+        public var tracer: SidecarTracer?
 
         public init(
             addresses: [String] = ["127.0.0.1"],
@@ -30,8 +33,10 @@ public struct DaprHTTPServer: Sendable {
             maxBodySize: Int = 4 << 20,
             fastInvoke: Bool = true,
             timeouts: ConnectionTimeouts = .standard,
-            inbound: InboundChain = InboundChain()
+            inbound: InboundChain = InboundChain(),
+            tracer: SidecarTracer? = nil
         ) {
+            self.tracer = tracer
             self.inbound = inbound
             self.timeouts = timeouts
             self.addresses = addresses
@@ -61,7 +66,8 @@ public struct DaprHTTPServer: Sendable {
         let observe: (@Sendable (InboundExchange) -> Void)? = chain.observers.isEmpty ? nil : { @Sendable exchange in chain.completed(exchange) }
         return try self.configuration.addresses.map { host in
             try MechaHTTP1Channel.builder(
-                router: router, timeouts: self.configuration.timeouts, observe: observe, details: chain.observersWantDetails
+                router: router, timeouts: self.configuration.timeouts, observe: observe, details: chain.observersWantDetails,
+                tracing: self.configuration.tracer.map { ExchangeTracing(tracer: $0, side: .api) }
             ).buildServer(
                 configuration: ServerConfiguration(address: .hostname(host, port: self.configuration.port), serverName: nil, backlog: 1024),
                 eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
@@ -134,7 +140,15 @@ public struct DaprHTTPServer: Sendable {
                 try await HTTPReply.text("404 page not found\n", status: 404).write(to: writer)
             }
         default:
-            let reply = await self.handle(route, request: request, query: query)
+            let reply: HTTPReply
+            if self.configuration.tracer != nil {
+                // Component calls made for this request are children of its span (the handler
+                // put the span's context in `traceparent`).
+                let traceParent = request.headers[HTTPField.Name("traceparent")!]
+                reply = await TraceScope.$traceParent.withValue(traceParent) { await self.handle(route, request: request, query: query) }
+            } else {
+                reply = await self.handle(route, request: request, query: query)
+            }
             try await reply.write(to: writer)
         }
     }

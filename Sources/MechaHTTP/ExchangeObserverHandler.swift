@@ -1,11 +1,29 @@
 import MechaAPI
+import MechaTelemetry
 import NIOCore
 import NIOHTTP1
 
+/// How a listener traces its exchanges (`spec.tracing`).
+struct ExchangeTracing: Sendable {
+    enum Side: Sendable {
+        /// The Dapr API: daprd's CLIENT span named by the path (`CallLocal/<app>/<method>` for an
+        /// invocation).
+        case api
+        /// The sidecar-to-sidecar listener: the SERVER span `CallLocal/<this app>/<method>`.
+        case callee(appID: String)
+    }
+
+    let tracer: SidecarTracer
+    let side: Side
+}
+
 /// The HTTP surface's observation point: sits right after the HTTP/1 codec, so it sees every
-/// request of the connection — the fast path's and the general path's alike — and reports each
+/// request of the connection — the fast path's and the general path's alike. It reports each
 /// finished exchange (method, path, status, bytes each way, time from the request head to the
-/// answer's end) to the inbound chain's observers. On the event loop; no locks of its own.
+/// answer's end) to the inbound chain's observers, and, with tracing, starts the exchange's span
+/// at the request head — replacing its `traceparent` with the span's own, so everything the
+/// request causes downstream (invocations, publishes, the app's own calls) is the span's child —
+/// and ends it with the answer. On the event loop; no locks of its own.
 final class ExchangeObserverHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -20,9 +38,11 @@ final class ExchangeObserverHandler: ChannelDuplexHandler {
         var caller: String?
         var userAgent: String?
         var traceParent: String?
+        var span: TracedSpan?
     }
 
-    private let report: @Sendable (InboundExchange) -> Void
+    private let report: (@Sendable (InboundExchange) -> Void)?
+    private let tracing: ExchangeTracing?
     /// Requests read and not answered yet, oldest first (pipelining answers in order).
     private var pending = CircularBuffer<Pending>(initialCapacity: 2)
     private var status = 0
@@ -31,19 +51,26 @@ final class ExchangeObserverHandler: ChannelDuplexHandler {
     private let callerHeader: String?
     private let details: Bool
 
-    init(report: @escaping @Sendable (InboundExchange) -> Void, callerHeader: String? = nil, details: Bool = false) {
+    init(report: (@Sendable (InboundExchange) -> Void)?, callerHeader: String? = nil, details: Bool = false, tracing: ExchangeTracing? = nil) {
         self.report = report
         self.callerHeader = callerHeader
         self.details = details
+        self.tracing = tracing
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
-        case .head(let head):
+        case .head(var head):
             var pending = Pending(start: .now(), verb: head.method.rawValue, uri: head.uri, caller: self.callerHeader.flatMap { head.headers.first(name: $0) })
-            if self.details {
-                pending.userAgent = head.headers.first(name: "user-agent")
-                pending.traceParent = head.headers.first(name: "traceparent")
+            if self.details || self.tracing != nil { pending.traceParent = head.headers.first(name: "traceparent") }
+            if self.details { pending.userAgent = head.headers.first(name: "user-agent") }
+            if let tracing = self.tracing {
+                let span = Self.startSpan(tracing, head: head, incoming: pending.traceParent)
+                head.headers.replaceOrAdd(name: "traceparent", value: span.traceParent)
+                pending.span = span
+                self.pending.append(pending)
+                context.fireChannelRead(self.wrapInboundOut(.head(head)))
+                return
             }
             self.pending.append(pending)
         case .body(let buffer):
@@ -69,7 +96,10 @@ final class ExchangeObserverHandler: ChannelDuplexHandler {
         case .end:
             if let request = self.pending.popFirst() {
                 let path = request.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-                self.report(
+                if let span = request.span {
+                    span.end(httpStatus: self.status)
+                }
+                self.report?(
                     InboundExchange(
                         surface: .http, verb: request.verb, path: path, status: self.status,
                         elapsed: .nanoseconds((NIODeadline.now() - request.start).nanoseconds),
@@ -80,5 +110,54 @@ final class ExchangeObserverHandler: ChannelDuplexHandler {
             self.responseBytes = 0
         }
         context.write(data, promise: promise)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // Requests the connection closed on: their spans end as failed.
+        while let request = self.pending.popFirst() { request.span?.end(error: "connection closed before the answer ended") }
+        context.fireChannelInactive()
+    }
+
+    /// daprd's span for the request: its name, kind and attributes.
+    static func startSpan(_ tracing: ExchangeTracing, head: HTTPRequestHead, incoming: String?) -> TracedSpan {
+        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let traceState = head.headers.first(name: "tracestate")
+        switch tracing.side {
+        case .api:
+            if let (app, method) = Self.invocation(path) {
+                let span = tracing.tracer.start(name: "CallLocal/\(app)/\(method)", kind: .client, incoming: incoming, traceState: traceState)
+                span.set("rpc.service", "ServiceInvocation")
+                span.set("net.peer.name", String(app))
+                Self.common(span, head: head, path: path)
+                return span
+            }
+            let span = tracing.tracer.start(name: String(path), kind: .client, incoming: incoming, traceState: traceState)
+            Self.common(span, head: head, path: path)
+            return span
+        case .callee(let appID):
+            let method = path.hasPrefix("/") ? path.dropFirst() : path
+            let span = tracing.tracer.start(name: "CallLocal/\(appID)/\(method)", kind: .server, incoming: incoming, traceState: traceState)
+            span.set("rpc.service", "ServiceInvocation")
+            span.set("dapr.invoke_method", String(method))
+            span.set("dapr.protocol", "http")
+            return span
+        }
+    }
+
+    private static func common(_ span: TracedSpan, head: HTTPRequestHead, path: Substring) {
+        guard span.isRecording else { return }
+        span.set("dapr.protocol", "http")
+        span.set("dapr.api", "\(head.method.rawValue) \(path)")
+        span.set("http.request.method", head.method.rawValue)
+        span.set("url.full", head.uri)
+    }
+
+    /// `/v1.0/invoke/<app>/method/<method>`: the target and method.
+    static func invocation(_ path: Substring) -> (Substring, Substring)? {
+        let prefix = "/v1.0/invoke/"
+        guard path.hasPrefix(prefix) else { return nil }
+        let rest = path.dropFirst(prefix.utf8.count)
+        guard let slash = rest.firstIndex(of: "/"), rest[slash...].hasPrefix("/method/") else { return nil }
+        return (rest[..<slash], rest[rest.index(slash, offsetBy: 8)...])
     }
 }

@@ -3,6 +3,7 @@ public import HummingbirdCore
 public import Logging
 public import MechaAPI
 public import MechaCore
+public import MechaTelemetry
 import NIOCore
 import NIOPosix
 public import ServiceLifecycle
@@ -26,6 +27,8 @@ public struct InternalInvokeServer: Sendable {
     let timeouts: ConnectionTimeouts
     /// Told about every invocation answered here (the callee's service invocation metrics).
     let observe: (@Sendable (InboundExchange) -> Void)?
+    /// The SERVER span of every invocation received (`spec.tracing`).
+    let tracer: SidecarTracer?
 
     public init(
         api: DaprAPI,
@@ -36,9 +39,11 @@ public struct InternalInvokeServer: Sendable {
         fastInvoke: Bool = true,
         timeouts: ConnectionTimeouts = .standard,
         observe: (@Sendable (InboundExchange) -> Void)? = nil,
+        tracer: SidecarTracer? = nil,
         logger: Logger
     ) {
         self.observe = observe
+        self.tracer = tracer
         self.timeouts = timeouts
         self.api = api
         self.peerToken = peerToken
@@ -60,7 +65,9 @@ public struct InternalInvokeServer: Sendable {
                 bodyLimit: min(DaprHTTPServer.bufferedBodyLimit, self.maxBodySize)
             )
         }
-        return try MechaHTTP1Channel.builder(router: router, timeouts: self.timeouts, observe: self.observe, callerHeader: "dapr-caller-app-id").buildServer(
+        return try MechaHTTP1Channel.builder(
+            router: router, timeouts: self.timeouts, observe: self.observe, callerHeader: "dapr-caller-app-id",
+            tracing: self.tracer.map { ExchangeTracing(tracer: $0, side: .callee(appID: self.api.identity.appID)) }).buildServer(
             configuration: ServerConfiguration(address: .hostname(self.host, port: self.port), backlog: 1024),
             eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
             logger: self.logger,

@@ -12,6 +12,9 @@ public final class OutboundSeam: Sendable {
     /// before the first call.
     private let observerBox = Mutex<(any OutboundObserver)?>(nil)
     private let observed = Atomic<Bool>(false)
+    /// Starts a span per call (tracing); nil: calls are not traced.
+    private let tracerBox = Mutex<(any CallTracer)?>(nil)
+    private let traced = Atomic<Bool>(false)
 
     /// `trafficPolicies`: those targeting components are applied here (app targets belong to the mesh).
     public init(_ policies: ResiliencyPolicies = .empty, trafficPolicies: [TrafficPolicySpec] = [], appID: String = "") {
@@ -33,6 +36,17 @@ public final class OutboundSeam: Sendable {
             current = current.map { OutboundObservers(members: [$0, observer]) } ?? observer
         }
         self.observed.store(true, ordering: .releasing)
+    }
+
+    /// Installs the tracer every call starts its span with.
+    public func trace(with tracer: any CallTracer) {
+        self.tracerBox.withLock { $0 = tracer }
+        self.traced.store(true, ordering: .releasing)
+    }
+
+    public var tracer: (any CallTracer)? {
+        guard self.traced.load(ordering: .acquiring) else { return nil }
+        return self.tracerBox.withLock { $0 }
     }
 
     public var observer: (any OutboundObserver)? {
@@ -64,24 +78,29 @@ public final class OutboundSeam: Sendable {
     ) async throws -> Output {
         var policy = self.policy(for: target)
         if policy.isEmpty, let fallback { policy = fallback }
-        guard let observer = self.observer else {
-            if !self.gates.isEmpty, case .component(let name, _, .outbound) = target, let gate = self.gates[name] {
-                try await gate.pass(operation)
-            }
-            return try await policy.execute(body)
-        }
+        let span = self.tracer?.startCall(target, operation)
+        let observer = self.observer
+        if observer == nil && span == nil { return try await self.run(policy, target, operation, body) }
         let start = ContinuousClock.now
         do {
-            if !self.gates.isEmpty, case .component(let name, _, .outbound) = target, let gate = self.gates[name] {
-                try await gate.pass(operation)
-            }
-            let output = try await policy.execute(body)
-            observer.completed(target, operation, elapsed: ContinuousClock.now - start, error: nil)
+            let output = try await self.run(policy, target, operation, body)
+            observer?.completed(target, operation, elapsed: ContinuousClock.now - start, error: nil)
+            span?.end(error: nil)
             return output
         } catch {
-            observer.completed(target, operation, elapsed: ContinuousClock.now - start, error: error)
+            observer?.completed(target, operation, elapsed: ContinuousClock.now - start, error: error)
+            span?.end(error: "\(error)")
             throw error
         }
+    }
+
+    private func run<Output: Sendable>(
+        _ policy: TargetPolicy, _ target: PolicyTarget, _ operation: OperationName, _ body: @Sendable (Int) async throws -> Output
+    ) async throws -> Output {
+        if !self.gates.isEmpty, case .component(let name, _, .outbound) = target, let gate = self.gates[name] {
+            try await gate.pass(operation)
+        }
+        return try await policy.execute(body)
     }
 }
 
@@ -130,6 +149,25 @@ struct OutboundObservers: OutboundObserver {
     func delivered(pubsub: String, topic: String, result: DeliveryVerdict, elapsed: Duration) {
         for member in self.members { member.delivered(pubsub: pubsub, topic: topic, result: result, elapsed: elapsed) }
     }
+}
+
+/// Starts spans for the sidecar's own calls (tracing). Implemented by the telemetry module; the
+/// parent is the trace context of the API call the current task serves (`TraceScope`).
+public protocol CallTracer: Sendable {
+    /// A span for a call through the outbound seam; nil when the call is not recorded.
+    func startCall(_ target: PolicyTarget, _ operation: OperationName) -> (any CallSpan)?
+    /// A span continuing `traceParent` (a pub/sub message's, an input binding event's), named
+    /// `name` (`pubsub/orders`, `bindings/queue`); nil when not recorded. Its `traceParent` is what
+    /// the app must see.
+    func startDelivery(name: String, traceParent: String?, attributes: [(String, String)]) -> (any CallSpan)?
+}
+
+/// A span in progress.
+public protocol CallSpan: Sendable {
+    /// This span's context as a W3C `traceparent` header, for whatever it calls next.
+    var traceParent: String { get }
+    /// Ends the span (with an error status when `error` is given); once.
+    func end(error: String?)
 }
 
 /// How the app answered a pub/sub delivery.

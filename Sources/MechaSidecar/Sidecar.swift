@@ -125,6 +125,12 @@ public final class Sidecar: Sendable {
         if let metrics { outbound.observe(with: metrics) }
         let componentHealth = ComponentHealth()
         outbound.observe(with: componentHealth)
+        // Tracing (`spec.tracing`): spans start at the surfaces and the outbound seam.
+        let tracer = configuration?.tracing.map { SidecarTracer(appID: options.appID, samplingRate: $0.samplingRate) }
+        if let tracer { outbound.trace(with: tracer) }
+        let traceExport = try configuration?.tracing.flatMap { spec in
+            try tracer.flatMap { try TraceExportService.make(spec: spec, tracer: $0, metrics: metrics, logger: self.logger) }
+        }
         let components = ComponentStore(outbound: outbound)
         try await loader.load(resources.components, into: components)
         if let metrics {
@@ -276,7 +282,8 @@ public final class Sidecar: Sendable {
                 maxBodySize: options.maxBodySize,
                 fastInvoke: self.environment["MECHA_FAST_INVOKE"] != "0",
                 timeouts: options.connectionTimeouts,
-                inbound: inbound
+                inbound: inbound,
+                tracer: tracer
             ),
             logger: self.logger
         )
@@ -289,6 +296,7 @@ public final class Sidecar: Sendable {
             fastInvoke: self.environment["MECHA_FAST_INVOKE"] != "0",
             timeouts: options.connectionTimeouts,
             observe: Self.invocationObserver(metrics),
+            tracer: tracer,
             logger: self.logger
         )
         let grpcPool = GRPCTransportPool(maxMessageSize: options.maxBodySize)
@@ -310,7 +318,8 @@ public final class Sidecar: Sendable {
                 port: options.grpcPort,
                 maxMessageSize: options.maxBodySize,
                 timeouts: options.connectionTimeouts,
-                inbound: inbound
+                inbound: inbound,
+                tracer: tracer
             ),
             proxy: proxy,
             logger: self.logger
@@ -331,7 +340,7 @@ public final class Sidecar: Sendable {
                     proxy: proxy,
                     logger: self.logger
                 ) { port in self.ports.internalGRPCListening(port) }
-            ] + metricsServers
+            ] + metricsServers + (traceExport.map { [$0] } ?? [])
         return SidecarCore(
             options: options,
             identity: identity,

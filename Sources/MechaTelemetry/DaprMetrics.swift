@@ -203,6 +203,19 @@ public final class DaprMetrics: Sendable {
         self.resiliencyLoaded([self.appID, name, self.namespace]).increment()
     }
 
+    /// The tracing pipeline's figures, read at scrape time: spans dropped because the export
+    /// queue was full, spans exported, exports that failed.
+    public func tracingFigures(dropped: @escaping @Sendable () -> Int, exported: @escaping @Sendable () -> Int, failedExports: @escaping @Sendable () -> Int) {
+        let droppedGauge = self.registry.gauge("mecha_tracing_spans_dropped_total", labels: ["app_id"])([self.appID])
+        let exportedGauge = self.registry.gauge("mecha_tracing_spans_exported_total", labels: ["app_id"])([self.appID])
+        let failedGauge = self.registry.gauge("mecha_tracing_export_failures_total", labels: ["app_id"])([self.appID])
+        self.registry.onScrape {
+            droppedGauge.record(dropped())
+            exportedGauge.record(exported())
+            failedGauge.record(failedExports())
+        }
+    }
+
     // MARK: Labels
 
     /// daprd's `method` label: the verb, `UNKNOWN` for anything non-standard, "" with `excludeVerbs`.

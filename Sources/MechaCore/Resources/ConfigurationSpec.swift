@@ -19,6 +19,8 @@ public struct ConfigurationSpec: Sendable, Hashable {
     public var metrics: MetricsSpec
     /// `spec.logging.apiLogging`.
     public var apiLogging: APILoggingSpec
+    /// `spec.tracing`; nil when absent (no spans, trace context passed through untouched).
+    public var tracing: TracingSpec?
     public var source: ResourceSource
 
     public init(
@@ -32,8 +34,10 @@ public struct ConfigurationSpec: Sendable, Hashable {
         httpPipeline: [PipelineHandler] = [],
         metrics: MetricsSpec = MetricsSpec(),
         apiLogging: APILoggingSpec = APILoggingSpec(),
+        tracing: TracingSpec? = nil,
         source: ResourceSource? = nil
     ) {
+        self.tracing = tracing
         self.metrics = metrics
         self.apiLogging = apiLogging
         self.httpPipeline = httpPipeline

@@ -90,3 +90,66 @@ public struct APILoggingSpec: Sendable, Hashable {
         self.omitHealthChecks = omitHealthChecks
     }
 }
+
+/// `spec.tracing` of a Configuration (daprd's fields).
+public struct TracingSpec: Sendable, Hashable {
+    /// `samplingRate`: "0" (record nothing, still propagate) to "1" (record every trace).
+    public var samplingRate: Double
+    /// `stdout`: every recorded span is also written to the log.
+    public var stdout: Bool
+    /// `zipkin.endpointAddress`: Zipkin v2 JSON collector, e.g. `http://localhost:9411/api/v2/spans`.
+    public var zipkinEndpoint: String?
+    /// `otel`: an OpenTelemetry collector.
+    public var otel: OTelExporterSpec?
+
+    public init(samplingRate: Double = 0, stdout: Bool = false, zipkinEndpoint: String? = nil, otel: OTelExporterSpec? = nil) {
+        self.samplingRate = samplingRate
+        self.stdout = stdout
+        self.zipkinEndpoint = zipkinEndpoint
+        self.otel = otel
+    }
+}
+
+/// `spec.tracing.otel`.
+public struct OTelExporterSpec: Sendable, Hashable {
+    public enum TransportProtocol: String, Sendable, Hashable {
+        /// OTLP over gRPC (`/opentelemetry.proto.collector.trace.v1.TraceService/Export`).
+        case grpc
+        /// OTLP over HTTP with protobuf bodies (`POST /v1/traces`).
+        case http
+    }
+
+    /// `endpointAddress`: `host:port` (or a URL for http).
+    public var endpointAddress: String
+    /// `isSecure`: TLS to the collector.
+    public var isSecure: Bool
+    public var transport: TransportProtocol
+    /// `headers`: sent with every export (authentication tokens).
+    public var headers: [(name: String, value: String)]
+    /// `timeout`: the most one export may take.
+    public var timeout: Duration
+
+    public init(endpointAddress: String, isSecure: Bool = false, transport: TransportProtocol = .grpc, headers: [(name: String, value: String)] = [], timeout: Duration = .seconds(10)) {
+        self.endpointAddress = endpointAddress
+        self.isSecure = isSecure
+        self.transport = transport
+        self.headers = headers
+        self.timeout = timeout
+    }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.endpointAddress == rhs.endpointAddress && lhs.isSecure == rhs.isSecure && lhs.transport == rhs.transport
+            && lhs.headers.map(\.name) == rhs.headers.map(\.name) && lhs.headers.map(\.value) == rhs.headers.map(\.value) && lhs.timeout == rhs.timeout
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(self.endpointAddress)
+        hasher.combine(self.transport)
+    }
+}
+
+/// The trace context of the API call the current task serves, as a W3C `traceparent` header:
+/// set by the surfaces around a request's handling, read where spans start (component calls).
+public enum TraceScope {
+    @TaskLocal public static var traceParent: String?
+}

@@ -22,6 +22,8 @@ struct MechaHTTP1Channel: HTTPChannelHandler {
     var callerHeader: String? = nil
     /// The observer reads `userAgent` and `traceParent`.
     var details = false
+    /// Spans for the exchanges (nil: not traced).
+    var tracing: ExchangeTracing? = nil
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
@@ -35,8 +37,9 @@ struct MechaHTTP1Channel: HTTPChannelHandler {
                 withDecoderLimitConfiguration: .init()
             )
             try channel.pipeline.syncOperations.addHandler(deadlines.parts)
-            if let observe = self.observe {
-                try channel.pipeline.syncOperations.addHandler(ExchangeObserverHandler(report: observe, callerHeader: self.callerHeader, details: self.details))
+            if self.observe != nil || self.tracing != nil {
+                try channel.pipeline.syncOperations.addHandler(
+                    ExchangeObserverHandler(report: self.observe, callerHeader: self.callerHeader, details: self.details, tracing: self.tracing))
             }
             if let router = self.router {
                 try channel.pipeline.syncOperations.addHandler(FastInvokeHandler(router: router))
@@ -53,10 +56,12 @@ struct MechaHTTP1Channel: HTTPChannelHandler {
 
     static func builder(
         router: (any FastInvokeRouter)?, timeouts: ConnectionTimeouts, observe: (@Sendable (InboundExchange) -> Void)? = nil,
-        callerHeader: String? = nil, details: Bool = false
+        callerHeader: String? = nil, details: Bool = false, tracing: ExchangeTracing? = nil
     ) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
-            MechaHTTP1Channel(responder: responder, router: router, timeouts: timeouts, observe: observe, callerHeader: callerHeader, details: details)
+            MechaHTTP1Channel(
+                responder: responder, router: router, timeouts: timeouts, observe: observe, callerHeader: callerHeader, details: details,
+                tracing: tracing)
         }
     }
 }

@@ -6,6 +6,7 @@
 public struct Baggage: Sendable, Hashable {
     /// One list member: `key=value;property;key2=value2`.
     public struct Member: Sendable, Hashable {
+        /// The member's key (an HTTP token).
         public var key: String
         /// The value as sent (still percent-encoded).
         public var value: String

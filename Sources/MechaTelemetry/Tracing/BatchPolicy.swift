@@ -10,6 +10,7 @@ public struct BatchPolicy: Sendable, Hashable {
     /// How often the loop looks at the queue between flushes, so a full batch leaves early.
     public var pollInterval: Duration
 
+    /// A policy; the batch size is at least 1 and the poll interval at most the delay.
     public init(maxBatchSize: Int = 512, scheduleDelay: Duration = .seconds(1), pollInterval: Duration = .milliseconds(100)) {
         self.maxBatchSize = max(1, maxBatchSize)
         self.scheduleDelay = scheduleDelay

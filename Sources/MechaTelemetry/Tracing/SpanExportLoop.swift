@@ -19,11 +19,14 @@ public final class SpanExportLoop: Sendable {
         var failedSpans = 0
     }
 
+    /// The queue drained.
     public let queue: SpanQueue
+    /// When to flush.
     public let policy: BatchPolicy
     let export: @Sendable ([SpanRecord]) async throws -> Void
     private let stats = Mutex(Stats())
 
+    /// A loop over `queue`, exporting through `export` (which may throw; failures are counted).
     public init(queue: SpanQueue, policy: BatchPolicy = BatchPolicy(), export: @escaping @Sendable ([SpanRecord]) async throws -> Void) {
         self.queue = queue
         self.policy = policy

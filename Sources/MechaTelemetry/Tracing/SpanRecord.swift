@@ -41,10 +41,14 @@ public struct SpanRecord: Sendable {
 
     /// Where the span was recorded, beyond the service name (Zipkin's `localEndpoint`).
     public struct Endpoint: Sendable, Hashable {
+        /// The sidecar's IPv4 address, dotted.
         public var ipv4: String?
+        /// The sidecar's IPv6 address.
         public var ipv6: String?
+        /// The port the span was served on (or sent from).
         public var port: Int?
 
+        /// An endpoint; every part is optional.
         public init(ipv4: String? = nil, ipv6: String? = nil, port: Int? = nil) {
             self.ipv4 = ipv4
             self.ipv6 = ipv6
@@ -52,7 +56,9 @@ public struct SpanRecord: Sendable {
         }
     }
 
+    /// The trace this span belongs to.
     public var traceID: TraceID
+    /// This span's id.
     public var spanID: SpanID
     /// `nil` for a root span.
     public var parentSpanID: SpanID?
@@ -60,16 +66,24 @@ public struct SpanRecord: Sendable {
     public var traceState: String
     /// W3C trace flags (a recorded span is normally sampled: `0x01`).
     public var traceFlags: UInt8
+    /// The operation, e.g. `CallLocal/orders/neworder` or `/dapr.proto.runtime.v1.Dapr/GetState`.
     public var name: String
+    /// The span's role (server for inbound calls, client for outbound).
     public var kind: Kind
+    /// Start, in nanoseconds since the Unix epoch.
     public var startUnixNanos: UInt64
+    /// End, in nanoseconds since the Unix epoch.
     public var endUnixNanos: UInt64
+    /// Key/value attributes in the order they were set.
     public var attributes: [(String, AttributeValue)]
+    /// The outcome; `.unset` unless the handler decided.
     public var status: Status
     /// The app id: Zipkin's `localEndpoint.serviceName`, OTLP's `service.name` resource attribute.
     public var serviceName: String
+    /// Address details for Zipkin's `localEndpoint`; OTLP ignores them.
     public var localEndpoint: Endpoint?
 
+    /// A finished span; the defaults describe a sampled root span with no attributes.
     public init(
         traceID: TraceID,
         spanID: SpanID,

@@ -8,6 +8,7 @@ public struct TraceID: Sendable, Hashable {
     /// Bytes 8–15, big-endian; the half `TraceSampler` reads, as OpenTelemetry's ratio sampler does.
     public var low: UInt64
 
+    /// The id from its two big-endian halves.
     public init(high: UInt64, low: UInt64) {
         self.high = high
         self.low = low
@@ -70,8 +71,10 @@ public struct TraceID: Sendable, Hashable {
 
 /// A W3C span (parent) id: 8 bytes as one big-endian integer. Zero is invalid on the wire.
 public struct SpanID: Sendable, Hashable {
+    /// The 8 bytes as a big-endian integer.
     public var value: UInt64
 
+    /// The id from its big-endian integer value.
     public init(_ value: UInt64) {
         self.value = value
     }

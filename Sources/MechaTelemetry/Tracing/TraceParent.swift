@@ -16,12 +16,14 @@ public struct TraceParent: Sendable, Hashable {
     /// The W3C `sampled` flag bit.
     public static let sampledFlag: UInt8 = 0x01
 
+    /// The trace the sender's span belongs to.
     public var traceID: TraceID
     /// The id of the span that sent (or will send) this header: the parent of the receiver's span.
     public var spanID: SpanID
     /// Trace flags; bit 0 is `sampled`.
     public var flags: UInt8
 
+    /// A context from its parts (no validation: see `TraceID.isValid`, `SpanID.isValid`).
     public init(traceID: TraceID, spanID: SpanID, flags: UInt8) {
         self.traceID = traceID
         self.spanID = spanID

@@ -7,7 +7,9 @@
 public struct TraceState: Sendable, Hashable {
     /// One `key=value` list member.
     public struct Member: Sendable, Hashable {
+        /// A vendor key, `name` or `tenant@system`.
         public var key: String
+        /// The vendor's opaque value.
         public var value: String
     }
 
