@@ -14,7 +14,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 
 SDK_VERSION=1.19.0
-REQUIREMENTS=("dapr[grpc,fastapi,workflow]==${SDK_VERSION}" pytest uvicorn)
+REQUIREMENTS=("dapr[grpc,fastapi,workflow]==${SDK_VERSION}" pytest uvicorn opentelemetry-proto)
 VENV=.venv
 STAMP="$VENV/.compat-requirements"
 export MECHA_BIN="${MECHA_BIN:-.build/debug/mecha}"
