@@ -261,3 +261,35 @@ def test_a_bad_tracing_spec_is_a_startup_error_naming_the_field(module_launcher,
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert config.name in output and field in output and reason in output, output
+
+
+@pytest.mark.grpc_app
+def test_the_sdk_w3c_flow_http_caller_grpc_app_nested_invocation_is_one_tree(module_launcher, receivers):
+    """The Python SDK's w3c-tracing example's shape: an HTTP caller invokes a gRPC app (written
+    with `dapr.ext.grpc.App`), which invokes again through its sidecar passing on the trace
+    context it received."""
+    address, collected = receivers("zipkin")
+    config = zipkin_config(module_launcher, address)
+    app = module_launcher.app("grpc_app.py", env={"APP_ID": "tr-grpc"})
+    callee = module_launcher.sidecar("tr-grpc", app_port=app.port, app_protocol="grpc", config=config)
+    front = module_launcher.sidecar("tr-front", config=config)
+
+    status, _, body = http("POST", front.http_url + "/v1.0/invoke/tr-grpc/method/forward", body=json.dumps({"http_port": callee.http_port}).encode(),
+                           headers={"traceparent": TRACEPARENT, "content-type": "application/json"}, timeout=20)
+    assert status == 200, body
+    answer = json.loads(body)
+
+    forward = {span["kind"]: span for span in collected.wait_for("CallLocal/tr-grpc/forward", count=2)}
+    # The nested call targets the app's own id: its sidecar delivers it locally (as daprd, no
+    # sidecar-to-sidecar hop, so no SERVER span).
+    nested = {span["kind"]: span for span in collected.wait_for("CallLocal/tr-grpc/whoami")}
+    spans = [forward["CLIENT"], forward["SERVER"], nested["CLIENT"]]
+    assert {span["trace"] for span in spans} == {TRACE_ID}
+    assert forward["CLIENT"]["parent"] == INCOMING_SPAN and forward["CLIENT"]["service"] == "tr-front"
+    assert forward["SERVER"]["parent"] == forward["CLIENT"]["id"]
+    # The app received the callee span's context over gRPC metadata and passed it on.
+    assert answer["received"] == f"00-{TRACE_ID}-{forward['SERVER']['id']}-01"
+    assert nested["CLIENT"]["parent"] == forward["SERVER"]["id"] and nested["CLIENT"]["service"] == "tr-grpc"
+    leaf = answer["nested"]["metadata"].get("traceparent")
+    leaf = leaf[0] if isinstance(leaf, list) else leaf
+    assert leaf == f"00-{TRACE_ID}-{nested['CLIENT']['id']}-01"

@@ -5,6 +5,9 @@ Environment: APP_PORT, RECORD_FILE (one JSON line per call), APP_ID, PUBSUB (def
 Invocation methods:
   echo      the request data back with its content type, header `x-echo-app: <APP_ID>`
   whoami    JSON {"app", "method": "whoami", "content_type", "data", "metadata"}
+  forward   a nested invocation, as the SDK's w3c-tracing example does: calls `whoami` on this app
+            through the sidecar whose HTTP port is the request's JSON `http_port`, passing on the
+            `traceparent` it received; answers {"received": <its traceparent>, "nested": <whoami's answer>}
 Topics (pubsub PUBSUB):
   grpc-orders     SUCCESS
   grpc-routed     rule `event.type == "important"` -> handler `important`; rule
@@ -18,6 +21,7 @@ Own gRPC service (for gRPC proxying): /compat.Echo/Say, raw bytes in, b"<APP_ID>
 import json
 import os
 import threading
+import urllib.request
 
 import grpc
 
@@ -75,6 +79,19 @@ def whoami(request):
     metadata = {key: value for key, value in request.metadata.items()} if isinstance(request.metadata, dict) else {}
     answer = {"app": APP_ID, "method": "whoami", "content_type": request.content_type, "data": request.text(), "metadata": metadata}
     return InvokeMethodResponse(json.dumps(answer), "application/json")
+
+
+@app.method("forward")
+def forward(request):
+    received = request.metadata.get("traceparent") if isinstance(request.metadata, dict) else None
+    if isinstance(received, (list, tuple)):
+        received = received[0] if received else None
+    port = json.loads(request.text())["http_port"]
+    outgoing = urllib.request.Request(f"http://127.0.0.1:{port}/v1.0/invoke/{APP_ID}/method/whoami", data=b"nested", method="POST",
+                                      headers={"traceparent": received or "", "content-type": "text/plain"})
+    with urllib.request.urlopen(outgoing, timeout=10) as response:
+        nested = json.loads(response.read())
+    return InvokeMethodResponse(json.dumps({"received": received, "nested": nested}), "application/json")
 
 
 @app.subscribe(pubsub_name=PUBSUB, topic="grpc-orders")
