@@ -1,6 +1,8 @@
 """Orders: saves orders in the state store (with an ETag check), publishes them to the `orders`
 topic, then asks the shipping app through service invocation until every order is shipped.
-Exits 0 when the round trip worked, 1 otherwise."""
+Exits 0 when the round trip worked, 1 otherwise. With ORDERS_KEEP_GOING=1 it then keeps placing
+an order every half second (save, publish, ask shipping) until stopped: live traffic for
+`mecha dashboard`."""
 
 import json
 import os
@@ -59,7 +61,22 @@ def main():
         print(f"orders: only {len(shipped)} of {len(ORDERS)} orders shipped", flush=True)
         return 1
     print("orders: demo complete: state, pub/sub and service invocation all worked", flush=True)
+    if os.environ.get("ORDERS_KEEP_GOING") == "1":
+        keep_going()
     return 0
+
+
+def keep_going():
+    print("orders: placing an order every half second (ORDERS_KEEP_GOING=1)", flush=True)
+    number = len(ORDERS)
+    while True:
+        number += 1
+        order = {"id": number, "item": "refill"}
+        dapr("POST", "/v1.0/state/statestore", [{"key": f"order-{number}", "value": order}])
+        dapr("POST", "/v1.0/publish/pubsub/orders", order)
+        # The previous order: delivered by now, so shipping knows it (the current one may still be in flight).
+        dapr("GET", f"/v1.0/invoke/shipping/method/shipments/{number - 1}")
+        time.sleep(0.5)
 
 
 if __name__ == "__main__":

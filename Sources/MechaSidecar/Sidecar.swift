@@ -326,7 +326,12 @@ public final class Sidecar: Sendable {
         )
         self.ports.expect(httpListeners: options.listenAddresses.count, grpcListeners: options.listenAddresses.count)
         let metricsServers: [any Service] = try metrics.map { metrics in
-            [try MetricsServer(registry: metrics.registry, host: options.metricsListenAddress, port: options.metricsPort, logger: self.logger).makeService()]
+            [
+                try MetricsServer(
+                    registry: metrics.registry, host: options.metricsListenAddress, port: options.metricsPort, logger: self.logger,
+                    traces: Self.recentTraces(tracer))
+                    .makeService { port in self.ports.metricsListening(port) }
+            ]
         } ?? []
         let servers = try httpServer.makeServices { port in self.ports.httpListening(port) }
             + grpcServer.makeServices { port in self.ports.grpcListening(port) }
@@ -379,6 +384,12 @@ public final class Sidecar: Sendable {
         return [APILogObserver(http: http, grpc: grpc, obfuscateURLs: spec.obfuscateURLs, omitHealthChecks: spec.omitHealthChecks)]
     }
 
+    /// The tracer's recent failed or slow spans, for the metrics port's `/debug/traces`.
+    static func recentTraces(_ tracer: SidecarTracer?) -> (@Sendable () -> JSONValue)? {
+        guard let tracer else { return nil }
+        return { @Sendable in tracer.recentProblems() }
+    }
+
     /// The callee's service invocation metrics, fed by the sidecar-to-sidecar listener.
     static func invocationObserver(_ metrics: DaprMetrics?) -> (@Sendable (InboundExchange) -> Void)? {
         guard let metrics else { return nil }
@@ -428,6 +439,8 @@ final class PortBook: Sendable {
         var grpc: [Int] = []
         var internalPort: Int?
         var internalGRPCPort: Int?
+        /// The metrics endpoint's port once bound (not part of readiness: it may fail to bind).
+        var metricsPort: Int?
         var waiters: [CheckedContinuation<SidecarPorts, any Error>] = []
         var failure: (any Error)?
 
@@ -452,6 +465,9 @@ final class PortBook: Sendable {
     func grpcListening(_ port: Int) { self.update { $0.grpc.append(port) } }
     func internalListening(_ port: Int) { self.update { $0.internalPort = port } }
     func internalGRPCListening(_ port: Int) { self.update { $0.internalGRPCPort = port } }
+    func metricsListening(_ port: Int) { self.update { $0.metricsPort = port } }
+    /// The metrics endpoint's bound port, 0 when it is not listening (yet).
+    var metricsPort: Int { self.state.withLock { $0.metricsPort ?? 0 } }
 
     /// The sidecar stopped or failed: waiters that never saw ports get `error`.
     func fail(_ error: any Error) {

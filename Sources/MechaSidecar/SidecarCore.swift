@@ -105,6 +105,11 @@ struct SidecarCore: Service {
         let (httpPort, internalPort) = (ports.http, ports.internal)
         self.readiness.markOutboundReady()
         self.logger.info("HTTP API listening on \(self.options.listenAddresses.joined(separator: ", ")) port \(httpPort), gRPC API on port \(ports.grpc); sidecar-to-sidecar on port \(internalPort)")
+        // The metrics endpoint binds beside the others; give it a moment so the registration
+        // (which `mecha dashboard` reads) carries its port.
+        if self.options.enableMetrics {
+            for _ in 0..<25 where self.ports.metricsPort == 0 { try? await Task.sleep(for: .milliseconds(20)) }
+        }
         let instance = AppInstance(
             appID: self.identity.appID,
             namespace: self.identity.namespace,
@@ -114,7 +119,8 @@ struct SidecarCore: Service {
             grpcInternalPort: ports.internalGRPC,
             instanceID: self.identity.instanceID,
             processID: getpid(),
-            hostname: Self.hostname()
+            hostname: Self.hostname(),
+            metricsPort: self.ports.metricsPort
         )
         do {
             try await self.resolver.register(instance)

@@ -17,6 +17,10 @@ public final class SidecarTracer: CallTracer {
     public let appID: String
     public let sampler: TraceSampler
     public let queue: SpanQueue
+    /// The latest failed or slow API-level spans (what `mecha dashboard` lists per sidecar).
+    private let problems = Mutex<[SpanRecord]>([])
+    public static let slowSpan: UInt64 = 500_000_000
+    static let keptProblems = 50
 
     public init(appID: String, samplingRate: Double, queue: SpanQueue = SpanQueue()) {
         self.appID = appID
@@ -24,15 +28,37 @@ public final class SidecarTracer: CallTracer {
         self.queue = queue
     }
 
+    /// The latest failed or slow (≥ 500 ms) recorded spans of inbound calls, newest first, as
+    /// JSON for the metrics port's `/debug/traces`.
+    public func recentProblems() -> JSONValue {
+        let spans = self.problems.withLock { $0 }
+        return .array(
+            spans.reversed().map { span in
+                var message: JSONValue = .null
+                var status = "ok"
+                if case .error(let text) = span.status {
+                    status = "error"
+                    message = text.map { .string($0) } ?? .null
+                }
+                return .object([
+                    ("traceID", .string(span.traceID.hex)), ("spanID", .string(span.spanID.hex)), ("name", .string(span.name)),
+                    ("durationMs", .number(String(Double(span.durationNanos) / 1_000_000))), ("status", .string(status)), ("message", message),
+                    ("time", .string(Timestamp(seconds: Int64(span.startUnixNanos / 1_000_000_000), nanoseconds: Int32(span.startUnixNanos % 1_000_000_000)).rfc3339Nano)),
+                ])
+            })
+    }
+
     /// A span continuing `incoming` (a `traceparent` header, ignored unless valid) or starting a
     /// trace. Unsampled spans still carry a fresh context for propagation, and record nothing.
     public func start(name: String, kind: SpanRecord.Kind, incoming: String?, traceState: String? = nil) -> TracedSpan {
         let parent = incoming.flatMap { TraceParent(parsing: $0) }
         let context: TraceParent
+        // Ids from MechaCore's fast generator: a system call per span would show on the hot path.
+        var random = FastRandomGenerator()
         if let parent {
-            context = parent.child(sampled: self.sampler.sample(parent: parent, traceID: parent.traceID))
+            context = parent.child(sampled: self.sampler.sample(parent: parent, traceID: parent.traceID), using: &random)
         } else {
-            let fresh = TraceParent.random(sampled: false)
+            let fresh = TraceParent.random(sampled: false, using: &random)
             context = TraceParent(traceID: fresh.traceID, spanID: fresh.spanID, flags: self.sampler.sample(parent: nil, traceID: fresh.traceID) ? TraceParent.sampledFlag : 0)
         }
         let state = traceState.flatMap { TraceState(parsing: $0)?.header } ?? ""
@@ -46,11 +72,11 @@ public final class SidecarTracer: CallTracer {
         guard case .component(let name, let category, .outbound) = target else { return nil }
         let span: TracedSpan
         if category == .pubsub {
-            span = TracedSpan(tracer: self, context: parent.child(sampled: true), parent: parent.spanID, traceState: "", name: "pubsub/\(name)/\(operation.name)", kind: .producer)
+            span = TracedSpan(tracer: self, context: parent.childSpan(), parent: parent.spanID, traceState: "", name: "pubsub/\(name)/\(operation.name)", kind: .producer)
             span.set("messaging.system", "pubsub")
             span.set("messaging.destination.name", operation.subject ?? "")
         } else {
-            span = TracedSpan(tracer: self, context: parent.child(sampled: true), parent: parent.spanID, traceState: "", name: "\(category.rawValue)/\(name)/\(operation.name)", kind: .client)
+            span = TracedSpan(tracer: self, context: parent.childSpan(), parent: parent.spanID, traceState: "", name: "\(category.rawValue)/\(name)/\(operation.name)", kind: .client)
             span.set("db.system", Self.dbSystem(category))
             span.set("db.name", name)
             span.set("db.operation", operation.subject ?? operation.name)
@@ -81,6 +107,22 @@ public final class SidecarTracer: CallTracer {
 
     func finish(_ record: SpanRecord) {
         _ = self.queue.enqueue(record)
+        guard record.kind == .server || record.kind == .client, record.parentSpanID == nil || record.name.hasPrefix("/") || record.name.hasPrefix("CallLocal/") else { return }
+        var failed = false
+        if case .error = record.status { failed = true }
+        guard failed || record.durationNanos >= Self.slowSpan else { return }
+        self.problems.withLock { problems in
+            problems.append(record)
+            if problems.count > Self.keptProblems { problems.removeFirst(problems.count - Self.keptProblems) }
+        }
+    }
+}
+
+extension TraceParent {
+    /// A sampled child with an id from the fast generator.
+    fileprivate func childSpan() -> TraceParent {
+        var random = FastRandomGenerator()
+        return self.child(sampled: true, using: &random)
     }
 }
 

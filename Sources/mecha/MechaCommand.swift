@@ -9,7 +9,7 @@ struct Mecha: AsyncParsableCommand {
         commandName: "mecha",
         abstract: "A multi-runtime sidecar that speaks the Dapr API.",
         version: Sidecar.version,
-        subcommands: [SidecarCommand.self, RunCommand.self, ListCommand.self, StopCommand.self, InvokeCommand.self]
+        subcommands: [SidecarCommand.self, RunCommand.self, ListCommand.self, StopCommand.self, InvokeCommand.self, DashboardCommand.self]
     )
 
     static func main() async {

@@ -14,6 +14,8 @@ public struct AppInstance: Sendable, Hashable {
     public var instanceID: String
     public var processID: Int32
     public var hostname: String
+    /// Port of the sidecar's metrics endpoint; 0 when it serves none.
+    public var metricsPort: Int
 
     public init(
         appID: String,
@@ -24,8 +26,10 @@ public struct AppInstance: Sendable, Hashable {
         grpcInternalPort: Int = 0,
         instanceID: String,
         processID: Int32,
-        hostname: String
+        hostname: String,
+        metricsPort: Int = 0
     ) {
+        self.metricsPort = metricsPort
         self.appID = appID
         self.namespace = namespace
         self.host = host
@@ -48,8 +52,11 @@ public protocol NameResolver: Component {
     /// Instances of `appID` known without waiting (a fresh cache entry), or nil. The invocation fast
     /// path uses this; on nil it takes the general path, which calls `resolve`.
     func cachedInstances(appID: String, namespace: String) -> [AppInstance]?
+    /// Every live instance of every app (`mecha dashboard`); nil when the resolver cannot list.
+    func allInstances() async throws -> [AppInstance]?
 }
 
 extension NameResolver {
     public func cachedInstances(appID: String, namespace: String) -> [AppInstance]? { nil }
+    public func allInstances() async throws -> [AppInstance]? { nil }
 }

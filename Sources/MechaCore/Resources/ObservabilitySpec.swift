@@ -93,7 +93,8 @@ public struct APILoggingSpec: Sendable, Hashable {
 
 /// `spec.tracing` of a Configuration (daprd's fields).
 public struct TracingSpec: Sendable, Hashable {
-    /// `samplingRate`: "0" (record nothing, still propagate) to "1" (record every trace).
+    /// `samplingRate`: "0" (record nothing, still propagate) to "1" (record every trace); daprd's
+    /// default when the field is absent is 1 in 10 000.
     public var samplingRate: Double
     /// `stdout`: every recorded span is also written to the log.
     public var stdout: Bool
@@ -102,7 +103,9 @@ public struct TracingSpec: Sendable, Hashable {
     /// `otel`: an OpenTelemetry collector.
     public var otel: OTelExporterSpec?
 
-    public init(samplingRate: Double = 0, stdout: Bool = false, zipkinEndpoint: String? = nil, otel: OTelExporterSpec? = nil) {
+    public static let defaultSamplingRate = 0.0001
+
+    public init(samplingRate: Double = TracingSpec.defaultSamplingRate, stdout: Bool = false, zipkinEndpoint: String? = nil, otel: OTelExporterSpec? = nil) {
         self.samplingRate = samplingRate
         self.stdout = stdout
         self.zipkinEndpoint = zipkinEndpoint

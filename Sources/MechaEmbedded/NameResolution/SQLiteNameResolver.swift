@@ -48,6 +48,10 @@ public final class SQLiteNameResolver: NameResolver {
             if !columns.contains("grpc_internal_port") {
                 try connection.execute("ALTER TABLE nameresolution_instances ADD COLUMN grpc_internal_port INTEGER NOT NULL DEFAULT 0")
             }
+            // And the metrics port (for `mecha dashboard`).
+            if !columns.contains("metrics_port") {
+                try connection.execute("ALTER TABLE nameresolution_instances ADD COLUMN metrics_port INTEGER NOT NULL DEFAULT 0")
+            }
         }
     }
 
@@ -56,13 +60,13 @@ public final class SQLiteNameResolver: NameResolver {
         let now = WallClock.now().unixMilliseconds
         _ = try await self.database.execute(
             """
-            REPLACE INTO nameresolution_instances (instance_id, app_id, namespace, host, internal_port, http_port, hostname, pid, last_heartbeat, grpc_internal_port)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            REPLACE INTO nameresolution_instances (instance_id, app_id, namespace, host, internal_port, http_port, hostname, pid, last_heartbeat, grpc_internal_port, metrics_port)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 .text(instance.instanceID), .text(instance.appID), .text(instance.namespace), .text(instance.host),
                 .integer(Int64(instance.internalPort)), .integer(Int64(instance.httpPort)), .text(instance.hostname),
-                .integer(Int64(instance.processID)), .integer(now), .integer(Int64(instance.grpcInternalPort)),
+                .integer(Int64(instance.processID)), .integer(now), .integer(Int64(instance.grpcInternalPort)), .integer(Int64(instance.metricsPort)),
             ]
         )
     }
@@ -87,24 +91,14 @@ public final class SQLiteNameResolver: NameResolver {
         let freshSince = WallClock.now().unixMilliseconds - self.staleAfter.milliseconds
         let rows = try await self.database.query(
             """
-            SELECT instance_id, host, internal_port, http_port, hostname, pid, grpc_internal_port FROM nameresolution_instances
+            SELECT instance_id, host, internal_port, http_port, hostname, pid, grpc_internal_port, metrics_port FROM nameresolution_instances
             WHERE app_id = ? AND namespace = ? AND last_heartbeat >= ? ORDER BY instance_id
             """,
             [.text(appID), .text(namespace), .integer(freshSince)]
         )
         var instances: [AppInstance] = []
         for row in rows {
-            let instance = AppInstance(
-                appID: appID,
-                namespace: namespace,
-                host: row[1].string ?? "127.0.0.1",
-                internalPort: Int(row[2].int ?? 0),
-                httpPort: Int(row[3].int ?? 0),
-                grpcInternalPort: Int(row[6].int ?? 0),
-                instanceID: row[0].string ?? "",
-                processID: Int32(row[5].int ?? 0),
-                hostname: row[4].string ?? ""
-            )
+            let instance = Self.instance(row, appID: appID, namespace: namespace)
             if instance.hostname == self.hostname && instance.processID > 0 && kill(instance.processID, 0) != 0 && errno == ESRCH {
                 _ = try? await self.database.execute("DELETE FROM nameresolution_instances WHERE instance_id = ?", [.text(instance.instanceID)])
                 continue
@@ -113,6 +107,37 @@ public final class SQLiteNameResolver: NameResolver {
         }
         self.cache.withLock { $0[key] = (instances, now) }
         return instances
+    }
+
+    public func allInstances() async throws -> [AppInstance]? {
+        let freshSince = WallClock.now().unixMilliseconds - self.staleAfter.milliseconds
+        let rows = try await self.database.query(
+            """
+            SELECT instance_id, host, internal_port, http_port, hostname, pid, grpc_internal_port, metrics_port, app_id, namespace
+            FROM nameresolution_instances WHERE last_heartbeat >= ? ORDER BY app_id, instance_id
+            """,
+            [.integer(freshSince)]
+        )
+        return rows.compactMap { row -> AppInstance? in
+            let instance = Self.instance(row, appID: row[8].string ?? "", namespace: row[9].string ?? "default")
+            if instance.hostname == self.hostname && instance.processID > 0 && kill(instance.processID, 0) != 0 && errno == ESRCH { return nil }
+            return instance
+        }
+    }
+
+    static func instance(_ row: [SQLiteValue], appID: String, namespace: String) -> AppInstance {
+        AppInstance(
+            appID: appID,
+            namespace: namespace,
+            host: row[1].string ?? "127.0.0.1",
+            internalPort: Int(row[2].int ?? 0),
+            httpPort: Int(row[3].int ?? 0),
+            grpcInternalPort: Int(row[6].int ?? 0),
+            instanceID: row[0].string ?? "",
+            processID: Int32(row[5].int ?? 0),
+            hostname: row[4].string ?? "",
+            metricsPort: row.count > 7 ? Int(row[7].int ?? 0) : 0
+        )
     }
 
     /// Heartbeats this process's registrations until stopped, then removes them.
