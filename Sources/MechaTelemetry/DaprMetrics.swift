@@ -1,6 +1,7 @@
 public import CoreMetrics
 public import MechaCore
 public import MechaResiliency
+import Synchronization
 
 /// Dapr's metrics (names, label keys and units as daprd exports them: `pkg/diagnostics`), recorded
 /// by the sidecar's seams: the HTTP and gRPC surfaces, the outbound seam (components, invocation),
@@ -43,6 +44,9 @@ public final class DaprMetrics: Sendable {
     let componentInitFail: MetricFamily<CoreMetrics.Counter>
     let resiliencyLoaded: MetricFamily<CoreMetrics.Counter>
     let errorCodes: MetricFamily<CoreMetrics.Counter>?
+    // Hot-path caches of series by a short key.
+    let httpSeries: SeriesCache<HTTPServerSeries>
+    let invocationSeries: SeriesCache<InvocationSeries>
 
     public init(appID: String, namespace: String, spec: MetricsSpec = MetricsSpec()) {
         let latency = spec.latencyBuckets.isEmpty ? DaprBuckets.latencyMilliseconds : spec.latencyBuckets
@@ -121,6 +125,8 @@ public final class DaprMetrics: Sendable {
         self.errorCodes =
             spec.recordErrorCodes
             ? registry.counter("dapr_error_code_total", labels: ["app_id", "error_code", "category"], unbounded: ["error_code"]) : nil
+        self.httpSeries = SeriesCache(limit: spec.seriesLimit * 2)
+        self.invocationSeries = SeriesCache(limit: spec.seriesLimit * 2)
         ProcessMetrics.install(on: registry)
     }
 
@@ -138,10 +144,17 @@ public final class DaprMetrics: Sendable {
 
     /// One answered request on the Dapr HTTP API.
     public func httpServer(method: String, path: Substring, status: Int, elapsed: Duration, requestBytes: Int, responseBytes: Int) {
-        let labels = [self.appID, self.verb(method), self.paths.label(path), String(status)]
-        self.httpServerCount(labels).increment()
-        self.httpServerResponseCount?(labels).increment()
-        self.httpServerLatency(labels).record(Self.milliseconds(elapsed))
+        let verb = self.verb(method)
+        let pathLabel = self.paths.label(path)
+        // One lookup of a short key finds the series of all three metrics (the families, with
+        // their budget, are only asked the first time).
+        let series = self.httpSeries.get("\(verb) \(status) \(pathLabel)") {
+            let labels = [self.appID, verb, pathLabel, String(status)]
+            return HTTPServerSeries(count: self.httpServerCount(labels), response: self.httpServerResponseCount?(labels), latency: self.httpServerLatency(labels))
+        }
+        series.count.increment()
+        series.response?.increment()
+        series.latency.record(Self.milliseconds(elapsed))
         self.httpServerRequestBytes.record(requestBytes)
         self.httpServerResponseBytes.record(responseBytes)
     }
@@ -164,11 +177,17 @@ public final class DaprMetrics: Sendable {
     /// The caller's side: a request sent to `target` and how it ended (`status` the HTTP status,
     /// or 500 when no answer came).
     public func invocationSent(to target: String, status: Int, elapsed: Duration, streaming: Bool = false) {
-        let type = streaming ? "streaming" : "unary"
-        self.invocationRequestsSent([self.appID, target, type]).increment()
-        let code = String(status)
-        self.invocationResponsesReceived([self.appID, target, code, type]).increment()
-        self.invocationLatency([self.appID, target, code]).record(Self.milliseconds(elapsed))
+        let series = self.invocationSeries.get("\(streaming ? "s" : "u") \(status) \(target)") {
+            let type = streaming ? "streaming" : "unary"
+            let code = String(status)
+            return InvocationSeries(
+                sent: self.invocationRequestsSent([self.appID, target, type]),
+                received: self.invocationResponsesReceived([self.appID, target, code, type]),
+                latency: self.invocationLatency([self.appID, target, code]))
+        }
+        series.sent.increment()
+        series.received.increment()
+        series.latency.record(Self.milliseconds(elapsed))
     }
 
     /// The callee's side: a request from `caller`'s sidecar, answered with `status`.
@@ -276,5 +295,38 @@ extension DaprMetrics: OutboundObserver {
         case (.crypto, _): "crypto_op"
         default: name
         }
+    }
+}
+
+struct HTTPServerSeries: Sendable {
+    var count: CoreMetrics.Counter
+    var response: CoreMetrics.Counter?
+    var latency: CoreMetrics.Recorder
+}
+
+struct InvocationSeries: Sendable {
+    var sent: CoreMetrics.Counter
+    var received: CoreMetrics.Counter
+    var latency: CoreMetrics.Recorder
+}
+
+/// Series bundles by a short string key, so a request costs one lookup instead of one per metric.
+/// Bounded: past `limit` keys, bundles are made each time (through the families, whose budget
+/// then folds the labels) and not kept.
+final class SeriesCache<Bundle: Sendable>: Sendable {
+    private let entries = Mutex<[String: Bundle]>([:])
+    let limit: Int
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    func get(_ key: String, make: () -> Bundle) -> Bundle {
+        if let found = self.entries.withLock({ $0[key] }) { return found }
+        let made = make()
+        self.entries.withLock { entries in
+            if entries.count < self.limit { entries[key] = made }
+        }
+        return made
     }
 }
