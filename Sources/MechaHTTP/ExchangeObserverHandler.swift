@@ -95,7 +95,7 @@ final class ExchangeObserverHandler: ChannelDuplexHandler {
             self.responseBytes += region.readableBytes
         case .end:
             if let request = self.pending.popFirst() {
-                let path = request.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+                let path = Self.path(request.uri)
                 if let span = request.span {
                     span.end(httpStatus: self.status)
                 }
@@ -118,9 +118,15 @@ final class ExchangeObserverHandler: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
+    /// The request target without its query.
+    static func path(_ uri: String) -> Substring {
+        guard let mark = uri.utf8.firstIndex(of: UInt8(ascii: "?")) else { return uri[...] }
+        return uri[..<mark]
+    }
+
     /// daprd's span for the request: its name, kind and attributes.
     static func startSpan(_ tracing: ExchangeTracing, head: HTTPRequestHead, incoming: String?) -> TracedSpan {
-        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let path = Self.path(head.uri)
         let traceState = head.headers.first(name: "tracestate")
         switch tracing.side {
         case .api:
@@ -154,10 +160,12 @@ final class ExchangeObserverHandler: ChannelDuplexHandler {
 
     /// `/v1.0/invoke/<app>/method/<method>`: the target and method.
     static func invocation(_ path: Substring) -> (Substring, Substring)? {
-        let prefix = "/v1.0/invoke/"
-        guard path.hasPrefix(prefix) else { return nil }
-        let rest = path.dropFirst(prefix.utf8.count)
-        guard let slash = rest.firstIndex(of: "/"), rest[slash...].hasPrefix("/method/") else { return nil }
-        return (rest[..<slash], rest[rest.index(slash, offsetBy: 8)...])
+        let utf8 = path.utf8
+        let prefix = "/v1.0/invoke/".utf8
+        guard utf8.starts(with: prefix) else { return nil }
+        let rest = utf8.dropFirst(prefix.count)
+        guard let slash = rest.firstIndex(of: UInt8(ascii: "/")), utf8[slash...].starts(with: "/method/".utf8) else { return nil }
+        let method = utf8.index(slash, offsetBy: 8)
+        return (Substring(utf8[rest.startIndex..<slash]), Substring(utf8[method...]))
     }
 }

@@ -22,7 +22,14 @@ struct HTTPPathLabeler: Sendable {
     let increasedCardinality: Bool
     let templates: [Template]
 
-    static let staticPaths: Set<Substring> = ["/dapr/config", "/dapr/metrics", "/dapr/subscribe", "/healthz"]
+    static let staticPaths = ["/dapr/config", "/dapr/metrics", "/dapr/subscribe", "/healthz"]
+
+    /// One of daprd's static paths; compared byte by byte (every request comes here).
+    static func isStatic(_ path: Substring) -> Bool {
+        let utf8 = path.utf8
+        guard utf8.count <= 15 else { return false }
+        return Self.staticPaths.contains { utf8.elementsEqual($0.utf8) }
+    }
 
     init(spec: MetricsSpec) {
         self.increasedCardinality = spec.increasedCardinality
@@ -42,7 +49,7 @@ struct HTTPPathLabeler: Sendable {
             let matched = clientSide && !path.hasPrefix("/") ? self.match("/" + path) : self.match(path)
             if let matched { return matched }
         }
-        if Self.staticPaths.contains(path) { return String(path) }
+        if Self.isStatic(path) { return String(path) }
         guard self.increasedCardinality else { return "" }
         return clientSide ? String(path) : Self.legacy(path)
     }

@@ -1,3 +1,4 @@
+import MechaCore
 import Testing
 
 @testable import MechaTelemetry
@@ -244,5 +245,20 @@ struct ProtoMessage {
             guard case .bytes(let bytes) = value else { throw Malformed() }
             return try ProtoMessage(bytes)
         }
+    }
+}
+
+@Suite struct ZipkinDirectEncodingTests {
+    /// The byte writer and the JSON value tree give the same document, tricky text included.
+    @Test func theDirectWriterMatchesTheValueTree() throws {
+        let span = SpanRecord(
+            traceID: TraceID(high: 0x0102, low: 0x0304), spanID: SpanID(0x0506), parentSpanID: SpanID(0x0708), name: "CallLocal/a\"b\\c\n\u{01}é",
+            kind: .server, startUnixNanos: 1_700_000_000_123_456_789, endUnixNanos: 1_700_000_000_223_456_789,
+            attributes: [("k", .string("v\t")), ("n", .int(3)), ("k", .string("last"))], status: .error(message: "boom"),
+            serviceName: "svc", localEndpoint: .init(ipv4: "127.0.0.1", port: 80))
+        let plain = SpanRecord(traceID: TraceID(high: 1, low: 2), spanID: SpanID(3), name: "x", kind: .internal, startUnixNanos: 5, endUnixNanos: 5, serviceName: "s")
+        let direct = ZipkinEncoder.encode([span, plain])
+        let tree = JSONValue.array([ZipkinEncoder.json(span), ZipkinEncoder.json(plain)])
+        #expect(try JSONValue(parsing: direct) == tree)
     }
 }

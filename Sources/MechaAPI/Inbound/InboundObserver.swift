@@ -75,12 +75,13 @@ public struct MetricsObserver: InboundObserver {
 extension MetricsObserver {
     /// The app id of `/v1.0/invoke/<app>/method/…`, as the caller wrote it (with any `.namespace`).
     static func invokeTarget(_ path: Substring) -> String? {
-        let prefix = "/v1.0/invoke/"
-        guard path.hasPrefix(prefix) else { return nil }
-        let rest = path.dropFirst(prefix.utf8.count)
-        guard let slash = rest.firstIndex(of: "/"), rest[slash...].hasPrefix("/method/") else { return nil }
-        let target = rest[..<slash]
-        return target.isEmpty ? nil : String(target)
+        // Byte comparisons: this runs for every request, and Character-wise `hasPrefix` is slow.
+        let utf8 = path.utf8
+        let prefix = "/v1.0/invoke/".utf8
+        guard utf8.starts(with: prefix) else { return nil }
+        let rest = utf8.dropFirst(prefix.count)
+        guard let slash = rest.firstIndex(of: UInt8(ascii: "/")), slash != rest.startIndex, utf8[slash...].starts(with: "/method/".utf8) else { return nil }
+        return String(Substring(utf8[rest.startIndex..<slash]))
     }
 }
 
