@@ -24,8 +24,13 @@ public struct BindingsAPI: Sendable {
         guard operations.contains(request.operation) else {
             throw .invokeOutputBinding(name, "binding \(name) does not support operation \(request.operation). supported operations:\(operations.joined(separator: " "))")
         }
+        // The call's trace context travels to the binding's target (daprd's `traceparent`
+        // metadata), unless the caller set one itself.
+        var request = request
+        if request.metadata["traceparent"] == nil, let traceParent = TraceScope.traceParent { request.metadata["traceparent"] = traceParent }
+        let outgoing = request
         do {
-            return try await self.components.call(name, .bindings, OperationName("invoke", subject: request.operation)) { try await binding.invoke(request) }
+            return try await self.components.call(name, .bindings, OperationName("invoke", subject: request.operation)) { try await binding.invoke(outgoing) }
         } catch {
             throw .invokeOutputBinding(name, "\(error)")
         }
@@ -125,13 +130,23 @@ public struct InputBindingManager: Sendable {
             do {
                 try await binding.read(until: stop) { event in
                     guard self.readiness.isAppHealthy else { throw BindingError("app is not in a healthy state") }
+                    // daprd's delivery span `bindings/<name>`, continuing the event's trace context
+                    // if it brought one; the app sees the span's context.
+                    var event = event
+                    let span = self.components.outbound.tracer?.startDelivery(
+                        name: "bindings/\(name)", traceParent: event.metadata["traceparent"],
+                        attributes: [("db.system", "bindings"), ("db.name", name), ("rpc.service", "Dapr")])
+                    if let span { event.metadata["traceparent"] = span.traceParent }
+                    let delivered = event
                     let reply: BindingEventReply?
                     do {
                         // Resiliency `targets.components.<binding>.inbound` governs the delivery.
                         reply = try await self.components.outbound.call(.component(name, .bindings, .inbound), "deliver") { _ in
-                            try await appChannel.deliverBindingEvent(name: name, route: route, event: event)
+                            try await appChannel.deliverBindingEvent(name: name, route: route, event: delivered)
                         }
+                        span?.end(error: nil)
                     } catch {
+                        span?.end(error: "\(error)")
                         self.logger.debug("error from app consumer for binding [\(name)]: \(error)")
                         throw error
                     }

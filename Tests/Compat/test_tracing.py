@@ -293,3 +293,60 @@ def test_the_sdk_w3c_flow_http_caller_grpc_app_nested_invocation_is_one_tree(mod
     leaf = answer["nested"]["metadata"].get("traceparent")
     leaf = leaf[0] if isinstance(leaf, list) else leaf
     assert leaf == f"00-{TRACE_ID}-{nested['CLIENT']['id']}-01"
+
+
+def test_an_input_binding_event_gets_a_delivery_span_the_app_continues(module_launcher, receivers):
+    address, collected = receivers("zipkin")
+    config = zipkin_config(module_launcher, address)
+    resources = module_launcher.resources("tracing-cron", {
+        "cron.yaml": """
+            apiVersion: dapr.io/v1alpha1
+            kind: Component
+            metadata:
+              name: tick
+            spec:
+              type: bindings.cron
+              version: v1
+              metadata:
+              - name: schedule
+                value: "@every 1s"
+            """,
+    })
+    app = module_launcher.app("http_app.py", env={"BINDING_ROUTES": "/tick"})
+    module_launcher.sidecar("tr-cron", app_port=app.port, config=config, resources=[resources])
+    span = collected.wait_for("bindings/tick")[0]
+    assert span["service"] == "tr-cron" and span["attributes"]["db.system"] == "bindings"
+    records = wait_until(lambda: [r for r in read_records(app.record_file) if r.get("path") == "/tick" and r.get("method") == "POST"],
+                         what="the cron event at the app")
+    traceparents = {({k.lower(): v for k, v in r["headers"].items()}).get("traceparent", "") for r in records}
+    assert any(header.split("-")[2] == span["id"] for header in traceparents if header.count("-") == 3), (traceparents, span)
+
+
+def test_an_output_binding_call_carries_the_api_span_context(module_launcher, receivers):
+    address, collected = receivers("zipkin")
+    config = zipkin_config(module_launcher, address)
+    target = module_launcher.app("http_app.py")
+    resources = module_launcher.resources("tracing-http-binding", {
+        "webhook.yaml": f"""
+            apiVersion: dapr.io/v1alpha1
+            kind: Component
+            metadata:
+              name: webhook
+            spec:
+              type: bindings.http
+              version: v1
+              metadata:
+              - name: url
+                value: "http://127.0.0.1:{target.port}/hook"
+            """,
+    })
+    sidecar = module_launcher.sidecar("tr-outbind", config=config, resources=[resources])
+    status, _, body = http("POST", sidecar.http_url + "/v1.0/bindings/webhook", body=json.dumps({"operation": "post", "data": {"n": 1}}).encode(),
+                           headers={"traceparent": TRACEPARENT, "content-type": "application/json"})
+    assert status in (200, 204), body
+    api = collected.wait_for("/v1.0/bindings/webhook")[0]
+    call = collected.wait_for("bindings/webhook/invoke")[0]
+    assert api["parent"] == INCOMING_SPAN and call["parent"] == api["id"]
+    assert call["attributes"]["db.operation"] == "post"
+    records = wait_until(lambda: [r for r in read_records(target.record_file) if r.get("path") == "/hook"], what="the binding's request")
+    assert records[-1]["headers"]["traceparent"] == f"00-{TRACE_ID}-{api['id']}-01"

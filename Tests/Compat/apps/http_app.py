@@ -9,6 +9,8 @@ Environment:
                   {"status": ...} with 200), "RETRY:<n>" (RETRY for the first n deliveries of an
                   event id, SUCCESS after) or an integer HTTP status; routes not listed answer SUCCESS
   APP_ID          echoed in the answers of the invocation routes
+  BINDING_ROUTES  comma-separated paths whose OPTIONS answers 200 (the app takes those input
+                  bindings); any other OPTIONS answers 404
 
 Routes:
   GET  /dapr/subscribe       the SUBSCRIPTIONS
@@ -31,6 +33,7 @@ RECORD_FILE = os.environ.get("RECORD_FILE")
 SUBSCRIPTIONS = json.loads(os.environ.get("SUBSCRIPTIONS", "[]"))
 TOPIC_STATUS = json.loads(os.environ.get("TOPIC_STATUS", "{}"))
 APP_ID = os.environ.get("APP_ID", "")
+BINDING_ROUTES = {route for route in os.environ.get("BINDING_ROUTES", "").split(",") if route}
 LOCK = threading.Lock()
 DELIVERIES = {}
 
@@ -93,7 +96,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(reply, b"", "text/plain")
             return self.reply(200, json.dumps({"status": reply}).encode(), "application/json")
         if self.command == "OPTIONS":
-            return self.reply(404, b"", "text/plain")
+            return self.reply(200 if url.path in BINDING_ROUTES else 404, b"", "text/plain")
         return self.reply(404, b"not found", "text/plain")
 
     def reply(self, status, body, content_type, headers=None):
