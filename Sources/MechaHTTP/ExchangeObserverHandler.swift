@@ -130,7 +130,7 @@ final class ExchangeObserverHandler: ChannelDuplexHandler {
         let traceState = head.headers.first(name: "tracestate")
         switch tracing.side {
         case .api:
-            if let (app, method) = Self.invocation(path) {
+            if let (app, method) = InvocationPath.split(path) {
                 let span = tracing.tracer.start(name: "CallLocal/\(app)/\(method)", kind: .client, incoming: incoming, traceState: traceState)
                 span.set("rpc.service", "ServiceInvocation")
                 span.set("net.peer.name", String(app))
@@ -156,16 +156,5 @@ final class ExchangeObserverHandler: ChannelDuplexHandler {
         span.set("dapr.api", "\(head.method.rawValue) \(path)")
         span.set("http.request.method", head.method.rawValue)
         span.set("url.full", head.uri)
-    }
-
-    /// `/v1.0/invoke/<app>/method/<method>`: the target and method.
-    static func invocation(_ path: Substring) -> (Substring, Substring)? {
-        let utf8 = path.utf8
-        let prefix = "/v1.0/invoke/".utf8
-        guard utf8.starts(with: prefix) else { return nil }
-        let rest = utf8.dropFirst(prefix.count)
-        guard let slash = rest.firstIndex(of: UInt8(ascii: "/")), utf8[slash...].starts(with: "/method/".utf8) else { return nil }
-        let method = utf8.index(slash, offsetBy: 8)
-        return (Substring(utf8[rest.startIndex..<slash]), Substring(utf8[method...]))
     }
 }

@@ -135,7 +135,7 @@ public final class DaprMetrics: Sendable {
 
     /// daprd truncates elapsed time to whole milliseconds.
     @inline(__always)
-    static func milliseconds(_ elapsed: Duration) -> Double {
+    public static func milliseconds(_ elapsed: Duration) -> Double {
         let (seconds, attoseconds) = elapsed.components
         return Double(seconds * 1000 + attoseconds / 1_000_000_000_000_000)
     }

@@ -104,7 +104,6 @@ enum ServiceGraph {
         var kind: String
         var count = 0.0
         var errors = 0.0
-        var everSeen = false
         var buckets: [Double: Double] = [:]
     }
 
@@ -227,7 +226,6 @@ enum ServiceGraph {
         var edge = edges[key] ?? Edge(from: from, to: to, kind: kind)
         edge.count += count
         if failed { edge.errors += count }
-        edge.everSeen = true
         edges[key] = edge
     }
 

@@ -7,8 +7,8 @@
 /// `<body>` after their first successful render. Data only ever reaches the DOM through
 /// `textContent`, text nodes and attributes, never through `innerHTML`.
 enum DashboardPage {
-    /// The graph of apps, topics and components, served at `GET /`.
-    static let graph: String = #"""
+    /// What both pages start with: the document head, up to the shared colours.
+    static let head: String = #"""
 <!doctype html>
 <html lang="en">
 <head>
@@ -18,7 +18,12 @@ enum DashboardPage {
 <style>
 :root{--ok:#2da44e;--warn:#d29922;--bad:#cf222e;--unk:#8c959f;--bg:#f6f8fa;--fg:#1f2328;--mut:#656d76;--line:#d0d7de}
 *{box-sizing:border-box}
-html,body{margin:0;height:100%}
+
+"""#
+
+    /// The graph of apps, topics and components, served at `GET /`.
+    static let graph: String = #"""
+\#(Self.head)html,body{margin:0;height:100%}
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:var(--bg);color:var(--fg);display:flex;flex-direction:column}
 header{display:flex;align-items:baseline;gap:16px;flex-wrap:wrap;padding:10px 16px;background:#fff;border-bottom:1px solid var(--line)}
 header h1{font-size:18px;margin:0}
@@ -397,16 +402,7 @@ tick();
 
     /// One app's sidecar details, served at `GET /sidecar?app=<app id>`.
     static let sidecar: String = #"""
-<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Mecha dashboard</title>
-<style>
-:root{--ok:#2da44e;--warn:#d29922;--bad:#cf222e;--unk:#8c959f;--bg:#f6f8fa;--fg:#1f2328;--mut:#656d76;--line:#d0d7de}
-*{box-sizing:border-box}
-body{margin:0;font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:var(--bg);color:var(--fg)}
+\#(Self.head)body{margin:0;font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:var(--bg);color:var(--fg)}
 header{display:flex;align-items:baseline;gap:16px;flex-wrap:wrap;padding:10px 16px;background:#fff;border-bottom:1px solid var(--line)}
 header h1{font-size:18px;margin:0}
 header a{color:#0969da;text-decoration:none}

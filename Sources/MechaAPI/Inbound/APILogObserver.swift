@@ -1,5 +1,6 @@
 public import Logging
 public import MechaCore
+import MechaTelemetry
 
 /// daprd's API logging (`--enable-api-logging`, `spec.logging.apiLogging`): one info line per API
 /// call — `HTTP API Called` on scope `dapr.runtime.http-info`, `gRPC API Called` on
@@ -45,10 +46,7 @@ public struct APILogObserver: InboundObserver {
         }
     }
 
-    static func milliseconds(_ elapsed: Duration) -> Int64 {
-        let (seconds, attoseconds) = elapsed.components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
-    }
+    static func milliseconds(_ elapsed: Duration) -> Int64 { Int64(DaprMetrics.milliseconds(elapsed)) }
 
     static func isHealthCheck(_ path: Substring) -> Bool {
         path == "/v1.0/healthz" || path == "/v1.0/healthz/outbound" || path.hasPrefix("/actuator/health")
@@ -56,12 +54,7 @@ public struct APILogObserver: InboundObserver {
 
     /// The trace and span ids of a well-formed W3C `traceparent`.
     static func traceIDs(_ header: String) -> (trace: String, span: String)? {
-        let parts = header.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count >= 4, parts[1].utf8.count == 32, parts[2].utf8.count == 16,
-            parts[1].utf8.allSatisfy(\.isLowerHex), parts[2].utf8.allSatisfy(\.isLowerHex),
-            parts[1].utf8.contains(where: { $0 != UInt8(ascii: "0") }), parts[2].utf8.contains(where: { $0 != UInt8(ascii: "0") })
-        else { return nil }
-        return (String(parts[1]), String(parts[2]))
+        TraceParent(parsing: header).map { ($0.traceIDHex, $0.spanIDHex) }
     }
 
     /// The route a path matched, with its parameters as names (`/v1.0/state/{name}/{key}`):
@@ -94,6 +87,3 @@ public struct APILogObserver: InboundObserver {
     }
 }
 
-extension UInt8 {
-    fileprivate var isLowerHex: Bool { (48...57).contains(self) || (97...102).contains(self) }
-}

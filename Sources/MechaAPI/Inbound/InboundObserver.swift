@@ -75,13 +75,22 @@ public struct MetricsObserver: InboundObserver {
 extension MetricsObserver {
     /// The app id of `/v1.0/invoke/<app>/method/…`, as the caller wrote it (with any `.namespace`).
     static func invokeTarget(_ path: Substring) -> String? {
-        // Byte comparisons: this runs for every request, and Character-wise `hasPrefix` is slow.
+        InvocationPath.split(path).map { String($0.app) }
+    }
+}
+
+/// `/v1.0/invoke/<app>/method/<method>` as the observers read it (metrics, span names): target
+/// and method as written, compared byte by byte — this runs for every request, and
+/// Character-wise `hasPrefix` showed in the profile.
+public enum InvocationPath {
+    public static func split(_ path: Substring) -> (app: Substring, method: Substring)? {
         let utf8 = path.utf8
         let prefix = "/v1.0/invoke/".utf8
         guard utf8.starts(with: prefix) else { return nil }
         let rest = utf8.dropFirst(prefix.count)
-        guard let slash = rest.firstIndex(of: UInt8(ascii: "/")), slash != rest.startIndex, utf8[slash...].starts(with: "/method/".utf8) else { return nil }
-        return String(Substring(utf8[rest.startIndex..<slash]))
+        guard let slash = rest.firstIndex(of: UInt8(ascii: "/")), slash != rest.startIndex, utf8[slash...].starts(with: "/method/".utf8)
+        else { return nil }
+        return (Substring(utf8[rest.startIndex..<slash]), Substring(utf8[utf8.index(slash, offsetBy: 8)...]))
     }
 }
 
