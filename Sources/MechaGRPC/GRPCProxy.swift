@@ -40,6 +40,7 @@ enum GRPCProxy {
                 let first = await group.next() ?? nil
                 group.cancelAll()
                 if let first { return first }
+                governance.timedOut()
                 // daprd: the raw context error through grpc-go.
                 try? await outbound.write(.status(Status(code: .deadlineExceeded, message: "context deadline exceeded"), [:]))
                 await outbound.finish()
@@ -274,10 +275,13 @@ import GRPCNIOTransportCore
 /// target's circuit breaker, the mesh's balancer and outlier detection).
 public struct ProxyCallGovernance: Sendable {
     public var timeout: Duration?
+    /// Told when the timeout ended the call (resiliency metrics).
+    public var timedOut: @Sendable () -> Void
     public var finish: @Sendable (Status.Code) -> Void
 
-    public init(timeout: Duration?, finish: @escaping @Sendable (Status.Code) -> Void) {
+    public init(timeout: Duration?, timedOut: @escaping @Sendable () -> Void = {}, finish: @escaping @Sendable (Status.Code) -> Void) {
         self.timeout = timeout
+        self.timedOut = timedOut
         self.finish = finish
     }
 }

@@ -95,7 +95,7 @@ public struct GRPCProxyRouter: Sendable {
         // daprd's policies for proxied calls: the target app's timeout and its breaker for this
         // method (`app:/pkg.Service/Method`); no retries (the stream cannot be replayed).
         let policy = self.outbound.policy(for: .app(appID))
-        let breaker = policy.breaker(for: "\(appID):/\(descriptor.fullyQualifiedMethod)")
+        let breaker = policy.begin(breakerKey: "\(appID):/\(descriptor.fullyQualifiedMethod)")
         var ticket: CircuitBreaker.Ticket?
         if let breaker {
             do {
@@ -106,7 +106,7 @@ public struct GRPCProxyRouter: Sendable {
             }
         }
         let admitted = ticket
-        let governance = ProxyCallGovernance(timeout: policy.timeout) { code in
+        let governance = ProxyCallGovernance(timeout: policy.timeout, timedOut: { policy.timedOut() }) { code in
             let failed = code != .ok
             if let breaker, let admitted { breaker.finish(admitted, success: !failed) }
             meshTarget.finish(lease, success: !(code == .unavailable || code == .deadlineExceeded || code == .internalError || code == .unknown))

@@ -2,7 +2,7 @@ public import HTTP1Client
 public import Logging
 public import MechaAPI
 public import MechaCore
-import MechaResiliency
+public import MechaResiliency
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -46,12 +46,15 @@ public final class HTTPAppChannel: AppChannel {
     let client: HTTP1Client
     let logger: Logger
     let limiter: ConcurrencyLimiter?
+    /// Told of every call to the app (daprd's `dapr_http_client_*`); nil: not observed.
+    let outbound: OutboundSeam?
     var target: HTTP1Target { HTTP1Target(host: self.configuration.host, port: self.configuration.port) }
 
-    public init(configuration: Configuration, client: HTTP1Client, logger: Logger) {
+    public init(configuration: Configuration, client: HTTP1Client, logger: Logger, outbound: OutboundSeam? = nil) {
         self.configuration = configuration
         self.client = client
         self.logger = logger
+        self.outbound = outbound
         self.limiter = configuration.maxConcurrency.flatMap { $0 > 0 ? ConcurrencyLimiter(limit: $0) : nil }
     }
 
@@ -70,6 +73,39 @@ public final class HTTPAppChannel: AppChannel {
         if let contentType, !contentType.isEmpty { headers.replaceOrAdd(name: "content-type", value: contentType) }
         if let token = self.configuration.apiToken { headers.replaceOrAdd(name: "dapr-api-token", value: token) }
         return headers
+    }
+
+    /// Every request to the app goes out here, so the outbound seam's observer sees each one once
+    /// (daprd's app channel metrics: the time until the answer's head, its status, 500 when none).
+    private func send<Output: Sendable>(_ request: HTTP1Request, _ handler: (HTTP1Response) async throws -> Output) async throws -> Output {
+        guard let observer = self.outbound?.observer else { return try await self.client.execute(request, handler) }
+        let sent: Int
+        switch request.body {
+        case .empty: sent = 0
+        case .bytes(let bytes): sent = bytes.readableBytes
+        case .stream(_, let length): sent = length ?? 0
+        }
+        let start = ContinuousClock.now
+        var answered = false
+        do {
+            return try await self.client.execute(request) { response in
+                answered = true
+                observer.appCalled(
+                    AppCall(
+                        method: request.method.rawValue, path: AppCall.path(ofURI: request.uri), status: Int(response.status.code),
+                        elapsed: ContinuousClock.now - start, sentBytes: sent,
+                        receivedBytes: response.headers.first(name: "content-length").flatMap(Int.init) ?? 0))
+                return try await handler(response)
+            }
+        } catch {
+            if !answered {
+                observer.appCalled(
+                    AppCall(
+                        method: request.method.rawValue, path: AppCall.path(ofURI: request.uri), status: 500,
+                        elapsed: ContinuousClock.now - start, sentBytes: sent, receivedBytes: 0))
+            }
+            throw error
+        }
     }
 
     private func limited<Output: Sendable>(_ body: () async throws -> Output) async throws -> Output {
@@ -97,7 +133,7 @@ public final class HTTPAppChannel: AppChannel {
         )
         return try await self.limited {
             do {
-                return try await self.client.execute(httpRequest) { response in
+                return try await self.send(httpRequest) { response in
                     var headers = HeaderList()
                     for (name, value) in response.headers where !HopByHop.isHopByHop(name) && name.lowercased() != "content-length" {
                         headers.add(name, value)
@@ -139,7 +175,7 @@ public final class HTTPAppChannel: AppChannel {
         let request = HTTP1Request(target: self.target, method: .POST, uri: path, headers: headers, body: .bytes(ByteBuffer(bytes: delivery.body)))
         do {
             return try await self.limited {
-                try await self.client.execute(request) { response -> TopicEventResult in
+                try await self.send(request) { response -> TopicEventResult in
                     let body = try await response.collect(upTo: 1 << 20)
                     let code = Int(response.status.code)
                     if code == 404 {
@@ -188,7 +224,7 @@ public final class HTTPAppChannel: AppChannel {
         }
         do {
             return try await self.limited {
-                try await self.client.execute(request) { response -> [String: TopicEventResult] in
+                try await self.send(request) { response -> [String: TopicEventResult] in
                     let answer = try await response.collect(upTo: 16 << 20)
                     let code = Int(response.status.code)
                     if code == 404 {
@@ -314,7 +350,7 @@ public final class HTTPAppChannel: AppChannel {
         var headers = self.headers([:], contentType: "application/json")
         headers.add(name: "dapr-app-id", value: self.configuration.appID)
         let request = HTTP1Request(target: self.target, method: .GET, uri: "/dapr/subscribe", headers: headers)
-        return try await self.client.execute(request) { response in
+        return try await self.send(request) { response in
             let body = try await response.collect(upTo: 16 << 20)
             let code = Int(response.status.code)
             if code == 404 { return [] }
@@ -331,7 +367,7 @@ public final class HTTPAppChannel: AppChannel {
         let path = route.hasPrefix("/") ? route : "/" + route
         let request = HTTP1Request(target: self.target, method: .OPTIONS, uri: path, headers: self.headers([:], contentType: "application/json"))
         return try await TimeoutPolicy(name: "bindingOptionsTimeout", timeout: self.configuration.bindingOptionsTimeout).execute {
-            try await self.client.execute(request) { response in
+            try await self.send(request) { response in
                 _ = try await response.collect(upTo: 1 << 20)
                 let code = Int(response.status.code)
                 return (200..<300).contains(code) || code == 405
@@ -351,7 +387,7 @@ public final class HTTPAppChannel: AppChannel {
             body: event.data.isEmpty ? .empty : .bytes(ByteBuffer(bytes: event.data))
         )
         try await self.limited {
-            try await self.client.execute(request) { response in
+            try await self.send(request) { response in
                 let body = try await response.collect(upTo: 1 << 20)
                 let code = Int(response.status.code)
                 guard (200..<300).contains(code) else {
@@ -367,6 +403,7 @@ public final class HTTPAppChannel: AppChannel {
         // Health probes carry no app token, as in daprd.
         let request = HTTP1Request(target: self.target, method: .GET, uri: self.configuration.healthCheckPath)
         do {
+            // Not counted as an app call: daprd keeps health probes out of the client metrics.
             return try await TimeoutPolicy(name: "healthProbeTimeout", timeout: self.configuration.healthProbeTimeout).execute {
                 try await self.client.execute(request) { response in
                     _ = try await response.collect(upTo: 1 << 20)

@@ -105,6 +105,15 @@ public struct CircuitBreakerStateMachine: Sendable {
 }
 
 extension CircuitBreakerStateMachine.State {
+    /// The state as daprd's breaker names it (`closed`, `open`, `half-open`).
+    public var label: String {
+        switch self {
+        case .closed: "closed"
+        case .open: "open"
+        case .halfOpen: "half-open"
+        }
+    }
+
     fileprivate enum Phase { case closed, open, halfOpen }
 
     fileprivate var phase: Phase {

@@ -128,10 +128,45 @@ public protocol OutboundObserver: Sendable {
     func completed(_ target: PolicyTarget, _ operation: OperationName, elapsed: Duration, error: (any Error)?)
     /// A pub/sub message was delivered to the app (under the pub/sub's inbound policy).
     func delivered(pubsub: String, topic: String, result: DeliveryVerdict, elapsed: Duration)
+    /// The sidecar called its app over HTTP (each attempt, whatever it was for).
+    func appCalled(_ call: AppCall)
 }
 
 extension OutboundObserver {
     public func delivered(pubsub: String, topic: String, result: DeliveryVerdict, elapsed: Duration) {}
+    public func appCalled(_ call: AppCall) {}
+}
+
+/// One HTTP request from the sidecar to its app: the app channel's (invocations, pub/sub and
+/// binding deliveries, subscriptions) and the invocation fast path's direct hop.
+public struct AppCall: Sendable {
+    public var method: String
+    /// The route without its leading slash or query (`orders/1`).
+    public var path: Substring
+    /// The answer's status; 500 when none came (daprd's value).
+    public var status: Int
+    /// Until the answer's head arrived (or the call failed).
+    public var elapsed: Duration
+    public var sentBytes: Int
+    /// The answer's `content-length`, 0 when absent.
+    public var receivedBytes: Int
+
+    public init(method: String, path: Substring, status: Int, elapsed: Duration, sentBytes: Int, receivedBytes: Int) {
+        self.method = method
+        self.path = path
+        self.status = status
+        self.elapsed = elapsed
+        self.sentBytes = sentBytes
+        self.receivedBytes = receivedBytes
+    }
+
+    /// The route of a request URI (`/orders/1?x=1` → `orders/1`).
+    public static func path(ofURI uri: String) -> Substring {
+        var path = Substring(uri)
+        if let query = path.firstIndex(of: "?") { path = path[..<query] }
+        while path.first == "/" { path = path.dropFirst() }
+        return path
+    }
 }
 
 /// Several observers as one.
@@ -148,6 +183,10 @@ struct OutboundObservers: OutboundObserver {
 
     func delivered(pubsub: String, topic: String, result: DeliveryVerdict, elapsed: Duration) {
         for member in self.members { member.delivered(pubsub: pubsub, topic: topic, result: result, elapsed: elapsed) }
+    }
+
+    func appCalled(_ call: AppCall) {
+        for member in self.members { member.appCalled(call) }
     }
 }
 

@@ -14,6 +14,11 @@ public final class ResiliencyPolicies: Sendable {
     let apps: [String: TargetPolicyNames]
     let actors: [String: TargetPolicyNames]
     let components: [String: ComponentPolicyNames]
+    /// Which resource defined each policy and each target (the `name` label of the metrics).
+    let policyResources: [String: String]
+    let targetResources: [String: String]
+    /// Told when policies apply and act (metrics); nil: not observed.
+    let observer: (any ResiliencyObserver)?
     /// True when no resource applies: lookups return `TargetPolicy.none` without a lock.
     public let isEmpty: Bool
     private let cache = Mutex<[PolicyTarget: TargetPolicy]>([:])
@@ -28,7 +33,8 @@ public final class ResiliencyPolicies: Sendable {
         appID: String,
         now: @escaping @Sendable () -> ContinuousClock.Instant = { .now },
         sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
-        jitter: @escaping @Sendable () -> Double = { Double.random(in: 0...1) }
+        jitter: @escaping @Sendable () -> Double = { Double.random(in: 0...1) },
+        observer: (any ResiliencyObserver)? = nil
     ) {
         var timeouts: [String: Duration] = [:]
         var retries: [String: RetrySpec] = [:]
@@ -37,7 +43,16 @@ public final class ResiliencyPolicies: Sendable {
         var actors: [String: TargetPolicyNames] = [:]
         var components: [String: ComponentPolicyNames] = [:]
         let applicable = specs.filter { $0.applies(to: appID) }
+        var policyResources: [String: String] = [:]
+        var targetResources: [String: String] = [:]
         for spec in applicable {
+            for name in [Array(spec.timeouts.keys), Array(spec.retries.keys), Array(spec.circuitBreakers.keys)].joined() where policyResources[name] == nil {
+                policyResources[name] = spec.name
+            }
+            for key in spec.apps.keys.map({ "app:\($0)" }) + spec.actors.keys.map({ "actor:\($0)" }) + spec.components.keys.map({ "component:\($0)" })
+            where targetResources[key] == nil {
+                targetResources[key] = spec.name
+            }
             timeouts.merge(spec.timeouts) { first, _ in first }
             retries.merge(spec.retries) { first, _ in first }
             breakers.merge(spec.circuitBreakers) { first, _ in first }
@@ -51,6 +66,9 @@ public final class ResiliencyPolicies: Sendable {
         self.apps = apps
         self.actors = actors
         self.components = components
+        self.policyResources = policyResources
+        self.targetResources = targetResources
+        self.observer = observer
         self.isEmpty = applicable.isEmpty
         self.now = now
         self.sleep = sleep
@@ -99,7 +117,7 @@ public final class ResiliencyPolicies: Sendable {
     /// The names a target uses. As in daprd, a target named under `targets` uses exactly the
     /// policies it names (a missing kind stays unset); only targets not named at all fall back to
     /// Dapr's default policies, each kind separately, most specific name first.
-    func names(for target: PolicyTarget) -> (timeout: String?, retry: String?, breaker: String?, cacheSize: Int?) {
+    func names(for target: PolicyTarget) -> (timeout: String?, retry: String?, breaker: String?, cacheSize: Int?, explicit: Bool) {
         let explicit: TargetPolicyNames?
         let scopes: [String]
         switch target {
@@ -118,7 +136,7 @@ public final class ResiliencyPolicies: Sendable {
             scopes = list
         }
         if let explicit {
-            return (explicit.timeout, explicit.retry, explicit.circuitBreaker, explicit.circuitBreakerCacheSize)
+            return (explicit.timeout, explicit.retry, explicit.circuitBreaker, explicit.circuitBreakerCacheSize, true)
         }
         func fallback(_ kind: String, _ known: (String) -> Bool) -> String? {
             scopes.lazy.map { "Default\($0)\(kind)Policy" }.first(where: known)
@@ -127,8 +145,30 @@ public final class ResiliencyPolicies: Sendable {
             fallback("Timeout") { self.timeouts[$0] != nil },
             fallback("Retry") { self.retries[$0] != nil },
             fallback("CircuitBreaker") { self.breakers[$0] != nil },
-            nil
+            nil,
+            false
         )
+    }
+
+    /// The resource that defined `target` under `targets` (explicit) or the default policy `name`.
+    func resource(of target: PolicyTarget, policy name: String, explicit: Bool) -> String {
+        guard explicit else { return self.policyResources[name] ?? "" }
+        let key =
+            switch target {
+            case .app(let id): "app:\(id)"
+            case .actor(let type): "actor:\(type)"
+            case .component(let component, _, _): "component:\(component)"
+            }
+        return self.targetResources[key] ?? self.policyResources[name] ?? ""
+    }
+
+    /// The monitor of `target`'s policies, when observed.
+    func monitor(_ target: PolicyTarget, timeout: String?, retry: String?, breaker: String?, explicit: Bool) -> PolicyMonitor? {
+        guard let observer = self.observer else { return nil }
+        func scope(_ name: String?) -> ResiliencyScope? {
+            name.map { ResiliencyScope(resource: self.resource(of: target, policy: $0, explicit: explicit), target: target.metricsLabel, direction: target.flowDirection) }
+        }
+        return PolicyMonitor(observer: observer, timeout: scope(timeout), retry: scope(retry), breaker: scope(breaker))
     }
 
     func build(_ target: PolicyTarget) -> TargetPolicy {
@@ -137,17 +177,25 @@ public final class ResiliencyPolicies: Sendable {
         let retry = names.retry.flatMap { name in
             self.retries[name].map { spec in (name: name, backoff: Self.backoff(spec), matching: Self.matching(spec)) }
         }
-        let breaker = names.breaker.flatMap { name in
-            self.breakers[name].map { spec in
-                let now = self.now
-                // daprd keeps one breaker per endpoint of an app (`app:method`, LRU of
-                // `circuitBreakerCacheSize`, default 100) and one per component or actor type.
-                let perKey: Int? = if case .app = target { names.cacheSize ?? 100 } else { nil }
-                return BreakerTemplate(name: name, cacheSize: perKey) { CircuitBreaker(name: name, machine: Self.machine(spec), now: now) }
+        let breakerName = names.breaker.flatMap { self.breakers[$0] == nil ? nil : $0 }
+        let monitor = self.monitor(
+            target, timeout: timeout?.name, retry: retry?.name, breaker: breakerName, explicit: names.explicit)
+        var breaker: BreakerTemplate?
+        if let name = breakerName, let spec = self.breakers[name] {
+            let now = self.now
+            // daprd keeps one breaker per endpoint of an app (`app:method`, LRU of
+            // `circuitBreakerCacheSize`, default 100) and one per component or actor type.
+            let perKey: Int? = if case .app = target { names.cacheSize ?? 100 } else { nil }
+            var onStateChange: (@Sendable (String) -> Void)?
+            if let monitor { onStateChange = { state in monitor.breakerChanged(to: state) } }
+            let notify = onStateChange
+            breaker = BreakerTemplate(name: name, cacheSize: perKey) {
+                CircuitBreaker(name: name, machine: Self.machine(spec), now: now, onStateChange: notify)
             }
         }
         if timeout == nil && retry == nil && breaker == nil { return .none }
-        return TargetPolicy(target: target, timeout: timeout, retry: retry, breakers: breaker, sleep: self.sleep, jitter: self.jitter)
+        return TargetPolicy(
+            target: target, timeout: timeout, retry: retry, breakers: breaker, sleep: self.sleep, jitter: self.jitter, monitor: monitor)
     }
 
     static func backoff(_ spec: RetrySpec) -> Backoff {

@@ -37,6 +37,8 @@ public final class TargetPolicy: Sendable {
     private let breakers: Mutex<(single: CircuitBreaker?, keyed: [String: CircuitBreaker], order: [String])>
     let sleep: @Sendable (Duration) async throws -> Void
     let jitter: @Sendable () -> Double
+    /// Told when the policies apply and act (daprd's resiliency metrics); nil: not observed.
+    public let monitor: PolicyMonitor?
 
     public var isEmpty: Bool { self.timeout == nil && self.backoff == nil && self.breakerTemplate == nil }
     public var hasBreaker: Bool { self.breakerTemplate != nil }
@@ -47,8 +49,10 @@ public final class TargetPolicy: Sendable {
         retry: (name: String, backoff: Backoff, matching: RetryMatching)? = nil,
         breakers: BreakerTemplate? = nil,
         sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
-        jitter: @escaping @Sendable () -> Double = { Double.random(in: 0...1) }
+        jitter: @escaping @Sendable () -> Double = { Double.random(in: 0...1) },
+        monitor: PolicyMonitor? = nil
     ) {
+        self.monitor = monitor
         self.target = target
         self.timeout = timeout?.duration
         self.timeoutName = timeout?.name
@@ -85,6 +89,20 @@ public final class TargetPolicy: Sendable {
         }
     }
 
+    /// A call begins under the target's policies: returns the breaker for `breakerKey` (nil
+    /// without one) and tells the monitor. Every call starts here once — `execute` does, and so do
+    /// callers that drive attempts themselves (the event-loop fast path, proxied gRPC).
+    public func begin(breakerKey: String?) -> CircuitBreaker? {
+        let breaker = self.breaker(for: breakerKey)
+        if let monitor = self.monitor { monitor.began(breakerState: breaker?.stateLabel) }
+        return breaker
+    }
+
+    /// The timeout fired (callers that time attempts themselves report it here).
+    public func timedOut() {
+        self.monitor?.timedOut()
+    }
+
     /// Runs `operation` under the target's policies. The operation receives the attempt number
     /// (0 for the first) so it can, for instance, pick another instance on a retry. `breakerKey`
     /// picks the breaker of targets with one per endpoint.
@@ -103,8 +121,9 @@ public final class TargetPolicy: Sendable {
         _ operation: @Sendable (Int, TimeoutDisarm) async throws -> Output
     ) async throws -> Output {
         if self.isEmpty { return try await operation(0, TimeoutDisarm()) }
-        let breaker = self.breaker(for: breakerKey)
+        let breaker = self.begin(breakerKey: breakerKey)
         var attempt = 0
+        var timeoutReported = false
         while true {
             var ticket: CircuitBreaker.Ticket?
             do {
@@ -113,6 +132,11 @@ public final class TargetPolicy: Sendable {
                 if let breaker, let ticket { breaker.finish(ticket, success: true) }
                 return output
             } catch {
+                // daprd counts a timeout's activation once per call.
+                if !timeoutReported, self.timeout != nil, let failure = error as? ResiliencyError, failure.code == .timeout {
+                    timeoutReported = true
+                    self.timedOut()
+                }
                 // Every error is a breaker failure (daprd), except the caller giving up.
                 if let breaker, let ticket { breaker.finish(ticket, success: error is CancellationError || error is any PermanentFailure) }
                 guard retries, let delay = self.retryDelay(after: error, retry: attempt + 1) else { throw error }
@@ -135,6 +159,8 @@ public final class TargetPolicy: Sendable {
     /// up (no retry policy, an error it does not retry, retries exhausted, the task cancelled).
     public func retryDelay(after error: any Error, retry: Int) -> Duration? {
         guard let backoff = self.backoff, !Task.isCancelled, self.matching.shouldRetry(error) else { return nil }
-        return backoff.delay(beforeRetry: retry, jitter: self.jitter())
+        guard let delay = backoff.delay(beforeRetry: retry, jitter: self.jitter()) else { return nil }
+        self.monitor?.retried()
+        return delay
     }
 }

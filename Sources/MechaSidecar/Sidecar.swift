@@ -113,15 +113,16 @@ public final class Sidecar: Sendable {
         let loader = ComponentLoader(registry: self.registry, context: context, environment: self.environment)
         // The outbound seam: every call to a component, to the app or to another sidecar runs its
         // target's Resiliency policies here.
-        let policies = ResiliencyPolicies(specs: resources.resiliencies, appID: options.appID)
+        // Metrics attach at the seams: the outbound seam (components, the app), the policies, the
+        // surfaces' observers.
+        let metrics: DaprMetrics? =
+            options.enableMetrics && configuration?.metrics.enabled != false
+            ? DaprMetrics(appID: options.appID, namespace: options.namespace, spec: configuration?.metrics ?? MetricsSpec()) : nil
+        let policies = ResiliencyPolicies(specs: resources.resiliencies, appID: options.appID, observer: metrics)
         if !policies.isEmpty {
             self.logger.info("resiliency: \(policies.policyCount) policies loaded from \(resources.resiliencies.filter { $0.applies(to: options.appID) }.count) resources")
         }
         let outbound = OutboundSeam(policies, trafficPolicies: resources.trafficPolicies, appID: options.appID)
-        // Metrics attach at the seams: the outbound seam (components), the surfaces' observers.
-        let metrics: DaprMetrics? =
-            options.enableMetrics && configuration?.metrics.enabled != false
-            ? DaprMetrics(appID: options.appID, namespace: options.namespace, spec: configuration?.metrics ?? MetricsSpec()) : nil
         if let metrics { outbound.observe(with: metrics) }
         let componentHealth = ComponentHealth()
         outbound.observe(with: componentHealth)
@@ -185,7 +186,8 @@ public final class Sidecar: Sendable {
                         maxConcurrency: maxConcurrency
                     ),
                     client: client,
-                    logger: self.logger
+                    logger: self.logger,
+                    outbound: outbound
                 )
             case .grpc:
                 appChannel = try GRPCAppChannel(

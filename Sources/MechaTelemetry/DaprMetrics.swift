@@ -22,6 +22,11 @@ public final class DaprMetrics: Sendable {
     // gRPC server (the Dapr gRPC API and proxied calls).
     let grpcServerCompleted: MetricFamily<CoreMetrics.Counter>
     let grpcServerLatency: MetricFamily<CoreMetrics.Recorder>
+    // HTTP client (the sidecar calling its app).
+    let httpClientCompleted: MetricFamily<CoreMetrics.Counter>
+    let httpClientLatency: MetricFamily<CoreMetrics.Recorder>
+    let httpClientSentBytes: CoreMetrics.Recorder
+    let httpClientReceivedBytes: CoreMetrics.Recorder
     // Service invocation.
     let invocationRequestsSent: MetricFamily<CoreMetrics.Counter>
     let invocationResponsesReceived: MetricFamily<CoreMetrics.Counter>
@@ -43,14 +48,21 @@ public final class DaprMetrics: Sendable {
     let componentInit: MetricFamily<CoreMetrics.Counter>
     let componentInitFail: MetricFamily<CoreMetrics.Counter>
     let resiliencyLoaded: MetricFamily<CoreMetrics.Counter>
+    let resiliencyCount: MetricFamily<CoreMetrics.Counter>
+    let resiliencyActivations: MetricFamily<CoreMetrics.Counter>
+    let resiliencyBreakerState: MetricFamily<CoreMetrics.Gauge>
     let errorCodes: MetricFamily<CoreMetrics.Counter>?
     // Hot-path caches of series by a short key.
     let httpSeries: SeriesCache<HTTPServerSeries>
     let invocationSeries: SeriesCache<InvocationSeries>
+    let httpClientSeries: SeriesCache<HTTPClientSeries>
+    let resiliencySeries: SeriesCache<CoreMetrics.Counter>
 
     public init(appID: String, namespace: String, spec: MetricsSpec = MetricsSpec()) {
         let latency = spec.latencyBuckets.isEmpty ? DaprBuckets.latencyMilliseconds : spec.latencyBuckets
-        let sizes = ["dapr_http_server_request_bytes", "dapr_http_server_response_bytes"]
+        let sizes = [
+            "dapr_http_server_request_bytes", "dapr_http_server_response_bytes", "dapr_http_client_sent_bytes", "dapr_http_client_received_bytes",
+        ]
         let registry = MetricsRegistry(
             seriesLimit: spec.seriesLimit,
             rules: spec.rules,
@@ -74,6 +86,12 @@ public final class DaprMetrics: Sendable {
         let grpc = ["app_id", "grpc_server_method", "grpc_server_status"]
         self.grpcServerCompleted = registry.counter("dapr_grpc_io_server_completed_rpcs", labels: grpc, unbounded: ["grpc_server_method"])
         self.grpcServerLatency = registry.histogram("dapr_grpc_io_server_server_latency", labels: grpc, unbounded: ["grpc_server_method"])
+
+        // daprd's labels for the app channel; `method` and `path` as on the server side.
+        self.httpClientCompleted = registry.counter("dapr_http_client_completed_count", labels: http, unbounded: ["path", "method"])
+        self.httpClientLatency = registry.histogram("dapr_http_client_roundtrip_latency", labels: http, unbounded: ["path", "method"])
+        self.httpClientSentBytes = registry.histogram("dapr_http_client_sent_bytes", labels: ["app_id"])([appID])
+        self.httpClientReceivedBytes = registry.histogram("dapr_http_client_received_bytes", labels: ["app_id"])([appID])
 
         self.invocationRequestsSent = registry.counter(
             "dapr_runtime_service_invocation_req_sent_total", labels: ["app_id", "dst_app_id", "type"], unbounded: ["dst_app_id"])
@@ -122,11 +140,17 @@ public final class DaprMetrics: Sendable {
         self.componentInitFail = registry.counter(
             "dapr_runtime_component_init_fail_total", labels: ["app_id", "component", "reason", "componentName"], unbounded: ["component", "componentName"])
         self.resiliencyLoaded = registry.counter("dapr_resiliency_loaded", labels: ["app_id", "name", "namespace"], unbounded: ["name"])
+        let resiliency = ["app_id", "name", "policy", "namespace", "flow_direction", "target", "status"]
+        self.resiliencyCount = registry.counter("dapr_resiliency_count", labels: resiliency, unbounded: ["name", "target"])
+        self.resiliencyActivations = registry.counter("dapr_resiliency_activations_total", labels: resiliency, unbounded: ["name", "target"])
+        self.resiliencyBreakerState = registry.gauge("dapr_resiliency_cb_state", labels: resiliency, unbounded: ["name", "target"])
         self.errorCodes =
             spec.recordErrorCodes
             ? registry.counter("dapr_error_code_total", labels: ["app_id", "error_code", "category"], unbounded: ["error_code"]) : nil
         self.httpSeries = SeriesCache(limit: spec.seriesLimit * 2)
         self.invocationSeries = SeriesCache(limit: spec.seriesLimit * 2)
+        self.httpClientSeries = SeriesCache(limit: spec.seriesLimit * 2)
+        self.resiliencySeries = SeriesCache(limit: spec.seriesLimit * 2)
         ProcessMetrics.install(on: registry)
     }
 
@@ -157,6 +181,22 @@ public final class DaprMetrics: Sendable {
         series.latency.record(Self.milliseconds(elapsed))
         self.httpServerRequestBytes.record(requestBytes)
         self.httpServerResponseBytes.record(responseBytes)
+    }
+
+    /// The sidecar called its app over HTTP (daprd's app channel metrics): `status` is the
+    /// answer's (500 when none came), `elapsed` runs until the answer's head arrived; `path` is the
+    /// app's route without its leading slash (`orders/1`).
+    public func httpClient(method: String, path: Substring, status: Int, elapsed: Duration, sentBytes: Int, receivedBytes: Int) {
+        let verb = self.verb(method)
+        let pathLabel = self.paths.label(path, clientSide: true)
+        let series = self.httpClientSeries.get("\(verb) \(status) \(pathLabel)") {
+            let labels = [self.appID, verb, pathLabel, String(status)]
+            return HTTPClientSeries(completed: self.httpClientCompleted(labels), latency: self.httpClientLatency(labels))
+        }
+        series.completed.increment()
+        series.latency.record(Self.milliseconds(elapsed))
+        self.httpClientSentBytes.record(sentBytes)
+        self.httpClientReceivedBytes.record(receivedBytes)
     }
 
     /// One finished call on the gRPC API (`method` is `/package.Service/Method`; `status` as gRPC
@@ -285,6 +325,10 @@ extension DaprMetrics: OutboundObserver {
         self.pubsubIngress(component: pubsub, topic: topic, processStatus: result.rawValue, appDropped: result == .drop, elapsed: elapsed)
     }
 
+    public func appCalled(_ call: AppCall) {
+        self.httpClient(method: call.method, path: call.path, status: call.status, elapsed: call.elapsed, sentBytes: call.sentBytes, receivedBytes: call.receivedBytes)
+    }
+
     /// daprd's operation values (`bulk_get`, `transaction`, `crypto_op`, …).
     static func operationLabel(_ name: String, category: ComponentCategory) -> String {
         switch (category, name) {
@@ -301,6 +345,11 @@ extension DaprMetrics: OutboundObserver {
 struct HTTPServerSeries: Sendable {
     var count: CoreMetrics.Counter
     var response: CoreMetrics.Counter?
+    var latency: CoreMetrics.Recorder
+}
+
+struct HTTPClientSeries: Sendable {
+    var completed: CoreMetrics.Counter
     var latency: CoreMetrics.Recorder
 }
 
@@ -328,5 +377,36 @@ final class SeriesCache<Bundle: Sendable>: Sendable {
             if entries.count < self.limit { entries[key] = made }
         }
         return made
+    }
+}
+
+extension DaprMetrics: ResiliencyObserver {
+    /// daprd's breaker states, each a series of `dapr_resiliency_cb_state` (1 for the current one).
+    static let breakerStates = ["closed", "half-open", "open", "unknown"]
+
+    public func policyApplied(_ kind: ResiliencyPolicyKind, _ scope: ResiliencyScope, status: String) {
+        self.resiliencyCounter(self.resiliencyCount, "c", kind, scope, status).increment()
+        if kind == .circuitBreaker { self.breakerState(scope, status) }
+    }
+
+    public func policyActivated(_ kind: ResiliencyPolicyKind, _ scope: ResiliencyScope, status: String) {
+        self.resiliencyCounter(self.resiliencyActivations, "a", kind, scope, status).increment()
+        if kind == .circuitBreaker { self.breakerState(scope, status) }
+    }
+
+    private func resiliencyCounter(
+        _ family: MetricFamily<CoreMetrics.Counter>, _ prefix: String, _ kind: ResiliencyPolicyKind, _ scope: ResiliencyScope, _ status: String
+    ) -> CoreMetrics.Counter {
+        self.resiliencySeries.get("\(prefix) \(kind.rawValue) \(status) \(scope.direction) \(scope.resource)\u{0}\(scope.target)") {
+            family([self.appID, scope.resource, kind.rawValue, self.namespace, scope.direction, scope.target, status])
+        }
+    }
+
+    /// One series per state, the current one at 1 (as daprd records it).
+    private func breakerState(_ scope: ResiliencyScope, _ current: String) {
+        for state in Self.breakerStates {
+            let labels = [self.appID, scope.resource, ResiliencyPolicyKind.circuitBreaker.rawValue, self.namespace, scope.direction, scope.target, state]
+            self.resiliencyBreakerState(labels).record(state == current ? 1 : 0)
+        }
     }
 }

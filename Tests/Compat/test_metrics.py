@@ -148,6 +148,12 @@ def test_prometheus_scrapes_two_sidecars_and_promql_returns_the_traffic_sent(mod
     # The callee's side.
     eventually('dapr_runtime_service_invocation_req_recv_total{app_id="mx-callee",src_app_id="mx-caller"}', 33)
     eventually('dapr_runtime_service_invocation_res_sent_total{app_id="mx-callee",dst_app_id="mx-caller",status="200"}', 33)
+    # The callee's sidecar calling its app (daprd's app channel metrics): the 33 invocations (and
+    # the subscription listing at startup), of which only the three slow ones above 250 ms.
+    eventually('sum(dapr_http_client_completed_count{app_id="mx-callee",method="GET",status="200"})', 33, at_least=True)
+    client = 'sum(dapr_http_client_roundtrip_latency_bucket{app_id="mx-callee",status="200",le="%s"})'
+    eventually(f'{client % "+Inf"} - {client % "250.0"}', 3)
+    eventually('sum(dapr_http_client_sent_bytes_count{app_id="mx-callee"})', 33, at_least=True)
     # The HTTP server, by status: 33 invocations answered 200, 5 failed, 10 saves.
     eventually(f'sum(dapr_http_server_request_count{{{caller_labels},status="200"}})', 33)
     eventually(f'sum(dapr_http_server_request_count{{{caller_labels},status="500"}})', 5)

@@ -75,6 +75,18 @@ def invoke(sidecar, method: str, timeout: float = 10.0):
     return status, headers, body, time.monotonic() - started
 
 
+def resiliency_metric(sidecar, name: str, policy: str, status: str = "", target: str = f"app_{CALLEE}") -> float:
+    """One of daprd's `dapr_resiliency_*` samples on `sidecar`'s metrics port (0 when absent)."""
+    code, _, body = http("GET", f"http://127.0.0.1:{sidecar.metrics_port}/metrics")
+    assert code == 200, body
+    labels = (f'{{app_id="{sidecar.app_id}",name="myresiliency",policy="{policy}",namespace="default",'
+              f'flow_direction="outbound",target="{target}",status="{status}"}}')
+    for line in body.decode().splitlines():
+        if line.startswith(name + labels + " "):
+            return float(line.rpartition(" ")[2])
+    return 0.0
+
+
 def resiliency(spec: str, name: str = "myresiliency") -> str:
     """A Resiliency resource around `spec` (the YAML below `spec:`, indented by 2)."""
     return f"apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: {name}\nspec:\n{spec}"
@@ -281,6 +293,9 @@ def test_matching_retries_a_500(caller, callee_app):
     assert json.loads(body)["attempt"] == 3
     assert attempts(callee_app, k) == 3
     assert elapsed >= 0.1
+    # daprd's resiliency metrics: the call ran under the retry policy once; it retried twice.
+    assert resiliency_metric(sidecar, "dapr_resiliency_count", "retry") == 1
+    assert resiliency_metric(sidecar, "dapr_resiliency_activations_total", "retry") == 2
 
 
 def test_matching_does_not_retry_a_404(caller, callee_app):
@@ -404,6 +419,9 @@ def test_timeout_over_http(caller):
     # A call within the timeout is untouched.
     status, _, body, _ = invoke(sidecar, "slow?ms=10")
     assert status == 200, body
+    # Both calls ran under the timeout; it fired once.
+    assert resiliency_metric(sidecar, "dapr_resiliency_count", "timeout") == 2
+    assert resiliency_metric(sidecar, "dapr_resiliency_activations_total", "timeout") == 1
 
 
 @pytest.mark.parametrize("fast_path", ["1", "0"])
@@ -519,6 +537,17 @@ def test_circuit_breaker_on_an_app(caller, callee_app):
         status, _, body, _ = invoke(sidecar, method)
         assert status == 200 and json.loads(body)["attempt"] == n, (status, body)
     assert attempts(callee_app, k) == 6
+
+    # daprd's resiliency metrics: every call is counted with its breaker's state as it began
+    # (3 failures, whoami and 2 successes while closed; 5 refusals and the probe while open);
+    # each state change is an activation; the gauge holds the last state seen.
+    def metric(name, status):
+        return resiliency_metric(sidecar, name, "circuitbreaker", status)
+
+    assert metric("dapr_resiliency_count", "closed") == 6
+    assert metric("dapr_resiliency_count", "open") == 6
+    assert [metric("dapr_resiliency_activations_total", state) for state in ("open", "half-open", "closed")] == [1, 1, 1]
+    assert [metric("dapr_resiliency_cb_state", state) for state in ("closed", "half-open", "open", "unknown")] == [1, 0, 0, 0]
 
 
 # --------------------------------------------------------------------------------------------

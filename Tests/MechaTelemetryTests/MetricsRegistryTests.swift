@@ -1,5 +1,6 @@
 import CoreMetrics
 import MechaCore
+import MechaResiliency
 import Testing
 
 @testable import MechaTelemetry
@@ -71,5 +72,51 @@ import Testing
         }
         let rss = text.split(separator: "\n").first { $0.hasPrefix("process_resident_memory_bytes ") }.flatMap { Double($0.split(separator: " ")[1]) } ?? 0
         #expect(rss > 1_000_000)
+    }
+}
+
+@Suite struct DaprMetricsClientAndResiliencyTests {
+    func exposition(_ metrics: DaprMetrics) -> String {
+        String(decoding: metrics.scrape(), as: UTF8.self)
+    }
+
+    @Test func appCallsAreDaprsHTTPClientMetrics() {
+        let metrics = DaprMetrics(appID: "orders", namespace: "default")
+        metrics.appCalled(AppCall(method: "POST", path: "neworder", status: 200, elapsed: .milliseconds(7), sentBytes: 2000, receivedBytes: 10))
+        metrics.appCalled(AppCall(method: "POST", path: "neworder", status: 500, elapsed: .milliseconds(300), sentBytes: 0, receivedBytes: 0))
+        let text = self.exposition(metrics)
+        #expect(text.contains(#"dapr_http_client_completed_count{app_id="orders",method="POST",path="",status="200"} 1"#))
+        #expect(text.contains(#"dapr_http_client_completed_count{app_id="orders",method="POST",path="",status="500"} 1"#))
+        #expect(text.contains(#"dapr_http_client_roundtrip_latency_bucket{app_id="orders",method="POST",path="",status="200",le="8.0"} 1"#))
+        #expect(text.contains(#"dapr_http_client_roundtrip_latency_bucket{app_id="orders",method="POST",path="",status="500",le="250.0"} 0"#))
+        #expect(text.contains(#"dapr_http_client_sent_bytes_bucket{app_id="orders",le="2048.0"} 2"#))
+        #expect(text.contains(#"dapr_http_client_received_bytes_count{app_id="orders"} 2"#))
+    }
+
+    @Test func increasedCardinalityLabelsTheAppRoute() {
+        let metrics = DaprMetrics(appID: "orders", namespace: "default", spec: MetricsSpec(increasedCardinality: true))
+        metrics.appCalled(AppCall(method: "GET", path: AppCall.path(ofURI: "/orders/1?x=2"), status: 200, elapsed: .zero, sentBytes: 0, receivedBytes: 0))
+        #expect(self.exposition(metrics).contains(#"dapr_http_client_completed_count{app_id="orders",method="GET",path="orders/1",status="200"} 1"#))
+    }
+
+    @Test func resiliencyEventsAreDaprsResiliencyMetrics() {
+        let metrics = DaprMetrics(appID: "checkout", namespace: "default")
+        let scope = ResiliencyScope(resource: "myresiliency", target: "app_orders", direction: "outbound")
+        metrics.policyApplied(.retry, scope, status: "")
+        metrics.policyApplied(.retry, scope, status: "")
+        metrics.policyActivated(.retry, scope, status: "")
+        metrics.policyApplied(.circuitBreaker, scope, status: "closed")
+        metrics.policyActivated(.circuitBreaker, scope, status: "open")
+        let text = self.exposition(metrics)
+        let labels = #"app_id="checkout",name="myresiliency",policy="retry",namespace="default",flow_direction="outbound",target="app_orders",status="""#
+        #expect(text.contains("dapr_resiliency_count{\(labels)} 2"))
+        #expect(text.contains("dapr_resiliency_activations_total{\(labels)} 1"))
+        let breaker = #"app_id="checkout",name="myresiliency",policy="circuitbreaker",namespace="default",flow_direction="outbound",target="app_orders",status="#
+        #expect(text.contains("dapr_resiliency_count{\(breaker)\"closed\"} 1"))
+        #expect(text.contains("dapr_resiliency_activations_total{\(breaker)\"open\"} 1"))
+        // The gauge: the current state at 1, the others at 0.
+        #expect(text.contains("dapr_resiliency_cb_state{\(breaker)\"open\"} 1"))
+        #expect(text.contains("dapr_resiliency_cb_state{\(breaker)\"closed\"} 0"))
+        #expect(text.contains("dapr_resiliency_cb_state{\(breaker)\"half-open\"} 0"))
     }
 }

@@ -55,6 +55,22 @@ final class FastInvokeHandler: ChannelDuplexHandler {
         var deadline: NIODeadline?
         /// The answer is being dropped and the call retried after this delay.
         var retryAfter: Duration?
+        /// The timeout's activation was reported (daprd counts it once per call).
+        var timeoutReported = false
+        /// When the current attempt went to the app (with `plan.appCalls`), until its outcome is told.
+        var sentAt: NIODeadline?
+        var sentBytes = 0
+
+        /// Tells the app call's observer how the current attempt went, once.
+        func appCallEnded(status: Int, receivedBytes: Int = 0) {
+            guard let sentAt = self.sentAt, let observer = self.plan.appCalls else { return }
+            self.sentAt = nil
+            let elapsed = NIODeadline.now() - sentAt
+            observer.appCalled(
+                AppCall(
+                    method: self.plan.head.method.rawValue, path: AppCall.path(ofURI: self.plan.head.uri), status: status,
+                    elapsed: .nanoseconds(elapsed.nanoseconds), sentBytes: self.sentBytes, receivedBytes: receivedBytes))
+        }
 
         /// Tells the breaker how the current attempt went, once.
         func settle(success: Bool) {
@@ -325,6 +341,10 @@ final class FastInvokeHandler: ChannelDuplexHandler {
         if length > 0 || head.method == .POST || head.method == .PUT || head.method == .PATCH {
             head.headers.add(name: "content-length", value: String(length))
         }
+        if exchange.plan.appCalls != nil {
+            exchange.sentAt = .now()
+            exchange.sentBytes = length
+        }
         connection.channel.write(HTTPClientRequestPart.head(head), promise: nil)
         if let body = exchange.body, body.readableBytes > 0 {
             connection.channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
@@ -467,6 +487,11 @@ final class FastInvokeHandler: ChannelDuplexHandler {
         guard case .forwarding(let current) = self.state, current === exchange, let context = self.context, !exchange.responseStarted else { return }
         exchange.deadline = nil
         exchange.report(false)
+        exchange.appCallEnded(status: 500)
+        if !exchange.timeoutReported {
+            exchange.timeoutReported = true
+            exchange.plan.governance?.policy.timedOut()
+        }
         self.releaseConnection(exchange, reusable: false)
         self.attemptFailed(exchange, error: ResiliencyError(.timeout, policyName: exchange.plan.governance?.policy.timeoutName ?? "timeout"), context: context)
     }
@@ -553,6 +578,7 @@ extension FastInvokeHandler: UpstreamDelegate {
             return
         }
         exchange.report(head.status.code < 500)
+        exchange.appCallEnded(status: Int(head.status.code), receivedBytes: head.headers.first(name: "content-length").flatMap(Int.init) ?? 0)
         if let governance = exchange.plan.governance {
             // daprd's timeout ends when the answer arrives; answers outside 200-399 are failures.
             exchange.deadline = nil
@@ -613,6 +639,8 @@ extension FastInvokeHandler: UpstreamDelegate {
     func upstreamFailed(_ error: any Error, responseStarted: Bool) {
         guard let exchange = self.currentExchange, let context = self.context else { return }
         let reused = (exchange.connection?.uses ?? 0) > 0
+        // A kept-alive connection the server had closed is replayed: not an app call that failed.
+        if reused && !responseStarted { exchange.sentAt = nil } else { exchange.appCallEnded(status: 500) }
         // A reused connection the server had closed says nothing about the instance.
         if !reused || responseStarted { exchange.report(responseStarted) }
         if exchange.plan.governance != nil, !responseStarted, !reused, exchange.retryAfter == nil {

@@ -28,6 +28,8 @@ struct FastInvokePlan {
     var finish: (@Sendable (_ success: Bool) -> Void)? = nil
     /// The target's Resiliency policy, run on the event loop; nil when it has none.
     var governance: FastGovernance? = nil
+    /// Told of each attempt when the hop is this sidecar's own app (daprd's app channel metrics).
+    var appCalls: (any OutboundObserver)? = nil
 }
 
 /// A fast request's Resiliency policy, applied by the handler on the event loop: the breaker is
@@ -177,9 +179,11 @@ struct PublicFastInvokeRouter: FastInvokeRouter {
         let targetApp = String(parts[0])
         let targetNamespace = parts.count == 2 ? String(parts[1]) : self.namespace
         // A Resiliency policy on the target (timeout, retries, breaker) runs on the event loop.
+        // The call begins under it (breaker picked, metrics told) only once the fast path takes it.
         let policy = self.invoke.outbound.policy(for: .app(targetApp))
-        let governance: FastGovernance? =
-            policy.isEmpty ? nil : FastGovernance(policy: policy, breaker: policy.breaker(for: "\(targetApp):\(methodString)"), rehop: nil)
+        func governance() -> FastGovernance? {
+            policy.isEmpty ? nil : FastGovernance(policy: policy, breaker: policy.begin(breakerKey: "\(targetApp):\(methodString)"), rehop: nil)
+        }
 
         var uri = "/" + methodString
         if !query.isEmpty { uri += "?" + query }
@@ -203,7 +207,8 @@ struct PublicFastInvokeRouter: FastInvokeRouter {
                 targetForErrors: target,
                 keepsInternalHeaders: false,
                 isSidecarHop: false,
-                governance: governance
+                governance: governance(),
+                appCalls: self.invoke.outbound.observer
             )
         }
         guard let hop = self.invoke.directHops?.directHop(appID: targetApp, namespace: targetNamespace) else { return nil }
@@ -218,7 +223,7 @@ struct PublicFastInvokeRouter: FastInvokeRouter {
             keepsInternalHeaders: false,
             isSidecarHop: true,
             finish: hop.finish,
-            governance: governance.map { governance in
+            governance: governance().map { governance in
                 let hops = self.invoke.directHops
                 return FastGovernance(policy: governance.policy, breaker: governance.breaker) {
                     hops?.directHop(appID: targetApp, namespace: targetNamespace)
@@ -278,7 +283,8 @@ struct InternalFastInvokeRouter: FastInvokeRouter {
             head: HTTPRequestHead(version: .http1_1, method: head.method, uri: uri, headers: headers),
             targetForErrors: self.appID,
             keepsInternalHeaders: true,
-            isSidecarHop: false
+            isSidecarHop: false,
+            appCalls: self.invoke.outbound.observer
         )
     }
 }
