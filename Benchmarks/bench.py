@@ -35,7 +35,8 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 # Observability on the "metrics"/"tracing" shapes: the plain rows run with metrics off; these
 # add metrics (on by default in Mecha and daprd) and then tracing at sampling 0 and 1, exporting
-# Zipkin JSON to the upstream nginx (which answers any POST).
+# Zipkin JSON to a span sink: an nginx on the client CPUs that answers 202 to any POST, as a
+# collector on another machine would (receiving the spans is not the sidecar's cost).
 def tracing_config(rate, sink_port):
     return f"""apiVersion: dapr.io/v1alpha1
 kind: Configuration
@@ -494,12 +495,19 @@ class Harness:
     def cpus(self, which):
         return self.args.server_cpus if which == "server" else self.args.client_cpus if which == "client" else None
 
-    def nginx_conf(self, name, port, upstream_port=None):
+    def nginx_conf(self, name, port, upstream_port=None, sink=False):
         d = self.scratch / name
         d.mkdir()
         user = "user root root;" if os.geteuid() == 0 else ""
         body = "x" * self.args.body_bytes
-        if upstream_port is None and self.args.upstream == "early":
+        if sink:
+            # The span sink: bodies kept in memory (no temporary files), answered 202.
+            server = """
+        client_body_buffer_size 8m;
+        client_max_body_size 64m;
+        location / { return 202; }"""
+            upstream = ""
+        elif upstream_port is None and self.args.upstream == "early":
             # `return` answers as soon as the headers are in, before the request body is read.
             server = f"""
         location = /dapr/subscribe {{ default_type application/json; return 200 '[]'; }}
@@ -705,10 +713,13 @@ backend out
         # Observability: metrics on; then tracing at sampling 0 and 1.
         self.mecha_m = self.start_sidecar("mecha-m", "server-m", app_port=up_port)
         wait_http(self.mecha_m.port, "/v1.0/healthz", 60, self.mecha_m)
+        sink_port = self.ports.take()
+        self.span_sink = self.procs.start("span-sink", self.nginx_conf("span-sink", sink_port, sink=True), cpus=a.client_cpus)
+        wait_http(sink_port, "/", 20, self.span_sink)
         traced = {}
         for rate in ("0", "1"):
             config = self.scratch / f"tracing-{rate}.yaml"
-            config.write_text(tracing_config(rate, up_port))
+            config.write_text(tracing_config(rate, sink_port))
             proc = self.start_sidecar(f"mecha-t{rate}", f"server-t{rate}", app_port=up_port, extra=["--config", str(config)])
             wait_http(proc.port, "/v1.0/healthz", 60, proc)
             traced[rate] = proc

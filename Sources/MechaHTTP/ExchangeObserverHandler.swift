@@ -132,9 +132,11 @@ final class ExchangeObserverHandler: ChannelDuplexHandler {
         case .api:
             if let (app, method) = InvocationPath.split(path) {
                 let span = tracing.tracer.start(name: "CallLocal/\(app)/\(method)", kind: .client, incoming: incoming, traceState: traceState)
-                span.set("rpc.service", "ServiceInvocation")
-                span.set("net.peer.name", String(app))
-                Self.common(span, head: head, path: path)
+                guard span.isRecording else { return span }
+                span.set([
+                    "rpc.service": "ServiceInvocation", "net.peer.name": String(app), "dapr.protocol": "http",
+                    "dapr.api": "\(head.method.rawValue) \(path)", "http.request.method": head.method.rawValue, "url.full": head.uri,
+                ])
                 return span
             }
             let span = tracing.tracer.start(name: String(path), kind: .client, incoming: incoming, traceState: traceState)
@@ -143,18 +145,16 @@ final class ExchangeObserverHandler: ChannelDuplexHandler {
         case .callee(let appID):
             let method = path.hasPrefix("/") ? path.dropFirst() : path
             let span = tracing.tracer.start(name: "CallLocal/\(appID)/\(method)", kind: .server, incoming: incoming, traceState: traceState)
-            span.set("rpc.service", "ServiceInvocation")
-            span.set("dapr.invoke_method", String(method))
-            span.set("dapr.protocol", "http")
+            guard span.isRecording else { return span }
+            span.set(["rpc.service": "ServiceInvocation", "dapr.invoke_method": String(method), "dapr.protocol": "http"])
             return span
         }
     }
 
     private static func common(_ span: TracedSpan, head: HTTPRequestHead, path: Substring) {
         guard span.isRecording else { return }
-        span.set("dapr.protocol", "http")
-        span.set("dapr.api", "\(head.method.rawValue) \(path)")
-        span.set("http.request.method", head.method.rawValue)
-        span.set("url.full", head.uri)
+        span.set([
+            "dapr.protocol": "http", "dapr.api": "\(head.method.rawValue) \(path)", "http.request.method": head.method.rawValue, "url.full": head.uri,
+        ])
     }
 }

@@ -53,10 +53,10 @@ public final class DaprMetrics: Sendable {
     let resiliencyBreakerState: MetricFamily<CoreMetrics.Gauge>
     let errorCodes: MetricFamily<CoreMetrics.Counter>?
     // Hot-path caches of series by a short key.
-    let httpSeries: SeriesCache<HTTPServerSeries>
-    let invocationSeries: SeriesCache<InvocationSeries>
-    let httpClientSeries: SeriesCache<HTTPClientSeries>
-    let resiliencySeries: SeriesCache<CoreMetrics.Counter>
+    let httpSeries: SeriesCache<SeriesKey, HTTPServerSeries>
+    let invocationSeries: SeriesCache<SeriesKey, InvocationSeries>
+    let httpClientSeries: SeriesCache<SeriesKey, HTTPClientSeries>
+    let resiliencySeries: SeriesCache<String, CoreMetrics.Counter>
 
     public init(appID: String, namespace: String, spec: MetricsSpec = MetricsSpec()) {
         let latency = spec.latencyBuckets.isEmpty ? DaprBuckets.latencyMilliseconds : spec.latencyBuckets
@@ -172,7 +172,7 @@ public final class DaprMetrics: Sendable {
         let pathLabel = self.paths.label(path)
         // One lookup of a short key finds the series of all three metrics (the families, with
         // their budget, are only asked the first time).
-        let series = self.httpSeries.get("\(verb) \(status) \(pathLabel)") {
+        let series = self.httpSeries.get(SeriesKey(verb, status, pathLabel)) {
             let labels = [self.appID, verb, pathLabel, String(status)]
             return HTTPServerSeries(count: self.httpServerCount(labels), response: self.httpServerResponseCount?(labels), latency: self.httpServerLatency(labels))
         }
@@ -188,8 +188,9 @@ public final class DaprMetrics: Sendable {
     /// app's route without its leading slash (`orders/1`).
     public func httpClient(method: String, path: Substring, status: Int, elapsed: Duration, sentBytes: Int, receivedBytes: Int) {
         let verb = self.verb(method)
-        let pathLabel = self.paths.label(path, clientSide: true)
-        let series = self.httpClientSeries.get("\(verb) \(status) \(pathLabel)") {
+        // Without templates or increased cardinality the app's route is not a label: skip it.
+        let pathLabel = self.paths.labelsClientPaths ? self.paths.label(path, clientSide: true) : ""
+        let series = self.httpClientSeries.get(SeriesKey(verb, status, pathLabel)) {
             let labels = [self.appID, verb, pathLabel, String(status)]
             return HTTPClientSeries(completed: self.httpClientCompleted(labels), latency: self.httpClientLatency(labels))
         }
@@ -217,7 +218,7 @@ public final class DaprMetrics: Sendable {
     /// The caller's side: a request sent to `target` and how it ended (`status` the HTTP status,
     /// or 500 when no answer came).
     public func invocationSent(to target: String, status: Int, elapsed: Duration, streaming: Bool = false) {
-        let series = self.invocationSeries.get("\(streaming ? "s" : "u") \(status) \(target)") {
+        let series = self.invocationSeries.get(SeriesKey(streaming ? "s" : "u", status, target)) {
             let type = streaming ? "streaming" : "unary"
             let code = String(status)
             return InvocationSeries(
@@ -359,18 +360,30 @@ struct InvocationSeries: Sendable {
     var latency: CoreMetrics.Recorder
 }
 
-/// Series bundles by a short string key, so a request costs one lookup instead of one per metric.
+/// What a hot-path series cache is keyed by: two texts and a status (no string built per request).
+struct SeriesKey: Hashable, Sendable {
+    var first: String
+    var status: Int
+    var second: String
+    init(_ first: String, _ status: Int, _ second: String) {
+        self.first = first
+        self.status = status
+        self.second = second
+    }
+}
+
+/// Series bundles by a short key, so a request costs one lookup instead of one per metric.
 /// Bounded: past `limit` keys, bundles are made each time (through the families, whose budget
 /// then folds the labels) and not kept.
-final class SeriesCache<Bundle: Sendable>: Sendable {
-    private let entries = Mutex<[String: Bundle]>([:])
+final class SeriesCache<Key: Hashable & Sendable, Bundle: Sendable>: Sendable {
+    private let entries = Mutex<[Key: Bundle]>([:])
     let limit: Int
 
     init(limit: Int) {
         self.limit = limit
     }
 
-    func get(_ key: String, make: () -> Bundle) -> Bundle {
+    func get(_ key: Key, make: () -> Bundle) -> Bundle {
         if let found = self.entries.withLock({ $0[key] }) { return found }
         let made = make()
         self.entries.withLock { entries in

@@ -21,6 +21,8 @@ struct HTTPPathLabeler: Sendable {
 
     let increasedCardinality: Bool
     let templates: [Template]
+    /// Whether a client-side (app route) path can be anything but "".
+    var labelsClientPaths: Bool { self.increasedCardinality || !self.templates.isEmpty }
 
     static let staticPaths = ["/dapr/config", "/dapr/metrics", "/dapr/subscribe", "/healthz"]
 

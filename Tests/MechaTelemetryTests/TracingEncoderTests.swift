@@ -261,4 +261,23 @@ struct ProtoMessage {
         let tree = JSONValue.array([ZipkinEncoder.json(span), ZipkinEncoder.json(plain)])
         #expect(try JSONValue(parsing: direct) == tree)
     }
+
+    /// Tags: first-seen order, last value winning, the status overriding attributes of its keys
+    /// in place, negative and large numbers as text.
+    @Test(arguments: [
+        SpanRecord.Status.unset, .ok, .error(message: nil), .error(message: ""), .error(message: "bad \"x\""),
+    ])
+    func tagsMatchTheValueTree(status: SpanRecord.Status) throws {
+        let span = SpanRecord(
+            traceID: TraceID(high: .max, low: 1), spanID: SpanID(.max), name: "n", kind: .client, startUnixNanos: 0, endUnixNanos: .max,
+            attributes: [
+                ("error", .string("mine")), ("a", .int(-42)), ("otel.status_code", .string("x")), ("b", .int(.min)), ("a", .int(7)),
+                ("c", .bool(true)), ("d", .double(1.5)), ("error", .string("again")),
+            ],
+            status: status, serviceName: "s")
+        let direct = ZipkinEncoder.encode([span])
+        #expect(try JSONValue(parsing: direct) == JSONValue.array([ZipkinEncoder.json(span)]))
+        // Same member order too.
+        #expect(direct == Array(JSONValue.array([ZipkinEncoder.json(span)]).serialized))
+    }
 }

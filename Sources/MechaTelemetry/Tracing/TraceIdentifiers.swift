@@ -154,6 +154,17 @@ enum LowerHex {
         }
     }
 
+    /// Writes `value` as `width` hex digits at `offset` of `buffer` (which has room for them).
+    static func write(_ value: UInt64, width: Int, into buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
+        var rest = value
+        var position = offset + width - 1
+        while position >= offset {
+            buffer[position] = self.digits[Int(rest & 0xF)]
+            rest >>= 4
+            position -= 1
+        }
+    }
+
     static func appendBigEndian(_ value: UInt64, to output: inout [UInt8]) {
         for shift in stride(from: 56, through: 0, by: -8) {
             output.append(UInt8(truncatingIfNeeded: value >> UInt64(shift)))

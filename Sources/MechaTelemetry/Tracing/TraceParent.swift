@@ -56,16 +56,20 @@ public struct TraceParent: Sendable, Hashable {
 
     /// The header value in version `00` form: `00-<32 hex>-<16 hex>-<2 hex>`.
     public var header: String {
-        var output: [UInt8] = []
-        output.reserveCapacity(55)
-        output.append(contentsOf: "00-".utf8)
-        LowerHex.append(self.traceID.high, to: &output)
-        LowerHex.append(self.traceID.low, to: &output)
-        output.append(UInt8(ascii: "-"))
-        LowerHex.append(self.spanID.value, to: &output)
-        output.append(UInt8(ascii: "-"))
-        LowerHex.append(UInt64(self.flags), width: 2, to: &output)
-        return String(decoding: output, as: UTF8.self)
+        // Written straight into the string's storage (one allocation): every traced request
+        // makes one.
+        String(unsafeUninitializedCapacity: 55) { buffer in
+            buffer[0] = UInt8(ascii: "0")
+            buffer[1] = UInt8(ascii: "0")
+            buffer[2] = UInt8(ascii: "-")
+            LowerHex.write(self.traceID.high, width: 16, into: buffer, at: 3)
+            LowerHex.write(self.traceID.low, width: 16, into: buffer, at: 19)
+            buffer[35] = UInt8(ascii: "-")
+            LowerHex.write(self.spanID.value, width: 16, into: buffer, at: 36)
+            buffer[52] = UInt8(ascii: "-")
+            LowerHex.write(UInt64(self.flags), width: 2, into: buffer, at: 53)
+            return 55
+        }
     }
 
     /// The trace id as 32 lower-case hex digits.

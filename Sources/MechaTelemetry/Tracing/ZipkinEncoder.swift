@@ -23,15 +23,18 @@ public enum ZipkinEncoder {
         return out
     }
 
-    /// One span, as `json(_:)` describes it, in the same member order.
+    /// One span, as `json(_:)` describes it, in the same member order. Ids, numbers and tags go
+    /// straight into `out` (no intermediate strings, arrays or dictionaries: at full sampling this
+    /// runs for every request).
     static func write(_ span: SpanRecord, into out: inout [UInt8]) {
         out.append(contentsOf: #"{"traceId":""#.utf8)
-        out.append(contentsOf: span.traceID.hex.utf8)
+        LowerHex.append(span.traceID.high, to: &out)
+        LowerHex.append(span.traceID.low, to: &out)
         out.append(contentsOf: #"","id":""#.utf8)
-        out.append(contentsOf: span.spanID.hex.utf8)
+        LowerHex.append(span.spanID.value, to: &out)
         if let parent = span.parentSpanID {
             out.append(contentsOf: #"","parentId":""#.utf8)
-            out.append(contentsOf: parent.hex.utf8)
+            LowerHex.append(parent.value, to: &out)
         }
         out.append(contentsOf: #"","name":"#.utf8)
         Self.string(span.name, into: &out)
@@ -41,9 +44,9 @@ public enum ZipkinEncoder {
             out.append(UInt8(ascii: "\""))
         }
         out.append(contentsOf: #","timestamp":"#.utf8)
-        out.append(contentsOf: String(span.startUnixNanos / 1000).utf8)
+        Self.decimal(span.startUnixNanos / 1000, into: &out)
         out.append(contentsOf: #","duration":"#.utf8)
-        out.append(contentsOf: String(max(1, span.durationNanos / 1000)).utf8)
+        Self.decimal(max(1, span.durationNanos / 1000), into: &out)
         out.append(contentsOf: #","localEndpoint":{"serviceName":"#.utf8)
         Self.string(span.serviceName, into: &out)
         if let local = span.localEndpoint {
@@ -57,40 +60,106 @@ public enum ZipkinEncoder {
             }
             if let port = local.port {
                 out.append(contentsOf: #","port":"#.utf8)
-                out.append(contentsOf: String(port).utf8)
+                Self.decimal(UInt64(max(0, port)), into: &out)
             }
         }
         out.append(UInt8(ascii: "}"))
-        let tags = self.tags(span)
-        if !tags.isEmpty {
-            out.append(contentsOf: #","tags":{"#.utf8)
-            for (position, (key, value)) in tags.enumerated() {
-                if position > 0 { out.append(UInt8(ascii: ",")) }
-                Self.string(key, into: &out)
-                out.append(UInt8(ascii: ":"))
-                Self.string(value, into: &out)
-            }
-            out.append(UInt8(ascii: "}"))
-        }
+        Self.writeTags(span, into: &out)
         out.append(UInt8(ascii: "}"))
     }
 
-    /// A JSON string literal: quotes, backslashes and control characters escaped.
+    /// The `tags` member, as `tags(_:)` lists them: first-seen key order, last value winning.
+    /// Spans carry a handful of attributes, so a repeated key is found by comparing with the
+    /// others (no dictionary).
+    static func writeTags(_ span: SpanRecord, into out: inout [UInt8]) {
+        let attributes = span.attributes
+        var statusCode: String?
+        var errorText: String?
+        switch span.status {
+        case .unset: break
+        case .ok: statusCode = "OK"
+        case .error(let message):
+            statusCode = "ERROR"
+            errorText = message.flatMap { $0.isEmpty ? nil : $0 } ?? "true"
+        }
+        var written = 0
+        func begin(_ key: String) {
+            out.append(contentsOf: written == 0 ? #","tags":{"#.utf8 : ",".utf8)
+            written += 1
+            Self.string(key, into: &out)
+            out.append(UInt8(ascii: ":"))
+        }
+        for index in attributes.indices {
+            let key = attributes[index].0
+            // Written at its first occurrence with its last value; later ones are skipped.
+            if attributes[..<index].contains(where: { $0.0 == key }) { continue }
+            if (statusCode != nil && key == "otel.status_code") || (errorText != nil && key == "error") {
+                begin(key)
+                Self.string(key == "error" ? errorText! : statusCode!, into: &out)
+                if key == "error" { errorText = nil } else { statusCode = nil }
+                continue
+            }
+            let value = attributes[attributes.index(after: index)...].last(where: { $0.0 == key })?.1 ?? attributes[index].1
+            begin(key)
+            switch value {
+            case .string(let text): Self.string(text, into: &out)
+            case .int(let number):
+                out.append(UInt8(ascii: "\""))
+                if number < 0 { out.append(UInt8(ascii: "-")) }
+                Self.decimal(number.magnitude, into: &out)
+                out.append(UInt8(ascii: "\""))
+            default: Self.string(value.stringValue, into: &out)
+            }
+        }
+        if let statusCode {
+            begin("otel.status_code")
+            Self.string(statusCode, into: &out)
+        }
+        if let errorText {
+            begin("error")
+            Self.string(errorText, into: &out)
+        }
+        if written > 0 { out.append(UInt8(ascii: "}")) }
+    }
+
+    /// Decimal digits of `value`.
+    static func decimal(_ value: UInt64, into out: inout [UInt8]) {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for 20 digits
+        var count = 0
+        var rest = value
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[23 - count] = UInt8(truncatingIfNeeded: rest % 10) + UInt8(ascii: "0")
+                rest /= 10
+                count += 1
+            } while rest > 0
+            out.append(contentsOf: buffer[(24 - count)...])
+        }
+    }
+
+    /// A JSON string literal: quotes, backslashes and control characters escaped. Text with
+    /// nothing to escape (nearly all) is copied whole.
     static func string(_ text: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: #"\""#.utf8)
-            case UInt8(ascii: "\\"): out.append(contentsOf: #"\\"#.utf8)
-            case 0x0A: out.append(contentsOf: #"\n"#.utf8)
-            case 0x0D: out.append(contentsOf: #"\r"#.utf8)
-            case 0x09: out.append(contentsOf: #"\t"#.utf8)
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: #"\u00"#.utf8)
-                out.append(hex[Int(byte >> 4)])
-                out.append(hex[Int(byte & 0x0F)])
-            default: out.append(byte)
+        var text = text
+        text.withUTF8 { bytes in
+            if !bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+                out.append(contentsOf: bytes)
+                return
+            }
+            for byte in bytes {
+                switch byte {
+                case UInt8(ascii: "\""): out.append(contentsOf: #"\""#.utf8)
+                case UInt8(ascii: "\\"): out.append(contentsOf: #"\\"#.utf8)
+                case 0x0A: out.append(contentsOf: #"\n"#.utf8)
+                case 0x0D: out.append(contentsOf: #"\r"#.utf8)
+                case 0x09: out.append(contentsOf: #"\t"#.utf8)
+                case 0..<0x20:
+                    out.append(contentsOf: #"\u00"#.utf8)
+                    out.append(LowerHex.digits[Int(byte >> 4)])
+                    out.append(LowerHex.digits[Int(byte & 0x0F)])
+                default: out.append(byte)
+                }
             }
         }
         out.append(UInt8(ascii: "\""))
