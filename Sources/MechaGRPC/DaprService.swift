@@ -4,6 +4,7 @@ import GRPCProtobuf
 public import Logging
 public import MechaAPI
 import MechaCore
+import MechaResiliency
 import NIOCore
 import SwiftProtobuf
 
@@ -271,7 +272,13 @@ public struct DaprService: RegistrableRPCService {
             body: BodyStream(buffer: ByteBuffer(bytes: message.data.value))
         )
         let maxBodySize = self.maxBodySize
+        // The caller's side of the invocation metrics (the HTTP surface records its own).
+        let observer = self.api.invoke.outbound.observer
+        let start = ContinuousClock.now
+        var answered: Int?
+        defer { observer?.invoked(app: request.id, status: answered ?? 500, elapsed: ContinuousClock.now - start) }
         return try await self.api.invoke.invoke(target: request.id, request: invocation) { response in
+            answered = response.status
             let body = try await response.body.collect(upTo: max(maxBodySize, 4 << 20))
             var result = Dapr_Proto_Common_V1_InvokeResponse()
             var any = Google_Protobuf_Any()

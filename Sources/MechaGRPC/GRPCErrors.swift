@@ -6,6 +6,8 @@ extension APIError {
     /// The gRPC rendering of a Dapr error: the status code, the message, and — where Dapr sends
     /// them — rich details as a `google.rpc.Status` in `grpc-status-details-bin`.
     public var rpcError: RPCError {
+        // The answer the caller gets: its code is noted for `recordErrorCodes`.
+        ErrorCodeScope.note(self.errorCode)
         var metadata = Metadata()
         var status = Google_Rpc_Status()
         status.code = Int32(self.grpcStatus.rawValue)

@@ -42,6 +42,8 @@ struct InboundInterceptor: ServerInterceptor {
             span = started
         }
         let callSpan = span
+        // With `recordErrorCodes`, the APIError the call is answered with notes its code here.
+        let errorCodes: ErrorCodeSink? = chain.observersWantErrorCodes ? ErrorCodeSink() : nil
         let report: @Sendable (Int) -> Void = { code in
             if let callSpan {
                 callSpan.set("rpc.grpc.status_code", code)
@@ -51,18 +53,20 @@ struct InboundInterceptor: ServerInterceptor {
             chain.completed(
                 InboundExchange(
                     surface: .grpc, verb: "", path: method[...], status: code, elapsed: ContinuousClock.now - start,
-                    userAgent: userAgent, traceParent: traceParent))
+                    userAgent: userAgent, traceParent: traceParent, errorCode: code == 0 ? nil : errorCodes?.code))
         }
         do {
             let traced = request
             var response: StreamingServerResponse<Output> =
-                try await TraceScope.$traceParent.withValue(callSpan?.traceParent ?? traceParent) { try await self.pass(traced, context, operation, next) }
+                try await ErrorCodeScope.$sink.withValue(errorCodes) {
+                    try await TraceScope.$traceParent.withValue(callSpan?.traceParent ?? traceParent) { try await self.pass(traced, context, operation, next) }
+                }
             switch response.accepted {
             case .success(var contents):
                 let producer = contents.producer
                 contents.producer = { writer in
                     do {
-                        let trailers = try await producer(writer)
+                        let trailers = try await ErrorCodeScope.$sink.withValue(errorCodes) { try await producer(writer) }
                         report(0)
                         return trailers
                     } catch {

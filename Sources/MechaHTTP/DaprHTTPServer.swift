@@ -66,7 +66,8 @@ public struct DaprHTTPServer: Sendable {
         let observe: (@Sendable (InboundExchange) -> Void)? = chain.observers.isEmpty ? nil : { @Sendable exchange in chain.completed(exchange) }
         return try self.configuration.addresses.map { host in
             try MechaHTTP1Channel.builder(
-                router: router, timeouts: self.configuration.timeouts, observe: observe, details: chain.observersWantDetails,
+                router: router, timeouts: self.configuration.timeouts, observe: observe,
+                targetHeader: observe == nil ? nil : "dapr-app-id", details: chain.observersWantDetails,
                 tracing: self.configuration.tracer.map { ExchangeTracing(tracer: $0, side: .api) }
             ).buildServer(
                 configuration: ServerConfiguration(address: .hostname(host, port: self.configuration.port), serverName: nil, backlog: 1024),
@@ -118,7 +119,7 @@ public struct DaprHTTPServer: Sendable {
             case nil: break
             case .unrouted?: route = .fallback
             case let rejection?:
-                try await HTTPReply(rejection).write(to: writer)
+                try await HTTPReply(rejection).write(to: writer, marksErrorCode: self.inbound.observersWantErrorCodes)
                 return
             }
             if self.inbound.apiToken != nil {
@@ -135,7 +136,7 @@ public struct DaprHTTPServer: Sendable {
             if let appID = Self.headerAppID(request) {
                 try await self.invoke(target: appID, method: String(path), query: query, request: request, writer: writer)
             } else if self.inbound.access.exposes(Self.invokeOperation) {
-                try await HTTPReply.error(.directInvokeNoAppID).write(to: writer)
+                try await HTTPReply.error(.directInvokeNoAppID).write(to: writer, marksErrorCode: self.inbound.observersWantErrorCodes)
             } else {
                 try await HTTPReply.text("404 page not found\n", status: 404).write(to: writer)
             }
@@ -149,7 +150,7 @@ public struct DaprHTTPServer: Sendable {
             } else {
                 reply = await self.handle(route, request: request, query: query)
             }
-            try await reply.write(to: writer)
+            try await reply.write(to: writer, marksErrorCode: self.inbound.observersWantErrorCodes)
         }
     }
 
@@ -433,12 +434,12 @@ public struct DaprHTTPServer: Sendable {
                 try await Self.stream(response, to: box)
             }
         } catch let error as APIError {
-            if let writer = box.take() { try await HTTPReply.error(error).write(to: writer) } else { throw error }
+            if let writer = box.take() { try await HTTPReply.error(error).write(to: writer, marksErrorCode: self.inbound.observersWantErrorCodes) } else { throw error }
         } catch let error as BodyTooLarge {
-            if let writer = box.take() { try await HTTPReply.error(.directInvoke(appID: target, error.description)).write(to: writer) } else { throw error }
+            if let writer = box.take() { try await HTTPReply.error(.directInvoke(appID: target, error.description)).write(to: writer, marksErrorCode: self.inbound.observersWantErrorCodes) } else { throw error }
         } catch {
             if let writer = box.take() {
-                try await HTTPReply.error(.directInvoke(appID: target, "\(error)")).write(to: writer)
+                try await HTTPReply.error(.directInvoke(appID: target, "\(error)")).write(to: writer, marksErrorCode: self.inbound.observersWantErrorCodes)
             } else {
                 throw error
             }

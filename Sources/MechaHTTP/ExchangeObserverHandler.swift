@@ -38,6 +38,7 @@ final class ExchangeObserverHandler: ChannelDuplexHandler {
         var caller: String?
         var userAgent: String?
         var traceParent: String?
+        var invokeTarget: String?
         var span: TracedSpan?
     }
 
@@ -47,13 +48,21 @@ final class ExchangeObserverHandler: ChannelDuplexHandler {
     private var pending = CircularBuffer<Pending>(initialCapacity: 2)
     private var status = 0
     private var responseBytes = 0
+    /// The error code the current answer carried (`x-mecha-error-code`, removed here).
+    private var errorCode: String?
 
     private let callerHeader: String?
+    /// A header naming an invocation's target (`dapr-app-id` on the API listener).
+    private let targetHeader: String?
     private let details: Bool
 
-    init(report: (@Sendable (InboundExchange) -> Void)?, callerHeader: String? = nil, details: Bool = false, tracing: ExchangeTracing? = nil) {
+    init(
+        report: (@Sendable (InboundExchange) -> Void)?, callerHeader: String? = nil, targetHeader: String? = nil, details: Bool = false,
+        tracing: ExchangeTracing? = nil
+    ) {
         self.report = report
         self.callerHeader = callerHeader
+        self.targetHeader = targetHeader
         self.details = details
         self.tracing = tracing
     }
@@ -64,6 +73,9 @@ final class ExchangeObserverHandler: ChannelDuplexHandler {
             var pending = Pending(start: .now(), verb: head.method.rawValue, uri: head.uri, caller: self.callerHeader.flatMap { head.headers.first(name: $0) })
             if self.details || self.tracing != nil { pending.traceParent = head.headers.first(name: "traceparent") }
             if self.details { pending.userAgent = head.headers.first(name: "user-agent") }
+            if let targetHeader = self.targetHeader, let target = head.headers.first(name: targetHeader), !target.isEmpty {
+                pending.invokeTarget = target
+            }
             if let tracing = self.tracing {
                 let span = Self.startSpan(tracing, head: head, incoming: pending.traceParent)
                 head.headers.replaceOrAdd(name: "traceparent", value: span.traceParent)
@@ -83,11 +95,18 @@ final class ExchangeObserverHandler: ChannelDuplexHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch self.unwrapOutboundIn(data) {
-        case .head(let head):
+        case .head(var head):
             // An interim answer (100 Continue) is not the exchange's status.
             if head.status.code >= 200 || head.status.code < 100 {
                 self.status = Int(head.status.code)
                 self.responseBytes = 0
+            }
+            // An error answer may carry its Dapr error code for the observers: taken off here.
+            if head.status.code >= 400, let code = head.headers.first(name: HTTPReply.errorCodeHeader) {
+                head.headers.remove(name: HTTPReply.errorCodeHeader)
+                self.errorCode = code
+                context.write(self.wrapOutboundOut(.head(head)), promise: promise)
+                return
             }
         case .body(.byteBuffer(let buffer)):
             self.responseBytes += buffer.readableBytes
@@ -104,10 +123,12 @@ final class ExchangeObserverHandler: ChannelDuplexHandler {
                         surface: .http, verb: request.verb, path: path, status: self.status,
                         elapsed: .nanoseconds((NIODeadline.now() - request.start).nanoseconds),
                         requestBytes: request.requestBytes, responseBytes: self.responseBytes, caller: request.caller,
-                        userAgent: request.userAgent, traceParent: request.traceParent))
+                        userAgent: request.userAgent, traceParent: request.traceParent, invokeTarget: request.invokeTarget,
+                        errorCode: self.errorCode))
             }
             self.status = 0
             self.responseBytes = 0
+            self.errorCode = nil
         }
         context.write(data, promise: promise)
     }

@@ -8,6 +8,12 @@ struct HTTPReply: Sendable {
     var status: Int
     var headers: HTTPFields
     var body: ByteBuffer?
+    /// The Dapr error code of an error answer (counted with `recordErrorCodes`).
+    var errorCode: String? = nil
+
+    /// The internal header that carries `errorCode` to the connection's exchange observer, which
+    /// removes it before the answer leaves (written only while error codes are recorded).
+    static let errorCodeHeader = "x-mecha-error-code"
 
     static func noContent(_ headers: HTTPFields = [:]) -> HTTPReply {
         HTTPReply(status: 204, headers: headers, body: nil)
@@ -28,7 +34,9 @@ struct HTTPReply: Sendable {
     }
 
     static func error(_ error: APIError, headers: HTTPFields = [:]) -> HTTPReply {
-        .json(error.jsonBody, status: error.httpStatus, headers: headers)
+        var reply = HTTPReply.json(error.jsonBody, status: error.httpStatus, headers: headers)
+        reply.errorCode = error.errorCode
+        return reply
     }
 
     static func text(_ text: String, status: Int) -> HTTPReply {
@@ -38,8 +46,11 @@ struct HTTPReply: Sendable {
         return HTTPReply(status: status, headers: headers, body: ByteBuffer(string: text))
     }
 
-    func write(to writer: consuming ResponseWriter) async throws {
+    /// `marksErrorCode`: the answer carries `errorCode` in `errorCodeHeader` for the exchange
+    /// observer (which is then in the pipeline and removes it).
+    func write(to writer: consuming ResponseWriter, marksErrorCode: Bool = false) async throws {
         var headers = self.headers
+        if marksErrorCode, let errorCode { headers[HTTPField.Name(Self.errorCodeHeader)!] = errorCode }
         if let body {
             headers[.contentLength] = String(body.readableBytes)
             try await writer.write(response: HTTPResponse(status: .init(code: self.status), headerFields: headers), body: .init(byteBuffer: body))

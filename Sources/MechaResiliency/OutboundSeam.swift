@@ -130,11 +130,15 @@ public protocol OutboundObserver: Sendable {
     func delivered(pubsub: String, topic: String, result: DeliveryVerdict, elapsed: Duration)
     /// The sidecar called its app over HTTP (each attempt, whatever it was for).
     func appCalled(_ call: AppCall)
+    /// A service invocation asked on the gRPC API (`InvokeService`) ended: the answer's status
+    /// (HTTP's numbering; 500 when none came). HTTP invocations are seen by the HTTP surface.
+    func invoked(app: String, status: Int, elapsed: Duration)
 }
 
 extension OutboundObserver {
     public func delivered(pubsub: String, topic: String, result: DeliveryVerdict, elapsed: Duration) {}
     public func appCalled(_ call: AppCall) {}
+    public func invoked(app: String, status: Int, elapsed: Duration) {}
 }
 
 /// One HTTP request from the sidecar to its app: the app channel's (invocations, pub/sub and
@@ -187,6 +191,10 @@ struct OutboundObservers: OutboundObserver {
 
     func appCalled(_ call: AppCall) {
         for member in self.members { member.appCalled(call) }
+    }
+
+    func invoked(app: String, status: Int, elapsed: Duration) {
+        for member in self.members { member.invoked(app: app, status: status, elapsed: elapsed) }
     }
 }
 

@@ -208,6 +208,9 @@ public final class DaprMetrics: Sendable {
         self.grpcServerLatency(labels).record(Self.milliseconds(elapsed))
     }
 
+    /// Whether API errors are counted (`recordErrorCodes`).
+    public var recordsErrorCodes: Bool { self.errorCodes != nil }
+
     /// An API error answered to a caller (only with `recordErrorCodes`).
     public func errorCode(_ code: String, category: String) {
         self.errorCodes?([self.appID, code, category]).increment()
@@ -324,6 +327,10 @@ extension DaprMetrics: OutboundObserver {
 
     public func delivered(pubsub: String, topic: String, result: DeliveryVerdict, elapsed: Duration) {
         self.pubsubIngress(component: pubsub, topic: topic, processStatus: result.rawValue, appDropped: result == .drop, elapsed: elapsed)
+    }
+
+    public func invoked(app: String, status: Int, elapsed: Duration) {
+        self.invocationSent(to: app, status: status, elapsed: elapsed)
     }
 
     public func appCalled(_ call: AppCall) {

@@ -187,6 +187,65 @@ def test_grpc_calls_and_pubsub_flow_are_counted(module_launcher, dapr_client):
                for label in series(text, "dapr_grpc_io_server_server_latency_count"))
 
 
+def test_every_invocation_form_is_counted_on_the_callers_side(module_launcher, dapr_client):
+    """The invoke URL, the `dapr-app-id` header (both through the fast path) and the SDK's gRPC
+    `InvokeService` all count as invocations sent by the caller's sidecar, with the answer's status."""
+    app = module_launcher.app("governed_app.py", env={"INSTANCE": "forms"})
+    callee = module_launcher.sidecar("mx-forms-callee", app_port=app.port)
+    caller = module_launcher.sidecar("mx-forms-caller")
+    connection = HTTPConnection("127.0.0.1", caller.http_port, timeout=10)
+    for _ in range(2):
+        connection.request("GET", "/v1.0/invoke/mx-forms-callee/method/whoami")
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200
+    for _ in range(3):
+        connection.request("GET", "/whoami", headers={"dapr-app-id": "mx-forms-callee"})
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200
+    connection.close()
+    with dapr_client(caller) as client:
+        for _ in range(4):
+            client.invoke_method("mx-forms-callee", "whoami", data=b"", http_verb="GET")
+    text = scrape(caller)
+    labels = '{app_id="mx-forms-caller",dst_app_id="mx-forms-callee",type="unary"}'
+    assert series(text, "dapr_runtime_service_invocation_req_sent_total").get(labels) == 9, text
+    received = series(text, "dapr_runtime_service_invocation_res_recv_total")
+    assert received.get('{app_id="mx-forms-caller",src_app_id="mx-forms-callee",status="200",type="unary"}') == 9
+    assert callee.alive()
+
+
+def test_record_error_codes_counts_the_errors_answered_by_code_and_category(module_launcher, dapr_client):
+    config = module_launcher.file("metrics-error-codes.yaml", """
+apiVersion: dapr.io/v1alpha1
+kind: Configuration
+metadata:
+  name: errorcodes
+spec:
+  metrics:
+    recordErrorCodes: true
+""")
+    sidecar = module_launcher.sidecar("mx-errors", config=config)
+    status, headers, body = http("GET", f"{sidecar.http_url}/v1.0/state/nostore/k")
+    assert status == 400 and json.loads(body)["errorCode"] == "ERR_STATE_STORE_NOT_FOUND", body
+    # The code travels to the metrics inside the sidecar only: it never reaches the caller.
+    assert not any(name.lower() == "x-mecha-error-code" for name in headers), headers
+    status, headers, body = http("GET", f"{sidecar.http_url}/v1.0/invoke/mx-ghost/method/x")
+    assert status == 500 and json.loads(body)["errorCode"] == "ERR_DIRECT_INVOKE", body
+    assert not any(name.lower() == "x-mecha-error-code" for name in headers), headers
+    with dapr_client(sidecar) as client:
+        with pytest.raises(Exception):
+            client.get_state("nostore", "k")
+    counted = series(scrape(sidecar), "dapr_error_code_total")
+    assert counted.get('{app_id="mx-errors",error_code="ERR_STATE_STORE_NOT_FOUND",category="state"}') == 2, counted
+    assert counted.get('{app_id="mx-errors",error_code="ERR_DIRECT_INVOKE",category="service-invocation"}') == 1, counted
+    # Without `recordErrorCodes` nothing is counted.
+    plain = module_launcher.sidecar("mx-errors-off")
+    http("GET", f"{plain.http_url}/v1.0/state/nostore/k")
+    assert series(scrape(plain), "dapr_error_code_total") == {}
+
+
 def test_unbounded_paths_fold_into_other_and_memory_stays_flat(module_launcher):
     config = module_launcher.file("metrics-budget.yaml", """
 apiVersion: dapr.io/v1alpha1

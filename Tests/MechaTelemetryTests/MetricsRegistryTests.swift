@@ -120,3 +120,37 @@ import Testing
         #expect(text.contains("dapr_resiliency_cb_state{\(breaker)\"half-open\"} 0"))
     }
 }
+
+@Suite struct ErrorCodeMetricsTests {
+    @Test(arguments: [
+        ("ERR_STATE_STORE_NOT_FOUND", "state"), ("ERR_NOT_SUPPORTED_STATE_OPERATION", "state"), ("ERR_DIRECT_INVOKE", "service-invocation"),
+        ("ERR_PUBSUB_NOT_FOUND", "pubsub"), ("ERR_TOPIC_NAME_EMPTY", "pubsub"), ("ERR_SECRET_GET", "secret"), ("ERR_PERMISSION_DENIED", "secret"),
+        ("ERR_INVOKE_OUTPUT_BINDING", "binding"), ("ERR_TRY_LOCK", "lock"), ("ERR_LOCK_STORE_NOT_FOUND", "lock"), ("ERR_ACTOR_STATE_GET", "actor"),
+        ("ERR_START_WORKFLOW", "workflow"), ("ERR_INSTANCE_ID_INVALID", "workflow"), ("ERR_CONFIGURATION_GET", "configuration"),
+        ("ERR_CRYPTO_KEY", "crypto"), ("ERR_CONVERSATION_INVOKE", "conversation"), ("DAPR_SCHEDULER_GET_JOB", "job"),
+        ("ERR_HEALTH_NOT_READY", "health"), ("ERR_MALFORMED_REQUEST", "common"), ("ERR_BODY_READ", "common"),
+    ])
+    func daprdsCategories(code: String, category: String) {
+        #expect(APIError.category(ofErrorCode: code) == category)
+    }
+
+    @Test func onlyWithRecordErrorCodes() {
+        let off = DaprMetrics(appID: "a", namespace: "default")
+        off.errorCode("ERR_STATE_GET", category: "state")
+        #expect(!off.recordsErrorCodes)
+        #expect(!String(decoding: off.scrape(), as: UTF8.self).contains("dapr_error_code_total"))
+        let on = DaprMetrics(appID: "a", namespace: "default", spec: MetricsSpec(recordErrorCodes: true))
+        on.errorCode("ERR_STATE_GET", category: "state")
+        #expect(String(decoding: on.scrape(), as: UTF8.self).contains(#"dapr_error_code_total{app_id="a",error_code="ERR_STATE_GET",category="state"} 1"#))
+    }
+
+    @Test func theSinkKeepsTheLastCodeNotedInItsScope() async {
+        let sink = ErrorCodeSink()
+        ErrorCodeScope.note("ERR_OUTSIDE")
+        await ErrorCodeScope.$sink.withValue(sink) {
+            ErrorCodeScope.note("ERR_FIRST")
+            ErrorCodeScope.note("ERR_LAST")
+        }
+        #expect(sink.code == "ERR_LAST")
+    }
+}

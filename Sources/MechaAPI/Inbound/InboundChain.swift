@@ -23,6 +23,8 @@ public struct InboundChain: Sendable {
     public let observers: [any InboundObserver]
     /// Some observer reads the exchange's user agent and trace context.
     public let observersWantDetails: Bool
+    /// Some observer reads the exchange's error code (`recordErrorCodes`).
+    public let observersWantErrorCodes: Bool
 
     /// - Parameters:
     ///   - apiToken: `DAPR_API_TOKEN`; nil or empty when unset.
@@ -37,6 +39,7 @@ public struct InboundChain: Sendable {
     ) {
         self.observers = observers
         self.observersWantDetails = observers.contains { $0.wantsDetails }
+        self.observersWantErrorCodes = observers.contains { $0.wantsErrorCodes }
         let token = apiToken.flatMap { $0.isEmpty ? nil : APITokenMiddleware(token: $0) }
         let access = APIAccessMiddleware(allowed: apiAllowed, denied: apiDenied)
         var http: [any InboundMiddleware] = []

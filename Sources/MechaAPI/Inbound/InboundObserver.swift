@@ -20,11 +20,18 @@ public struct InboundExchange: Sendable {
     /// `user-agent` and `traceparent` of the request, when an observer `wantsDetails`.
     public var userAgent: String?
     public var traceParent: String?
+    /// The app a `dapr-app-id` header names (the API listener): the request is an invocation.
+    public var invokeTarget: String?
+    /// The Dapr error code the call was answered with (when an observer `wantsErrorCodes`).
+    public var errorCode: String?
 
     public init(
         surface: InboundOperation.Surface, verb: String, path: Substring, status: Int, elapsed: Duration, requestBytes: Int = 0,
-        responseBytes: Int = 0, caller: String? = nil, userAgent: String? = nil, traceParent: String? = nil
+        responseBytes: Int = 0, caller: String? = nil, userAgent: String? = nil, traceParent: String? = nil, invokeTarget: String? = nil,
+        errorCode: String? = nil
     ) {
+        self.errorCode = errorCode
+        self.invokeTarget = invokeTarget
         self.caller = caller
         self.userAgent = userAgent
         self.traceParent = traceParent
@@ -45,10 +52,13 @@ public protocol InboundObserver: Sendable {
     /// Whether `completed` reads `userAgent` and `traceParent` (surfaces skip the header lookups
     /// otherwise).
     var wantsDetails: Bool { get }
+    /// Whether `completed` reads `errorCode` (surfaces note error codes only then).
+    var wantsErrorCodes: Bool { get }
 }
 
 extension InboundObserver {
     public var wantsDetails: Bool { false }
+    public var wantsErrorCodes: Bool { false }
 }
 
 /// The Dapr HTTP and gRPC server metrics, fed by the surfaces.
@@ -56,14 +66,17 @@ public struct MetricsObserver: InboundObserver {
     public let metrics: DaprMetrics
     public init(metrics: DaprMetrics) { self.metrics = metrics }
 
+    public var wantsErrorCodes: Bool { self.metrics.recordsErrorCodes }
+
     public func completed(_ exchange: InboundExchange) {
+        if let code = exchange.errorCode { self.metrics.errorCode(code, category: APIError.category(ofErrorCode: code)) }
         switch exchange.surface {
         case .http:
             self.metrics.httpServer(
                 method: exchange.verb, path: exchange.path, status: exchange.status, elapsed: exchange.elapsed,
                 requestBytes: exchange.requestBytes, responseBytes: exchange.responseBytes)
             // `/v1.0/invoke/<app>/method/…`: the caller's side of service invocation.
-            if let target = Self.invokeTarget(exchange.path) {
+            if let target = Self.invokeTarget(exchange.path) ?? exchange.invokeTarget {
                 self.metrics.invocationSent(to: target, status: exchange.status, elapsed: exchange.elapsed)
             }
         case .grpc:
@@ -73,7 +86,8 @@ public struct MetricsObserver: InboundObserver {
 }
 
 extension MetricsObserver {
-    /// The app id of `/v1.0/invoke/<app>/method/…`, as the caller wrote it (with any `.namespace`).
+    /// The app id of `/v1.0/invoke/<app>/method/…`, as the caller wrote it (with any `.namespace`);
+    /// the `dapr-app-id` header form is `InboundExchange.invokeTarget`.
     static func invokeTarget(_ path: Substring) -> String? {
         InvocationPath.split(path).map { String($0.app) }
     }

@@ -1,3 +1,4 @@
+import Synchronization
 /// `spec.metrics` of a Configuration: what the sidecar records and how (daprd's fields, plus
 /// Mecha's cardinality budget).
 public struct MetricsSpec: Sendable, Hashable {
@@ -155,4 +156,30 @@ public struct OTelExporterSpec: Sendable, Hashable {
 /// set by the surfaces around a request's handling, read where spans start (component calls).
 public enum TraceScope {
     @TaskLocal public static var traceParent: String?
+}
+
+/// Where the Dapr error code a call ends with is noted (`spec.metrics.recordErrorCodes`): a
+/// surface that records error codes sets a sink around the call; where an `APIError` becomes the
+/// caller's answer, its code is noted. Without a sink nothing is noted.
+public enum ErrorCodeScope {
+    @TaskLocal public static var sink: ErrorCodeSink?
+
+    /// Notes `code` in the current sink, if any.
+    @inline(__always)
+    public static func note(_ code: String) {
+        Self.sink?.note(code)
+    }
+}
+
+/// The error code noted for one call (the last one noted wins: it is the one answered).
+public final class ErrorCodeSink: Sendable {
+    private let noted = Mutex<String?>(nil)
+
+    public init() {}
+
+    public func note(_ code: String) {
+        self.noted.withLock { $0 = code }
+    }
+
+    public var code: String? { self.noted.withLock { $0 } }
 }

@@ -556,6 +556,7 @@ final class FastInvokeHandler: ChannelDuplexHandler {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Content-Length", value: String(body.readableBytes))
+        if self.router.marksErrorCodes { headers.add(name: HTTPReply.errorCodeHeader, value: error.errorCode) }
         context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: error.httpStatus), headers: headers))), promise: nil)
         context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)

@@ -55,6 +55,12 @@ struct FastStatusFailure: StatusCodedFailure {
 /// which handles every case.
 protocol FastInvokeRouter: Sendable {
     func plan(for head: HTTPRequestHead) -> FastInvokePlan?
+    /// Error answers written by the fast path carry their code for the exchange observer.
+    var marksErrorCodes: Bool { get }
+}
+
+extension FastInvokeRouter {
+    var marksErrorCodes: Bool { false }
 }
 
 /// What the fast path needs to know of a request's headers, read in one pass.
@@ -148,6 +154,7 @@ struct PublicFastInvokeRouter: FastInvokeRouter {
     /// The sidecar's inbound chain; never one that `readsClient` (the fast path has no caller
     /// address, and a request it hands back must not count twice).
     let inbound: InboundChain
+    var marksErrorCodes: Bool { self.inbound.observersWantErrorCodes }
     let bodyLimit: Int
 
     func plan(for head: HTTPRequestHead) -> FastInvokePlan? {

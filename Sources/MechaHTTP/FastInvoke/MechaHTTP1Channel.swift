@@ -20,6 +20,8 @@ struct MechaHTTP1Channel: HTTPChannelHandler {
     var observe: (@Sendable (InboundExchange) -> Void)? = nil
     /// A request header whose value the observer receives as `InboundExchange.caller`.
     var callerHeader: String? = nil
+    /// A request header whose value the observer receives as `InboundExchange.invokeTarget`.
+    var targetHeader: String? = nil
     /// The observer reads `userAgent` and `traceParent`.
     var details = false
     /// Spans for the exchanges (nil: not traced).
@@ -39,7 +41,9 @@ struct MechaHTTP1Channel: HTTPChannelHandler {
             try channel.pipeline.syncOperations.addHandler(deadlines.parts)
             if self.observe != nil || self.tracing != nil {
                 try channel.pipeline.syncOperations.addHandler(
-                    ExchangeObserverHandler(report: self.observe, callerHeader: self.callerHeader, details: self.details, tracing: self.tracing))
+                    ExchangeObserverHandler(
+                        report: self.observe, callerHeader: self.callerHeader, targetHeader: self.targetHeader, details: self.details,
+                        tracing: self.tracing))
             }
             if let router = self.router {
                 try channel.pipeline.syncOperations.addHandler(FastInvokeHandler(router: router))
@@ -56,12 +60,12 @@ struct MechaHTTP1Channel: HTTPChannelHandler {
 
     static func builder(
         router: (any FastInvokeRouter)?, timeouts: ConnectionTimeouts, observe: (@Sendable (InboundExchange) -> Void)? = nil,
-        callerHeader: String? = nil, details: Bool = false, tracing: ExchangeTracing? = nil
+        callerHeader: String? = nil, targetHeader: String? = nil, details: Bool = false, tracing: ExchangeTracing? = nil
     ) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
             MechaHTTP1Channel(
-                responder: responder, router: router, timeouts: timeouts, observe: observe, callerHeader: callerHeader, details: details,
-                tracing: tracing)
+                responder: responder, router: router, timeouts: timeouts, observe: observe, callerHeader: callerHeader,
+                targetHeader: targetHeader, details: details, tracing: tracing)
         }
     }
 }
