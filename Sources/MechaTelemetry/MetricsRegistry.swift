@@ -19,6 +19,10 @@ public final class MetricsRegistry: Sendable {
     private let folded: Mutex<[String: CoreMetrics.Counter]>
     /// Work done just before each scrape (process figures, gauges read from live state).
     private let collectors: Mutex<[@Sendable () -> Void]>
+    /// Every histogram, flushed into the Prometheus registry before each scrape.
+    private let histograms: Mutex<[LockFreeHistogram]>
+    let defaultBuckets: [Double]
+    let histogramBuckets: [String: [Double]]
 
     /// - Parameters:
     ///   - histogramBuckets: bucket bounds per histogram name (anything else gets `defaultBuckets`).
@@ -42,6 +46,9 @@ public final class MetricsRegistry: Sendable {
         self.rules = compiled
         self.folded = Mutex([:])
         self.collectors = Mutex([])
+        self.histograms = Mutex([])
+        self.defaultBuckets = defaultBuckets
+        self.histogramBuckets = histogramBuckets
     }
 
     /// A counter family (`name` exactly as Prometheus shows it).
@@ -51,10 +58,14 @@ public final class MetricsRegistry: Sendable {
         }
     }
 
-    /// A histogram family; its buckets come from `histogramBuckets` or the default.
+    /// A histogram family; its buckets come from `histogramBuckets` or the default. Recording
+    /// takes no lock (`LockFreeHistogram`); the Prometheus histograms are filled at scrape time.
     public func histogram(_ name: String, labels: [String], unbounded: Set<String> = []) -> MetricFamily<CoreMetrics.Recorder> {
         MetricFamily(name: name, labels: labels, unbounded: unbounded, registry: self) { dimensions in
-            CoreMetrics.Recorder(label: name, dimensions: dimensions, aggregate: true, factory: self.factory)
+            let target = self.factory.makeRecorder(label: name, dimensions: dimensions, aggregate: true)
+            let histogram = LockFreeHistogram(bounds: self.histogramBuckets[name] ?? self.defaultBuckets, target: target)
+            self.histograms.withLock { $0.append(histogram) }
+            return CoreMetrics.Recorder(label: name, dimensions: dimensions, aggregate: true, handler: histogram)
         }
     }
 
@@ -73,6 +84,7 @@ public final class MetricsRegistry: Sendable {
     /// The exposition in Prometheus's text format (0.0.4).
     public func scrape() -> [UInt8] {
         for collect in self.collectors.withLock({ $0 }) { collect() }
+        for histogram in self.histograms.withLock({ $0 }) { histogram.flush() }
         return self.prometheus.emitToBuffer()
     }
 

@@ -154,3 +154,58 @@ import Testing
         #expect(sink.code == "ERR_LAST")
     }
 }
+
+@Suite struct LockFreeHistogramTests {
+    func exposition(_ registry: MetricsRegistry) -> String {
+        String(decoding: registry.scrape(), as: UTF8.self)
+    }
+
+    @Test func bucketsCountAndSumAreExactAtEveryScrape() {
+        let registry = MetricsRegistry(histogramBuckets: ["h": [1, 5, 10]])
+        let histogram = registry.histogram("h", labels: ["a"])(["x"])
+        // On a bound, inside, past the last bound, zero.
+        for value in [1.0, 5.0, 3.0, 7.0, 100.0, 0.0] { histogram.record(value) }
+        var text = self.exposition(registry)
+        #expect(text.contains(#"h_bucket{a="x",le="1.0"} 2"#))
+        #expect(text.contains(#"h_bucket{a="x",le="5.0"} 4"#))
+        #expect(text.contains(#"h_bucket{a="x",le="10.0"} 5"#))
+        #expect(text.contains(#"h_bucket{a="x",le="+Inf"} 6"#))
+        #expect(text.contains(#"h_sum{a="x"} 116.0"#))
+        #expect(text.contains(#"h_count{a="x"} 6"#))
+        // Later records add to what was scraped.
+        histogram.record(2)
+        text = self.exposition(registry)
+        #expect(text.contains(#"h_bucket{a="x",le="5.0"} 5"#))
+        #expect(text.contains(#"h_sum{a="x"} 118.0"#))
+        #expect(text.contains(#"h_count{a="x"} 7"#))
+    }
+
+    @Test func concurrentRecordsLoseNothing() async {
+        let registry = MetricsRegistry(histogramBuckets: ["h": [10, 100]])
+        let histogram = registry.histogram("h", labels: [])([])
+        await withTaskGroup(of: Void.self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    for index in 0..<5_000 { histogram.record(Double((index + task) % 150)) }
+                }
+            }
+            // Scrapes while the records go on.
+            group.addTask { for _ in 0..<20 { _ = registry.scrape() } }
+        }
+        let text = self.exposition(registry)
+        var expected = (count: 0, sum: 0, le10: 0, le100: 0)
+        for task in 0..<8 {
+            for index in 0..<5_000 {
+                let value = (index + task) % 150
+                expected.count += 1
+                expected.sum += value
+                if value <= 10 { expected.le10 += 1 }
+                if value <= 100 { expected.le100 += 1 }
+            }
+        }
+        #expect(text.contains("h_count \(expected.count)"))
+        #expect(text.contains("h_sum \(Double(expected.sum))"))
+        #expect(text.contains(#"h_bucket{le="10.0"} "# + "\(expected.le10)"))
+        #expect(text.contains(#"h_bucket{le="100.0"} "# + "\(expected.le100)"))
+    }
+}
