@@ -6,10 +6,10 @@ import Synchronization
 ///
 /// swift-prometheus writes the exposition from its own histogram, which takes a lock per record;
 /// this one sits in front of it. At scrape time each bucket is exchanged with zero and its
-/// (count, sum) replayed into the Prometheus histogram as `count` records of the bucket's mean.
-/// That is exact: every value of a bucket lies in it, so does their mean; count and sum move
-/// together in one atomic. Sums are kept in thousandths (the values recorded here are whole
-/// milliseconds and byte counts).
+/// (count, sum) replayed into the Prometheus histogram as `count` records around the bucket's
+/// mean. For whole values (the milliseconds and byte counts recorded here) that is exact: every
+/// value of a bucket lies in it, so do the whole numbers next to their mean; count and sum move
+/// together in one atomic. Sums are kept in thousandths; other values replay at their mean.
 final class LockFreeHistogram: RecorderHandler, @unchecked Sendable {
     /// Upper bounds, ascending; the last cell is `+Inf`.
     let bounds: [Double]
@@ -59,11 +59,21 @@ final class LockFreeHistogram: RecorderHandler, @unchecked Sendable {
         for index in 0...self.bounds.count {
             let taken = (self.cells + index).pointee.exchange(WordPair(first: 0, second: 0), ordering: .relaxed)
             guard taken.first > 0 else { continue }
-            var mean = Double(taken.second) / Self.scale / Double(taken.first)
+            let count = taken.first
+            if taken.second % UInt(Self.scale) == 0 {
+                // Whole values (milliseconds, bytes): replayed as whole numbers around the mean —
+                // `total % count` of them one above — so the sum stays exact in floating point.
+                // Whole values in a bucket have their floor and ceiling mean in it too.
+                let total = taken.second / UInt(Self.scale)
+                let (low, above) = total.quotientAndRemainder(dividingBy: count)
+                for position in 0..<count { self.target.record(Double(position < above ? low + 1 : low)) }
+                continue
+            }
+            var mean = Double(taken.second) / Self.scale / Double(count)
             // Kept inside the bucket whatever the rounding of the sum.
             if index < self.bounds.count { mean = min(mean, self.bounds[index]) }
             if index > 0 { mean = max(mean, self.bounds[index - 1].nextUp) }
-            for _ in 0..<taken.first { self.target.record(mean) }
+            for _ in 0..<count { self.target.record(mean) }
         }
     }
 
