@@ -4,6 +4,7 @@ public import Logging
 public import MechaAPI
 public import MechaTelemetry
 public import MechaCore
+import MechaResiliency
 import NIOCore
 import NIOPosix
 public import ServiceLifecycle
@@ -94,7 +95,8 @@ public struct DaprHTTPServer: Sendable {
             app: (self.api.invoke.localAppChannel as? HTTPAppChannel)?.directTarget,
             invoke: self.api.invoke,
             inbound: self.inbound,
-            bodyLimit: min(Self.bufferedBodyLimit, self.configuration.maxBodySize)
+            bodyLimit: min(Self.bufferedBodyLimit, self.configuration.maxBodySize),
+            appCalls: self.api.invoke.outbound.observer
         )
     }
 

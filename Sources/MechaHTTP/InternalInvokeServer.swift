@@ -3,6 +3,7 @@ public import HummingbirdCore
 public import Logging
 public import MechaAPI
 public import MechaCore
+import MechaResiliency
 public import MechaTelemetry
 import NIOCore
 import NIOPosix
@@ -62,7 +63,8 @@ public struct InternalInvokeServer: Sendable {
                 app: app,
                 peerToken: self.peerToken,
                 invoke: self.api.invoke,
-                bodyLimit: min(DaprHTTPServer.bufferedBodyLimit, self.maxBodySize)
+                bodyLimit: min(DaprHTTPServer.bufferedBodyLimit, self.maxBodySize),
+                appCalls: self.api.invoke.outbound.observer
             )
         }
         return try MechaHTTP1Channel.builder(

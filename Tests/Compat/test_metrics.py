@@ -25,6 +25,17 @@ def scrape(sidecar) -> str:
     return body.decode()
 
 
+def send(connection, method: str, path: str, times: int = 1, body=None, headers=None):
+    """`times` requests on a kept-alive connection; the statuses answered."""
+    statuses = []
+    for _ in range(times):
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        response.read()
+        statuses.append(response.status)
+    return statuses
+
+
 def series(text: str, name: str) -> dict:
     """{labels text: value} for the samples of `name` in an exposition."""
     found = {}
@@ -97,25 +108,12 @@ def test_prometheus_scrapes_two_sidecars_and_promql_returns_the_traffic_sent(mod
     query = prometheus([f"127.0.0.1:{caller.metrics_port}", f"127.0.0.1:{callee.metrics_port}"])
 
     connection = HTTPConnection("127.0.0.1", caller.http_port, timeout=10)
-    for _ in range(30):
-        connection.request("GET", "/v1.0/invoke/mx-callee/method/whoami")
-        response = connection.getresponse()
-        response.read()
-        assert response.status == 200
-    for _ in range(3):
-        connection.request("GET", "/v1.0/invoke/mx-callee/method/slow?ms=300")
-        connection.getresponse().read()
-    for _ in range(5):
-        connection.request("GET", "/v1.0/invoke/mx-ghost/method/whoami")
-        response = connection.getresponse()
-        response.read()
-        assert response.status == 500
+    assert send(connection, "GET", "/v1.0/invoke/mx-callee/method/whoami", 30) == [200] * 30
+    send(connection, "GET", "/v1.0/invoke/mx-callee/method/slow?ms=300", 3)
+    assert send(connection, "GET", "/v1.0/invoke/mx-ghost/method/whoami", 5) == [500] * 5
     for index in range(10):
-        connection.request("POST", "/v1.0/state/statestore", body=json.dumps([{"key": f"k{index}", "value": index}]),
-                           headers={"content-type": "application/json"})
-        response = connection.getresponse()
-        response.read()
-        assert response.status == 204
+        assert send(connection, "POST", "/v1.0/state/statestore", body=json.dumps([{"key": f"k{index}", "value": index}]),
+                    headers={"content-type": "application/json"}) == [204]
     connection.close()
 
     caller_labels = 'app_id="mx-caller"'
@@ -194,16 +192,8 @@ def test_every_invocation_form_is_counted_on_the_callers_side(module_launcher, d
     callee = module_launcher.sidecar("mx-forms-callee", app_port=app.port)
     caller = module_launcher.sidecar("mx-forms-caller")
     connection = HTTPConnection("127.0.0.1", caller.http_port, timeout=10)
-    for _ in range(2):
-        connection.request("GET", "/v1.0/invoke/mx-forms-callee/method/whoami")
-        response = connection.getresponse()
-        response.read()
-        assert response.status == 200
-    for _ in range(3):
-        connection.request("GET", "/whoami", headers={"dapr-app-id": "mx-forms-callee"})
-        response = connection.getresponse()
-        response.read()
-        assert response.status == 200
+    assert send(connection, "GET", "/v1.0/invoke/mx-forms-callee/method/whoami", 2) == [200] * 2
+    assert send(connection, "GET", "/whoami", 3, headers={"dapr-app-id": "mx-forms-callee"}) == [200] * 3
     connection.close()
     with dapr_client(caller) as client:
         for _ in range(4):

@@ -156,6 +156,9 @@ struct PublicFastInvokeRouter: FastInvokeRouter {
     let inbound: InboundChain
     var marksErrorCodes: Bool { self.inbound.observersWantErrorCodes }
     let bodyLimit: Int
+    /// The outbound seam's observer, read once when the listener starts (it is installed at
+    /// assembly), not once per request.
+    var appCalls: (any OutboundObserver)? = nil
 
     func plan(for head: HTTPRequestHead) -> FastInvokePlan? {
         guard FastInvoke.isPlainRequest(head), let summary = RequestHeaderSummary(head.headers),
@@ -215,7 +218,7 @@ struct PublicFastInvokeRouter: FastInvokeRouter {
                 keepsInternalHeaders: false,
                 isSidecarHop: false,
                 governance: governance(),
-                appCalls: self.invoke.outbound.observer
+                appCalls: self.appCalls
             )
         }
         guard let hop = self.invoke.directHops?.directHop(appID: targetApp, namespace: targetNamespace) else { return nil }
@@ -266,6 +269,8 @@ struct InternalFastInvokeRouter: FastInvokeRouter {
     let peerToken: PeerToken
     let invoke: InvokeAPI
     let bodyLimit: Int
+    /// As `PublicFastInvokeRouter.appCalls`.
+    var appCalls: (any OutboundObserver)? = nil
 
     func plan(for head: HTTPRequestHead) -> FastInvokePlan? {
         guard FastInvoke.isPlainRequest(head), let summary = RequestHeaderSummary(head.headers),
@@ -291,7 +296,7 @@ struct InternalFastInvokeRouter: FastInvokeRouter {
             targetForErrors: self.appID,
             keepsInternalHeaders: true,
             isSidecarHop: false,
-            appCalls: self.invoke.outbound.observer
+            appCalls: self.appCalls
         )
     }
 }
