@@ -160,8 +160,13 @@ def test_prometheus_scrapes_two_sidecars_and_promql_returns_the_traffic_sent(mod
     # Components: ten saves on the caller's state store.
     eventually(f'dapr_component_state_count{{{caller_labels},component="statestore",operation="set",success="true"}}', 10)
     eventually(f'dapr_runtime_component_loaded{{{caller_labels}}}', 3, at_least=True)
-    # A rate over the window: non-zero while the traffic is in it.
-    assert value(query(f'sum(rate(dapr_http_server_request_count{{{caller_labels}}}[1m]))')) > 0
+    # A rate over the window: non-zero while the traffic is in it. A series' first sample is not an
+    # increase for Prometheus, so more traffic follows once every series exists.
+    connection = HTTPConnection("127.0.0.1", caller.http_port, timeout=10)
+    assert send(connection, "GET", "/v1.0/invoke/mx-callee/method/whoami", 5) == [200] * 5
+    connection.close()
+    wait_until(lambda: value(query(f'sum(rate(dapr_http_server_request_count{{{caller_labels}}}[1m]))')) > 0,
+               timeout=10, what="a non-zero rate of the caller's requests")
     # Process figures.
     assert value(query(f'process_resident_memory_bytes{{instance="127.0.0.1:{caller.metrics_port}"}}')) > 1_000_000
 
