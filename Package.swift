@@ -257,7 +257,7 @@ let package = Package(
             dependencies: ["MechaCrypto", "MechaCore", .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "MechaTelemetryTests", dependencies: ["MechaTelemetry", "MechaCore", "MechaResiliency", .product(name: "CoreMetrics", package: "swift-metrics")], swiftSettings: swiftSettings),
+        .testTarget(name: "MechaTelemetryTests", dependencies: ["MechaTelemetry", "MechaCore", "MechaResiliency", .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")], swiftSettings: swiftSettings),
         .testTarget(name: "MechaResiliencyTests", dependencies: ["MechaResiliency", "MechaCore"], swiftSettings: swiftSettings),
         .testTarget(name: "MechaMeshTests", dependencies: ["MechaMesh", "MechaResiliency", "MechaCore"], swiftSettings: swiftSettings),
         .testTarget(

@@ -92,7 +92,7 @@ public final class HTTPAppChannel: AppChannel {
                 answered = true
                 observer.appCalled(
                     AppCall(
-                        method: request.method.rawValue, path: AppCall.path(ofURI: request.uri), status: Int(response.status.code),
+                        method: request.method.rawValue, uri: request.uri, status: Int(response.status.code),
                         elapsed: ContinuousClock.now - start, sentBytes: sent,
                         receivedBytes: response.headers.first(name: "content-length").flatMap(Int.init) ?? 0))
                 return try await handler(response)
@@ -101,7 +101,7 @@ public final class HTTPAppChannel: AppChannel {
             if !answered {
                 observer.appCalled(
                     AppCall(
-                        method: request.method.rawValue, path: AppCall.path(ofURI: request.uri), status: 500,
+                        method: request.method.rawValue, uri: request.uri, status: 500,
                         elapsed: ContinuousClock.now - start, sentBytes: sent, receivedBytes: 0))
             }
             throw error

@@ -145,8 +145,8 @@ extension OutboundObserver {
 /// binding deliveries, subscriptions) and the invocation fast path's direct hop.
 public struct AppCall: Sendable {
     public var method: String
-    /// The route without its leading slash or query (`orders/1`).
-    public var path: Substring
+    /// The request target as sent (`/orders/1?x=1`).
+    public var uri: String
     /// The answer's status; 500 when none came (daprd's value).
     public var status: Int
     /// Until the answer's head arrived (or the call failed).
@@ -155,21 +155,26 @@ public struct AppCall: Sendable {
     /// The answer's `content-length`, 0 when absent.
     public var receivedBytes: Int
 
-    public init(method: String, path: Substring, status: Int, elapsed: Duration, sentBytes: Int, receivedBytes: Int) {
+    public init(method: String, uri: String, status: Int, elapsed: Duration, sentBytes: Int, receivedBytes: Int) {
         self.method = method
-        self.path = path
+        self.uri = uri
         self.status = status
         self.elapsed = elapsed
         self.sentBytes = sentBytes
         self.receivedBytes = receivedBytes
     }
 
+    /// The route without its leading slash or query (`orders/1`): worked out only when an
+    /// observer reads it (the metrics label it only with templates or increased cardinality).
+    public var path: Substring { Self.path(ofURI: self.uri) }
+
     /// The route of a request URI (`/orders/1?x=1` → `orders/1`).
     public static func path(ofURI uri: String) -> Substring {
-        var path = Substring(uri)
-        if let query = path.firstIndex(of: "?") { path = path[..<query] }
-        while path.first == "/" { path = path.dropFirst() }
-        return path
+        // Byte by byte: this runs for every call to the app.
+        var utf8 = Substring(uri).utf8
+        if let query = utf8.firstIndex(of: UInt8(ascii: "?")) { utf8 = utf8[..<query] }
+        while utf8.first == UInt8(ascii: "/") { utf8 = utf8.dropFirst() }
+        return Substring(utf8)
     }
 }
 

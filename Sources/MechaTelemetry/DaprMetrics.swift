@@ -1,4 +1,5 @@
 public import CoreMetrics
+public import Prometheus
 public import MechaCore
 public import MechaResiliency
 import Synchronization
@@ -14,49 +15,49 @@ public final class DaprMetrics: Sendable {
     let paths: HTTPPathLabeler
 
     // HTTP server (the Dapr HTTP API).
-    let httpServerCount: MetricFamily<CoreMetrics.Counter>
-    let httpServerResponseCount: MetricFamily<CoreMetrics.Counter>?
-    let httpServerLatency: MetricFamily<CoreMetrics.Recorder>
-    let httpServerRequestBytes: CoreMetrics.Recorder
-    let httpServerResponseBytes: CoreMetrics.Recorder
+    let httpServerCount: MetricFamily<Prometheus.Counter>
+    let httpServerResponseCount: MetricFamily<Prometheus.Counter>?
+    let httpServerLatency: MetricFamily<LockFreeHistogram>
+    let httpServerRequestBytes: LockFreeHistogram
+    let httpServerResponseBytes: LockFreeHistogram
     // gRPC server (the Dapr gRPC API and proxied calls).
-    let grpcServerCompleted: MetricFamily<CoreMetrics.Counter>
-    let grpcServerLatency: MetricFamily<CoreMetrics.Recorder>
+    let grpcServerCompleted: MetricFamily<Prometheus.Counter>
+    let grpcServerLatency: MetricFamily<LockFreeHistogram>
     // HTTP client (the sidecar calling its app).
-    let httpClientCompleted: MetricFamily<CoreMetrics.Counter>
-    let httpClientLatency: MetricFamily<CoreMetrics.Recorder>
-    let httpClientSentBytes: CoreMetrics.Recorder
-    let httpClientReceivedBytes: CoreMetrics.Recorder
+    let httpClientCompleted: MetricFamily<Prometheus.Counter>
+    let httpClientLatency: MetricFamily<LockFreeHistogram>
+    let httpClientSentBytes: LockFreeHistogram
+    let httpClientReceivedBytes: LockFreeHistogram
     // Service invocation.
-    let invocationRequestsSent: MetricFamily<CoreMetrics.Counter>
-    let invocationResponsesReceived: MetricFamily<CoreMetrics.Counter>
-    let invocationLatency: MetricFamily<CoreMetrics.Recorder>
-    let invocationRequestsReceived: MetricFamily<CoreMetrics.Counter>
-    let invocationResponsesSent: MetricFamily<CoreMetrics.Counter>
+    let invocationRequestsSent: MetricFamily<Prometheus.Counter>
+    let invocationResponsesReceived: MetricFamily<Prometheus.Counter>
+    let invocationLatency: MetricFamily<LockFreeHistogram>
+    let invocationRequestsReceived: MetricFamily<Prometheus.Counter>
+    let invocationResponsesSent: MetricFamily<Prometheus.Counter>
     // Components.
-    let componentCounts: [ComponentCategory: (count: MetricFamily<CoreMetrics.Counter>, latency: MetricFamily<CoreMetrics.Recorder>)]
-    let pubsubEgressCount: MetricFamily<CoreMetrics.Counter>
-    let pubsubEgressLatency: MetricFamily<CoreMetrics.Recorder>
-    let pubsubEgressBulkCount: MetricFamily<CoreMetrics.Counter>
-    let pubsubEgressBulkLatency: MetricFamily<CoreMetrics.Recorder>
-    let pubsubIngressCount: MetricFamily<CoreMetrics.Counter>
-    let pubsubIngressLatency: MetricFamily<CoreMetrics.Recorder>
-    let inputBindingCount: MetricFamily<CoreMetrics.Counter>
-    let inputBindingLatency: MetricFamily<CoreMetrics.Recorder>
+    let componentCounts: [ComponentCategory: (count: MetricFamily<Prometheus.Counter>, latency: MetricFamily<LockFreeHistogram>)]
+    let pubsubEgressCount: MetricFamily<Prometheus.Counter>
+    let pubsubEgressLatency: MetricFamily<LockFreeHistogram>
+    let pubsubEgressBulkCount: MetricFamily<Prometheus.Counter>
+    let pubsubEgressBulkLatency: MetricFamily<LockFreeHistogram>
+    let pubsubIngressCount: MetricFamily<Prometheus.Counter>
+    let pubsubIngressLatency: MetricFamily<LockFreeHistogram>
+    let inputBindingCount: MetricFamily<Prometheus.Counter>
+    let inputBindingLatency: MetricFamily<LockFreeHistogram>
     // Runtime.
-    let componentLoaded: MetricFamily<CoreMetrics.Counter>
-    let componentInit: MetricFamily<CoreMetrics.Counter>
-    let componentInitFail: MetricFamily<CoreMetrics.Counter>
-    let resiliencyLoaded: MetricFamily<CoreMetrics.Counter>
-    let resiliencyCount: MetricFamily<CoreMetrics.Counter>
-    let resiliencyActivations: MetricFamily<CoreMetrics.Counter>
+    let componentLoaded: MetricFamily<Prometheus.Counter>
+    let componentInit: MetricFamily<Prometheus.Counter>
+    let componentInitFail: MetricFamily<Prometheus.Counter>
+    let resiliencyLoaded: MetricFamily<Prometheus.Counter>
+    let resiliencyCount: MetricFamily<Prometheus.Counter>
+    let resiliencyActivations: MetricFamily<Prometheus.Counter>
     let resiliencyBreakerState: MetricFamily<CoreMetrics.Gauge>
-    let errorCodes: MetricFamily<CoreMetrics.Counter>?
+    let errorCodes: MetricFamily<Prometheus.Counter>?
     // Hot-path caches of series by a short key.
-    let httpSeries: SeriesCache<SeriesKey, HTTPServerSeries>
+    let httpSeries: SeriesCache<ExchangeKey, HTTPServerSeries>
     let invocationSeries: SeriesCache<SeriesKey, InvocationSeries>
     let httpClientSeries: SeriesCache<SeriesKey, HTTPClientSeries>
-    let resiliencySeries: SeriesCache<String, CoreMetrics.Counter>
+    let resiliencySeries: SeriesCache<String, Prometheus.Counter>
 
     public init(appID: String, namespace: String, spec: MetricsSpec = MetricsSpec()) {
         let latency = spec.latencyBuckets.isEmpty ? DaprBuckets.latencyMilliseconds : spec.latencyBuckets
@@ -105,7 +106,7 @@ public final class DaprMetrics: Sendable {
             "dapr_runtime_service_invocation_res_sent_total", labels: ["app_id", "dst_app_id", "status"], unbounded: ["dst_app_id"])
 
         let component = ["app_id", "component", "namespace", "operation", "success"]
-        var counts: [ComponentCategory: (MetricFamily<CoreMetrics.Counter>, MetricFamily<CoreMetrics.Recorder>)] = [:]
+        var counts: [ComponentCategory: (MetricFamily<Prometheus.Counter>, MetricFamily<LockFreeHistogram>)] = [:]
         for (category, name) in [
             (ComponentCategory.state, "state"), (.configuration, "configuration"), (.secretstores, "secret"), (.crypto, "crypto"),
             (.bindings, "output_binding"),
@@ -166,21 +167,32 @@ public final class DaprMetrics: Sendable {
 
     // MARK: Surfaces
 
-    /// One answered request on the Dapr HTTP API.
-    public func httpServer(method: String, path: Substring, status: Int, elapsed: Duration, requestBytes: Int, responseBytes: Int) {
+    /// One answered request on the Dapr HTTP API; `invokeTarget`: the app it invoked (by URL or
+    /// `dapr-app-id` header), for the caller's side of service invocation.
+    public func httpServer(
+        method: String, path: Substring, status: Int, elapsed: Duration, requestBytes: Int, responseBytes: Int, invokeTarget: String? = nil
+    ) {
         let verb = self.verb(method)
         let pathLabel = self.paths.label(path)
-        // One lookup of a short key finds the series of all three metrics (the families, with
-        // their budget, are only asked the first time).
-        let series = self.httpSeries.get(SeriesKey(verb, status, pathLabel)) {
+        // One lookup of a short key finds the series of every metric the exchange feeds (the
+        // families, with their budget, are only asked the first time).
+        let series = self.httpSeries.get(ExchangeKey(verb: verb, status: status, path: pathLabel, target: invokeTarget)) {
             let labels = [self.appID, verb, pathLabel, String(status)]
-            return HTTPServerSeries(count: self.httpServerCount(labels), response: self.httpServerResponseCount?(labels), latency: self.httpServerLatency(labels))
+            return HTTPServerSeries(
+                count: self.httpServerCount(labels), response: self.httpServerResponseCount?(labels), latency: self.httpServerLatency(labels),
+                invocation: invokeTarget.map { self.invocationSeries(to: $0, status: status, streaming: false) })
         }
+        let milliseconds = Self.milliseconds(elapsed)
         series.count.increment()
         series.response?.increment()
-        series.latency.record(Self.milliseconds(elapsed))
+        series.latency.record(milliseconds)
         self.httpServerRequestBytes.record(requestBytes)
         self.httpServerResponseBytes.record(responseBytes)
+        if let invocation = series.invocation {
+            invocation.sent.increment()
+            invocation.received.increment()
+            invocation.latency.record(milliseconds)
+        }
     }
 
     /// The sidecar called its app over HTTP (daprd's app channel metrics): `status` is the
@@ -222,16 +234,20 @@ public final class DaprMetrics: Sendable {
     /// or 500 when no answer came).
     public func invocationSent(to target: String, status: Int, elapsed: Duration, streaming: Bool = false) {
         let series = self.invocationSeries.get(SeriesKey(streaming ? "s" : "u", status, target)) {
-            let type = streaming ? "streaming" : "unary"
-            let code = String(status)
-            return InvocationSeries(
-                sent: self.invocationRequestsSent([self.appID, target, type]),
-                received: self.invocationResponsesReceived([self.appID, target, code, type]),
-                latency: self.invocationLatency([self.appID, target, code]))
+            self.invocationSeries(to: target, status: status, streaming: streaming)
         }
         series.sent.increment()
         series.received.increment()
         series.latency.record(Self.milliseconds(elapsed))
+    }
+
+    private func invocationSeries(to target: String, status: Int, streaming: Bool) -> InvocationSeries {
+        let type = streaming ? "streaming" : "unary"
+        let code = String(status)
+        return InvocationSeries(
+            sent: self.invocationRequestsSent([self.appID, target, type]),
+            received: self.invocationResponsesReceived([self.appID, target, code, type]),
+            latency: self.invocationLatency([self.appID, target, code]))
     }
 
     /// The callee's side: a request from `caller`'s sidecar, answered with `status`.
@@ -334,7 +350,8 @@ extension DaprMetrics: OutboundObserver {
     }
 
     public func appCalled(_ call: AppCall) {
-        self.httpClient(method: call.method, path: call.path, status: call.status, elapsed: call.elapsed, sentBytes: call.sentBytes, receivedBytes: call.receivedBytes)
+        // The route is only worked out when it can be a label.
+        self.httpClient(method: call.method, path: self.paths.labelsClientPaths ? call.path : "", status: call.status, elapsed: call.elapsed, sentBytes: call.sentBytes, receivedBytes: call.receivedBytes)
     }
 
     /// daprd's operation values (`bulk_get`, `transaction`, `crypto_op`, …).
@@ -351,20 +368,30 @@ extension DaprMetrics: OutboundObserver {
 }
 
 struct HTTPServerSeries: Sendable {
-    var count: CoreMetrics.Counter
-    var response: CoreMetrics.Counter?
-    var latency: CoreMetrics.Recorder
+    var count: Prometheus.Counter
+    var response: Prometheus.Counter?
+    var latency: LockFreeHistogram
+    /// The caller's side of service invocation, when the exchange invoked an app.
+    var invocation: InvocationSeries?
+}
+
+/// The key of an API exchange's series: its labels, and the app it invoked if any.
+struct ExchangeKey: Hashable, Sendable {
+    var verb: String
+    var status: Int
+    var path: String
+    var target: String?
 }
 
 struct HTTPClientSeries: Sendable {
-    var completed: CoreMetrics.Counter
-    var latency: CoreMetrics.Recorder
+    var completed: Prometheus.Counter
+    var latency: LockFreeHistogram
 }
 
 struct InvocationSeries: Sendable {
-    var sent: CoreMetrics.Counter
-    var received: CoreMetrics.Counter
-    var latency: CoreMetrics.Recorder
+    var sent: Prometheus.Counter
+    var received: Prometheus.Counter
+    var latency: LockFreeHistogram
 }
 
 /// What a hot-path series cache is keyed by: two texts and a status (no string built per request).
@@ -415,8 +442,8 @@ extension DaprMetrics: ResiliencyObserver {
     }
 
     private func resiliencyCounter(
-        _ family: MetricFamily<CoreMetrics.Counter>, _ prefix: String, _ kind: ResiliencyPolicyKind, _ scope: ResiliencyScope, _ status: String
-    ) -> CoreMetrics.Counter {
+        _ family: MetricFamily<Prometheus.Counter>, _ prefix: String, _ kind: ResiliencyPolicyKind, _ scope: ResiliencyScope, _ status: String
+    ) -> Prometheus.Counter {
         self.resiliencySeries.get("\(prefix) \(kind.rawValue) \(status) \(scope.direction) \(scope.resource)\u{0}\(scope.target)") {
             family([self.appID, scope.resource, kind.rawValue, self.namespace, scope.direction, scope.target, status])
         }

@@ -10,7 +10,7 @@ import Synchronization
 /// mean. For whole values (the milliseconds and byte counts recorded here) that is exact: every
 /// value of a bucket lies in it, so do the whole numbers next to their mean; count and sum move
 /// together in one atomic. Sums are kept in thousandths; other values replay at their mean.
-final class LockFreeHistogram: RecorderHandler, @unchecked Sendable {
+public final class LockFreeHistogram: RecorderHandler, @unchecked Sendable {
     /// Upper bounds, ascending; the last cell is `+Inf`.
     let bounds: [Double]
     private let cells: UnsafeMutablePointer<Atomic<WordPair>>
@@ -30,11 +30,16 @@ final class LockFreeHistogram: RecorderHandler, @unchecked Sendable {
         self.cells.deallocate()
     }
 
-    func record(_ value: Int64) {
+    public func record(_ value: Int64) {
         self.record(Double(value))
     }
 
-    func record(_ value: Double) {
+    @inline(__always)
+    public func record(_ value: Int) {
+        self.record(Double(value))
+    }
+
+    public func record(_ value: Double) {
         guard value.isFinite else { return }
         // The first bound at or above the value (Prometheus's `le`); past the last: +Inf.
         var low = 0

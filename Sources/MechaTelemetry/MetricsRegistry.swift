@@ -16,7 +16,7 @@ public final class MetricsRegistry: Sendable {
     public let seriesLimit: Int
     /// Label rewrites of `spec.metrics.rules`, by metric name.
     let rules: [String: [CompiledLabelRule]]
-    private let folded: Mutex<[String: CoreMetrics.Counter]>
+    private let folded: Mutex<[String: Prometheus.Counter]>
     /// Work done just before each scrape (process figures, gauges read from live state).
     private let collectors: Mutex<[@Sendable () -> Void]>
     /// Every histogram, flushed into the Prometheus registry before each scrape.
@@ -51,21 +51,23 @@ public final class MetricsRegistry: Sendable {
         self.histogramBuckets = histogramBuckets
     }
 
-    /// A counter family (`name` exactly as Prometheus shows it).
-    public func counter(_ name: String, labels: [String], unbounded: Set<String> = []) -> MetricFamily<CoreMetrics.Counter> {
+    /// A counter family (`name` exactly as Prometheus shows it). Its series are swift-prometheus
+    /// counters held directly: an increment is one relaxed atomic add, with no existential or
+    /// generic integer conversion in between (those showed in the request path's profile).
+    public func counter(_ name: String, labels: [String], unbounded: Set<String> = []) -> MetricFamily<Prometheus.Counter> {
         MetricFamily(name: name, labels: labels, unbounded: unbounded, registry: self) { dimensions in
-            CoreMetrics.Counter(label: name, dimensions: dimensions, factory: self.factory)
+            self.prometheus.makeCounter(name: name, labels: dimensions)
         }
     }
 
     /// A histogram family; its buckets come from `histogramBuckets` or the default. Recording
     /// takes no lock (`LockFreeHistogram`); the Prometheus histograms are filled at scrape time.
-    public func histogram(_ name: String, labels: [String], unbounded: Set<String> = []) -> MetricFamily<CoreMetrics.Recorder> {
+    public func histogram(_ name: String, labels: [String], unbounded: Set<String> = []) -> MetricFamily<LockFreeHistogram> {
         MetricFamily(name: name, labels: labels, unbounded: unbounded, registry: self) { dimensions in
             let target = self.factory.makeRecorder(label: name, dimensions: dimensions, aggregate: true)
             let histogram = LockFreeHistogram(bounds: self.histogramBuckets[name] ?? self.defaultBuckets, target: target)
             self.histograms.withLock { $0.append(histogram) }
-            return CoreMetrics.Recorder(label: name, dimensions: dimensions, aggregate: true, handler: histogram)
+            return histogram
         }
     }
 
@@ -92,7 +94,7 @@ public final class MetricsRegistry: Sendable {
     func noteFolded(_ metric: String) {
         let counter = self.folded.withLock { counters in
             if let counter = counters[metric] { return counter }
-            let counter = CoreMetrics.Counter(label: "mecha_metrics_folded_total", dimensions: [("metric", metric)], factory: self.factory)
+            let counter = self.prometheus.makeCounter(name: "mecha_metrics_folded_total", labels: [("metric", metric)])
             counters[metric] = counter
             return counter
         }

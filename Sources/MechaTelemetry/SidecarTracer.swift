@@ -111,10 +111,12 @@ public final class SidecarTracer: CallTracer {
 
     func finish(_ record: SpanRecord) {
         _ = self.queue.enqueue(record)
-        guard record.kind == .server || record.kind == .client, record.parentSpanID == nil || record.name.hasPrefix("/") || record.name.hasPrefix("CallLocal/") else { return }
+        // Kept for the dashboard: failed or slow spans of inbound calls (the cheap tests first:
+        // this runs for every recorded span).
         var failed = false
         if case .error = record.status { failed = true }
         guard failed || record.durationNanos >= Self.slowSpan else { return }
+        guard record.kind == .server || record.kind == .client, record.parentSpanID == nil || record.name.hasPrefix("/") || record.name.hasPrefix("CallLocal/") else { return }
         self.problems.withLock { problems in
             problems.append(record)
             if problems.count > Self.keptProblems { problems.removeFirst(problems.count - Self.keptProblems) }

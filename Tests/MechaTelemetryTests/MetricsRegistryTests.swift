@@ -1,6 +1,7 @@
 import CoreMetrics
 import MechaCore
 import MechaResiliency
+import Prometheus
 import Testing
 
 @testable import MechaTelemetry
@@ -82,8 +83,8 @@ import Testing
 
     @Test func appCallsAreDaprsHTTPClientMetrics() {
         let metrics = DaprMetrics(appID: "orders", namespace: "default")
-        metrics.appCalled(AppCall(method: "POST", path: "neworder", status: 200, elapsed: .milliseconds(7), sentBytes: 2000, receivedBytes: 10))
-        metrics.appCalled(AppCall(method: "POST", path: "neworder", status: 500, elapsed: .milliseconds(300), sentBytes: 0, receivedBytes: 0))
+        metrics.appCalled(AppCall(method: "POST", uri: "/neworder", status: 200, elapsed: .milliseconds(7), sentBytes: 2000, receivedBytes: 10))
+        metrics.appCalled(AppCall(method: "POST", uri: "/neworder", status: 500, elapsed: .milliseconds(300), sentBytes: 0, receivedBytes: 0))
         let text = self.exposition(metrics)
         #expect(text.contains(#"dapr_http_client_completed_count{app_id="orders",method="POST",path="",status="200"} 1"#))
         #expect(text.contains(#"dapr_http_client_completed_count{app_id="orders",method="POST",path="",status="500"} 1"#))
@@ -95,7 +96,7 @@ import Testing
 
     @Test func increasedCardinalityLabelsTheAppRoute() {
         let metrics = DaprMetrics(appID: "orders", namespace: "default", spec: MetricsSpec(increasedCardinality: true))
-        metrics.appCalled(AppCall(method: "GET", path: AppCall.path(ofURI: "/orders/1?x=2"), status: 200, elapsed: .zero, sentBytes: 0, receivedBytes: 0))
+        metrics.appCalled(AppCall(method: "GET", uri: "/orders/1?x=2", status: 200, elapsed: .zero, sentBytes: 0, receivedBytes: 0))
         #expect(self.exposition(metrics).contains(#"dapr_http_client_completed_count{app_id="orders",method="GET",path="orders/1",status="200"} 1"#))
     }
 

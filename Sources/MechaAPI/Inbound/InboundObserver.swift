@@ -72,13 +72,12 @@ public struct MetricsObserver: InboundObserver {
         if let code = exchange.errorCode { self.metrics.errorCode(code, category: APIError.category(ofErrorCode: code)) }
         switch exchange.surface {
         case .http:
+            // `/v1.0/invoke/<app>/method/…` or the `dapr-app-id` header: the caller's side of
+            // service invocation, recorded with the exchange.
             self.metrics.httpServer(
                 method: exchange.verb, path: exchange.path, status: exchange.status, elapsed: exchange.elapsed,
-                requestBytes: exchange.requestBytes, responseBytes: exchange.responseBytes)
-            // `/v1.0/invoke/<app>/method/…`: the caller's side of service invocation.
-            if let target = Self.invokeTarget(exchange.path) ?? exchange.invokeTarget {
-                self.metrics.invocationSent(to: target, status: exchange.status, elapsed: exchange.elapsed)
-            }
+                requestBytes: exchange.requestBytes, responseBytes: exchange.responseBytes,
+                invokeTarget: Self.invokeTarget(exchange.path) ?? exchange.invokeTarget)
         case .grpc:
             self.metrics.grpcServer(method: String(exchange.path), status: GRPCStatusCode(rawValue: exchange.status)?.goName ?? "Unknown", elapsed: exchange.elapsed)
         }
@@ -99,12 +98,32 @@ extension MetricsObserver {
 public enum InvocationPath {
     public static func split(_ path: Substring) -> (app: Substring, method: Substring)? {
         let utf8 = path.utf8
-        let prefix = "/v1.0/invoke/".utf8
-        guard utf8.starts(with: prefix) else { return nil }
-        let rest = utf8.dropFirst(prefix.count)
-        guard let slash = rest.firstIndex(of: UInt8(ascii: "/")), slash != rest.startIndex, utf8[slash...].starts(with: "/method/".utf8)
-        else { return nil }
-        return (Substring(utf8[rest.startIndex..<slash]), Substring(utf8[utf8.index(slash, offsetBy: 8)...]))
+        // Offsets of the slash after the app id and of the method, found in the contiguous bytes
+        // (a generic `starts(with:)` over the view was 1 % of a request in the profile).
+        let found = utf8.withContiguousStorageIfAvailable { bytes -> (slash: Int, method: Int)? in
+            Self.offsets(UnsafeRawBufferPointer(bytes))
+        }
+        let offsets: (slash: Int, method: Int)?
+        if let found { offsets = found } else { offsets = Array(utf8).withUnsafeBytes { Self.offsets($0) } }
+        guard let offsets else { return nil }
+        let slash = utf8.index(utf8.startIndex, offsetBy: offsets.slash)
+        let method = utf8.index(utf8.startIndex, offsetBy: offsets.method)
+        let appStart = utf8.index(utf8.startIndex, offsetBy: Self.prefix.count)
+        return (Substring(utf8[appStart..<slash]), Substring(utf8[method...]))
+    }
+
+    private static let prefix: [UInt8] = Array("/v1.0/invoke/".utf8)
+    private static let methodMark: [UInt8] = Array("/method/".utf8)
+
+    private static func offsets(_ bytes: UnsafeRawBufferPointer) -> (slash: Int, method: Int)? {
+        let prefix = Self.prefix
+        guard bytes.count > prefix.count + Self.methodMark.count else { return nil }
+        for index in 0..<prefix.count where bytes[index] != prefix[index] { return nil }
+        var slash = prefix.count
+        while slash < bytes.count, bytes[slash] != UInt8(ascii: "/") { slash += 1 }
+        guard slash != prefix.count, slash + Self.methodMark.count <= bytes.count else { return nil }
+        for index in 0..<Self.methodMark.count where bytes[slash + index] != Self.methodMark[index] { return nil }
+        return (slash, slash + Self.methodMark.count)
     }
 }
 

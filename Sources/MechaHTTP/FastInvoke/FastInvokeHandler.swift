@@ -68,7 +68,7 @@ final class FastInvokeHandler: ChannelDuplexHandler {
             let elapsed = NIODeadline.now() - sentAt
             observer.appCalled(
                 AppCall(
-                    method: self.plan.head.method.rawValue, path: AppCall.path(ofURI: self.plan.head.uri), status: status,
+                    method: self.plan.head.method.rawValue, uri: self.plan.head.uri, status: status,
                     elapsed: .nanoseconds(elapsed.nanoseconds), sentBytes: self.sentBytes, receivedBytes: receivedBytes))
         }
 
