@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -117,10 +118,36 @@ def launcher_fixtures(launcher_class: type, name: str):
 _HANDED_OUT: set[int] = set()
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(part) for part in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    """A port nothing listens on, never one this process handed out before: the kernel may give
-    the same ephemeral port to two binds in a row, and one sidecar once got the same port for its
-    HTTP and internal gRPC listeners."""
+    """A port nothing listens on, never one this process handed out before, and outside the
+    kernel's ephemeral range: a port found free by binding to 0 is an ephemeral one, which any
+    outgoing connection (a sidecar's to Redis, a client's to a sidecar) may take before the server
+    it was meant for binds it — a test once failed to start on that. Below the range, only other
+    listeners can take a port, and the bind here checks for them."""
+    low, _ = _ephemeral_range()
+    floor = 10000
+    if low - floor >= 2000:
+        rng = random.Random()
+        for _ in range(200):
+            port = rng.randrange(floor, low)
+            if port in _HANDED_OUT:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _HANDED_OUT.add(port)
+            return port
     while True:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
