@@ -41,6 +41,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
@@ -104,6 +106,18 @@ let package = Package(
                 "MechaCore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Workload identity: SPIFFE ids, the certificate authority that issues X.509 SVIDs from
+        // CSRs, trust bundles and peer verification (swift-certificates; no hand-written X.509).
+        .target(
+            name: "MechaIdentity",
+            dependencies: [
+                "MechaCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -258,6 +272,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "MechaTelemetryTests", dependencies: ["MechaTelemetry", "MechaCore", "MechaResiliency", .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "MechaIdentityTests",
+            dependencies: [
+                "MechaIdentity", .product(name: "Crypto", package: "swift-crypto"), .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "MechaResiliencyTests", dependencies: ["MechaResiliency", "MechaCore"], swiftSettings: swiftSettings),
         .testTarget(name: "MechaMeshTests", dependencies: ["MechaMesh", "MechaResiliency", "MechaCore"], swiftSettings: swiftSettings),
         .testTarget(
