@@ -121,6 +121,8 @@ enum ResourceDecoders {
         if let metrics = try specNode.optional("metrics") { spec.metrics = try self.metrics(metrics) }
         if let logging = try specNode.optional("logging") { spec.apiLogging = try self.apiLogging(logging) }
         if let tracing = try specNode.optional("tracing") { spec.tracing = try self.tracing(tracing) }
+        if let accessControl = try specNode.optional("accessControl") { spec.accessControl = try self.accessControl(accessControl) }
+        if let mtls = try specNode.optional("mtls") { spec.mtls = try self.mtls(mtls) }
         return spec
     }
 

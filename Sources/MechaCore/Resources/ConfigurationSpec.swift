@@ -21,6 +21,10 @@ public struct ConfigurationSpec: Sendable, Hashable {
     public var apiLogging: APILoggingSpec
     /// `spec.tracing`; nil when absent (no spans, trace context passed through untouched).
     public var tracing: TracingSpec?
+    /// `spec.accessControl`; nil when absent (every caller may invoke everything).
+    public var accessControl: AccessControlSpec?
+    /// `spec.mtls`; nil when absent (the defaults apply).
+    public var mtls: MTLSSpec?
     public var source: ResourceSource
 
     public init(
@@ -35,8 +39,12 @@ public struct ConfigurationSpec: Sendable, Hashable {
         metrics: MetricsSpec = MetricsSpec(),
         apiLogging: APILoggingSpec = APILoggingSpec(),
         tracing: TracingSpec? = nil,
+        accessControl: AccessControlSpec? = nil,
+        mtls: MTLSSpec? = nil,
         source: ResourceSource? = nil
     ) {
+        self.accessControl = accessControl
+        self.mtls = mtls
         self.tracing = tracing
         self.metrics = metrics
         self.apiLogging = apiLogging
