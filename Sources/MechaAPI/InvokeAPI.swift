@@ -11,8 +11,14 @@ public struct InvokeAPI: Sendable {
     let readiness: Readiness?
     /// Every call to another app goes through its Resiliency policy here.
     public let outbound: OutboundSeam
+    /// This app's `spec.accessControl`, checked for every invocation another sidecar brings.
+    public let accessControl: AccessControl?
 
-    public init(identity: SidecarIdentity, appChannel: (any AppChannel)?, remote: any RemoteInvoker, readiness: Readiness? = nil, outbound: OutboundSeam = OutboundSeam()) {
+    public init(
+        identity: SidecarIdentity, appChannel: (any AppChannel)?, remote: any RemoteInvoker, readiness: Readiness? = nil, outbound: OutboundSeam = OutboundSeam(),
+        accessControl: AccessControl? = nil
+    ) {
+        self.accessControl = accessControl
         self.identity = identity
         self.appChannel = appChannel
         self.remote = remote
@@ -33,6 +39,25 @@ public struct InvokeAPI: Sendable {
 
     /// Headers that carry caller identity; whatever the caller sent under these names is replaced.
     public static let identityHeaders: Set<String> = ["dapr-caller-app-id", "dapr-caller-namespace", "dapr-callee-app-id"]
+
+    /// Whether the caller another sidecar names may invoke `method` (as the app will see it,
+    /// without the leading slash) with `verb` (nil on gRPC): nil when it may, else daprd's error
+    /// (403, `ERR_DIRECT_INVOKE` wrapping the PermissionDenied status).
+    ///
+    /// The caller is who the sending sidecar says it is (`dapr-caller-app-id`,
+    /// `dapr-caller-namespace`, which it sets itself): the listener only trusts them from sidecars
+    /// holding the Mecha home's peer token. Its trust domain is this app's.
+    public func authorize(callerAppID: String?, callerNamespace: String?, method: String, verb: String?) -> APIError? {
+        guard let accessControl = self.accessControl else { return nil }
+        let caller = callerAppID.flatMap { appID -> CallerIdentity? in
+            guard !appID.isEmpty else { return nil }
+            return CallerIdentity(trustDomain: accessControl.spec.trustDomain, namespace: callerNamespace ?? self.identity.namespace, appID: appID)
+        }
+        guard case .denied(let reason) = accessControl.decide(caller: caller, method: method, verb: verb) else { return nil }
+        return APIError(
+            errorCode: "ERR_DIRECT_INVOKE", message: "failed to invoke, id: \(self.identity.appID), err: rpc error: code = PermissionDenied desc = \(reason)",
+            httpStatus: 403, grpcStatus: .permissionDenied)
+    }
 
     /// Splits `app.namespace` as Dapr does; more than one dot is an error.
     public func parseTarget(_ target: String) throws(APIError) -> (appID: String, namespace: String) {

@@ -96,6 +96,15 @@ public struct InternalInvokeServer: Sendable {
             return
         }
         let (path, query) = DaprHTTPServer.split(request.head.path ?? "/")
+        if let denied = self.api.invoke.authorize(
+            callerAppID: request.headers[HTTPField.Name("dapr-caller-app-id")!], callerNamespace: request.headers[HTTPField.Name("dapr-caller-namespace")!],
+            method: String(path.dropFirst()), verb: request.head.method.rawValue)
+        {
+            var headers = HTTPFields()
+            headers.add(Self.sidecarErrorHeader, "denied")
+            try await HTTPReply.error(denied, headers: headers).write(to: writer)
+            return
+        }
         var headers = HeaderList()
         for field in request.headers {
             let name = field.name.canonicalName

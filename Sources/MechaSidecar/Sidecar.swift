@@ -249,7 +249,10 @@ public final class Sidecar: Sendable {
                     globalLimiter: GlobalRateLimiter(components: components)
                 ),
                 readiness: readiness,
-                outbound: outbound
+                outbound: outbound,
+                accessControl: configuration?.accessControl.map {
+                    AccessControl(spec: $0, appProtocolIsHTTP: options.appProtocol != .grpc && options.appProtocol != .grpcs)
+                }
             ),
             bindings: BindingsAPI(components: components),
             secrets: SecretsAPI(components: components, scopes: configuration?.secretScopes ?? []),

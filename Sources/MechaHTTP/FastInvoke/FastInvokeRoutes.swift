@@ -287,6 +287,14 @@ struct InternalFastInvokeRouter: FastInvokeRouter {
         FastInvoke.finishAppHeaders(&headers, contentType: summary.contentType, app: self.app)
         let (path, query) = PublicFastInvokeRouter.split(head.uri)
         guard path.first == "/" else { return nil }
+        // A call the app's access control denies goes to the general path, which answers it.
+        if self.invoke.accessControl != nil,
+            self.invoke.authorize(
+                callerAppID: head.headers.first(name: "dapr-caller-app-id"), callerNamespace: head.headers.first(name: "dapr-caller-namespace"),
+                method: String(path.dropFirst()), verb: head.method.rawValue) != nil
+        {
+            return nil
+        }
         var uri = String(path)
         if !query.isEmpty { uri += "?" + query }
         return FastInvokePlan(
