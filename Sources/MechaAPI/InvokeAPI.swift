@@ -48,15 +48,21 @@ public struct InvokeAPI: Sendable {
     /// `dapr-caller-namespace`, which it sets itself): the listener only trusts them from sidecars
     /// holding the Mecha home's peer token. Its trust domain is this app's.
     public func authorize(callerAppID: String?, callerNamespace: String?, method: String, verb: String?) -> APIError? {
-        guard let accessControl = self.accessControl else { return nil }
+        guard case .denied(let reason) = self.accessDecision(callerAppID: callerAppID, callerNamespace: callerNamespace, method: method, verb: verb)
+        else { return nil }
+        return APIError(
+            errorCode: "ERR_DIRECT_INVOKE", message: "failed to invoke, id: \(self.identity.appID), err: rpc error: code = PermissionDenied desc = \(reason)",
+            httpStatus: 403, grpcStatus: .permissionDenied)
+    }
+
+    /// The access control decision itself (what the gRPC proxy answers with PermissionDenied).
+    public func accessDecision(callerAppID: String?, callerNamespace: String?, method: String, verb: String?) -> AccessControl.Decision {
+        guard let accessControl = self.accessControl else { return .allowed }
         let caller = callerAppID.flatMap { appID -> CallerIdentity? in
             guard !appID.isEmpty else { return nil }
             return CallerIdentity(trustDomain: accessControl.spec.trustDomain, namespace: callerNamespace ?? self.identity.namespace, appID: appID)
         }
-        guard case .denied(let reason) = accessControl.decide(caller: caller, method: method, verb: verb) else { return nil }
-        return APIError(
-            errorCode: "ERR_DIRECT_INVOKE", message: "failed to invoke, id: \(self.identity.appID), err: rpc error: code = PermissionDenied desc = \(reason)",
-            httpStatus: 403, grpcStatus: .permissionDenied)
+        return accessControl.decide(caller: caller, method: method, verb: verb)
     }
 
     /// Splits `app.namespace` as Dapr does; more than one dot is an error.

@@ -23,6 +23,8 @@ public struct GRPCProxyRouter: Sendable {
     let appAPIToken: String?
     /// Presented to other sidecars' internal gRPC ports, and required on ours.
     let peerToken: PeerToken
+    /// This app's invocation rules (`spec.accessControl`), for calls proxied to it.
+    let invoke: InvokeAPI?
     let logger: Logger
 
     public init(
@@ -33,8 +35,10 @@ public struct GRPCProxyRouter: Sendable {
         appAddress: (host: String, port: Int)?,
         appAPIToken: String?,
         peerToken: PeerToken,
+        invoke: InvokeAPI? = nil,
         logger: Logger
     ) {
+        self.invoke = invoke
         self.peerToken = peerToken
         self.identity = identity
         self.mesh = mesh
@@ -129,6 +133,16 @@ public struct GRPCProxyRouter: Sendable {
         let target = metadata[stringValues: Self.targetHeader].first(where: { _ in true }) ?? ""
         guard target == self.identity.appID else {
             return .reject(.unavailable, "this sidecar serves \(self.identity.appID), not \(target)")
+        }
+        // The app's access control, as daprd's proxy applies it: the full method as the operation,
+        // no verb; a denial is the PermissionDenied status itself.
+        if let invoke = self.invoke,
+            case .denied(let reason) = invoke.accessDecision(
+                callerAppID: metadata[stringValues: "dapr-caller-app-id"].first(where: { _ in true }),
+                callerNamespace: metadata[stringValues: "dapr-caller-namespace"].first(where: { _ in true }), method: descriptor.fullyQualifiedMethod,
+                verb: nil)
+        {
+            return .reject(.permissionDenied, reason)
         }
         var forwarded = metadata
         Self.removeInternalKeys(&forwarded)

@@ -313,6 +313,7 @@ public final class Sidecar: Sendable {
             appAddress: options.appProtocol == .grpc ? options.appPort.map { (options.appChannelAddress, $0) } : nil,
             appAPIToken: self.environment["APP_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
             peerToken: peerToken,
+            invoke: api.invoke,
             logger: self.logger
         )
         let grpcServer = DaprGRPCServer(

@@ -120,3 +120,44 @@ def test_a_bad_action_is_refused_at_startup(module_launcher):
     assert returncode is not None and returncode > 0, sidecar.log_tail(30)
     for needle in ("bad-acl.yaml", "Configuration/shipping-acl", "spec.accessControl.policies[0].operations[0].action", "alow"):
         assert needle in log, f"the startup error does not name {needle!r}:\n{sidecar.log_tail(30)}"
+
+
+GRPC_CONFIG = """\
+apiVersion: dapr.io/v1alpha1
+kind: Configuration
+metadata:
+  name: echo-acl
+spec:
+  accessControl:
+    defaultAction: deny
+    policies:
+    - appId: orders
+      trustDomain: public
+      namespace: default
+      operations:
+      - name: /compat.Echo/Say
+        action: allow
+"""
+
+
+@pytest.fixture(scope="module")
+def grpc_echo(module_launcher):
+    config = module_launcher.file("echo-acl.yaml", GRPC_CONFIG)
+    app = module_launcher.app("grpc_app.py", env={"APP_ID": "grpc-echo"})
+    return module_launcher.sidecar("grpc-echo", config=config, app_port=app.port, app_protocol="grpc")
+
+
+@pytest.mark.grpc_app
+def test_grpc_proxying_follows_the_acl(grpc_echo, orders, billing):
+    """daprd's proxy checks the full method with no verb and answers PermissionDenied itself."""
+    import grpc
+
+    with grpc.insecure_channel(orders.grpc_address) as channel:
+        reply = channel.unary_unary("/compat.Echo/Say")(b"parcel", metadata=(("dapr-app-id", "grpc-echo"),), timeout=10)
+    assert reply == b"grpc-echo:parcel"
+    with grpc.insecure_channel(billing.grpc_address) as channel:
+        with pytest.raises(grpc.RpcError) as raised:
+            channel.unary_unary("/compat.Echo/Say")(b"parcel", metadata=(("dapr-app-id", "grpc-echo"),), timeout=10)
+    assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert raised.value.details() == (
+        "access control policy has denied access to id: spiffe://public/ns/default/billing operation: /compat.Echo/Say verb: NONE")
