@@ -136,7 +136,7 @@ public struct GRPCProxyRouter: Sendable {
         }
         // The app's access control, as daprd's proxy applies it: the full method as the operation,
         // no verb; a denial is the PermissionDenied status itself.
-        if let invoke = self.invoke,
+        if let invoke = self.invoke, invoke.accessControl != nil,
             case .denied(let reason) = invoke.accessDecision(
                 callerAppID: metadata[stringValues: "dapr-caller-app-id"].first(where: { _ in true }),
                 callerNamespace: metadata[stringValues: "dapr-caller-namespace"].first(where: { _ in true }), method: descriptor.fullyQualifiedMethod,

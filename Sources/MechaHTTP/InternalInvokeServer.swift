@@ -96,7 +96,9 @@ public struct InternalInvokeServer: Sendable {
             return
         }
         let (path, query) = DaprHTTPServer.split(request.head.path ?? "/")
-        if let denied = self.api.invoke.authorize(
+        // Headers are only read when the app has access control.
+        if self.api.invoke.accessControl != nil,
+            let denied = self.api.invoke.authorize(
             callerAppID: request.headers[HTTPField.Name("dapr-caller-app-id")!], callerNamespace: request.headers[HTTPField.Name("dapr-caller-namespace")!],
             method: String(path.dropFirst()), verb: request.head.method.rawValue)
         {
