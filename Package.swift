@@ -118,6 +118,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -136,7 +139,8 @@ let package = Package(
         .target(
             name: "MechaHTTP",
             dependencies: [
-                "MechaAPI", "MechaCore", "MechaResiliency", "MechaTelemetry", "HTTP1Client",
+                "MechaAPI", "MechaCore", "MechaResiliency", "MechaTelemetry", "HTTP1Client", "MechaIdentity",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -153,7 +157,9 @@ let package = Package(
         .target(
             name: "MechaGRPC",
             dependencies: [
-                "MechaAPI", "MechaCore", "MechaRuntime", "MechaMesh", "MechaResiliency", "MechaTelemetry",
+                "MechaAPI", "MechaCore", "MechaRuntime", "MechaMesh", "MechaResiliency", "MechaTelemetry", "MechaIdentity",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
@@ -168,7 +174,7 @@ let package = Package(
         // Sidecar-to-sidecar transport and name resolution on the outbound path.
         .target(
             name: "MechaMesh",
-            dependencies: ["MechaAPI", "MechaCore", "MechaResiliency", "MechaTelemetry", "HTTP1Client"] + nio,
+            dependencies: ["MechaAPI", "MechaCore", "MechaResiliency", "MechaTelemetry", "HTTP1Client", "MechaIdentity"] + nio,
             swiftSettings: swiftSettings
         ),
         .systemLibrary(
@@ -202,6 +208,7 @@ let package = Package(
             name: "MechaSidecar",
             dependencies: [
                 "MechaCore", "MechaConfig", "MechaRuntime", "MechaAPI", "MechaHTTP", "MechaGRPC", "MechaMesh", "MechaResiliency", "MechaTelemetry", "HTTP1Client",
+                "MechaIdentity",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -276,8 +283,9 @@ let package = Package(
             name: "MechaIdentityTests",
             dependencies: [
                 "MechaIdentity", .product(name: "Crypto", package: "swift-crypto"), .product(name: "X509", package: "swift-certificates"),
-                .product(name: "SwiftASN1", package: "swift-asn1"),
-            ],
+                .product(name: "SwiftASN1", package: "swift-asn1"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+            ] + nio,
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "MechaResiliencyTests", dependencies: ["MechaResiliency", "MechaCore"], swiftSettings: swiftSettings),

@@ -698,6 +698,11 @@ backend out
         wait_http(self.mecha_b.port, "/v1.0/healthz", 60, self.mecha_b)
         self.mecha_a = self.start_sidecar("mecha-a", "client", extra=["--enable-metrics=false"])
         wait_http(self.mecha_a.port, "/v1.0/healthz", 60, self.mecha_a)
+        # The same two hops in plaintext (mTLS is on by default): what mTLS costs.
+        self.mecha_bp = self.start_sidecar("mecha-bp", "server-plain", app_port=up_port, extra=["--enable-metrics=false", "--enable-mtls=false"])
+        wait_http(self.mecha_bp.port, "/v1.0/healthz", 60, self.mecha_bp)
+        self.mecha_ap = self.start_sidecar("mecha-ap", "client-plain", extra=["--enable-metrics=false", "--enable-mtls=false"])
+        wait_http(self.mecha_ap.port, "/v1.0/healthz", 60, self.mecha_ap)
 
         # The same app behind sidecars with governance on its target: a Resiliency timeout, retry
         # and circuit breaker on app "server-p", and a TrafficPolicy balancing it with peakEWMA.
@@ -735,6 +740,7 @@ backend out
             "mecha 1 hop (dapr-app-id)": (1, self.mecha_b.port, "/bench", header, [self.mecha_b], "nginx 1 hop"),
             "mecha 2 hops (invoke URL)": (2, self.mecha_a.port, invoke, (), [self.mecha_a, self.mecha_b], "nginx 2 hops"),
             "mecha 2 hops (dapr-app-id)": (2, self.mecha_a.port, "/bench", header, [self.mecha_a, self.mecha_b], "nginx 2 hops"),
+            "mecha 2 hops without mTLS": (2, self.mecha_ap.port, "/v1.0/invoke/server-plain/method/bench", (), [self.mecha_ap, self.mecha_bp], "nginx 2 hops"),
             "mecha 1 hop with policies": (1, self.mecha_p.port, invoke_p, (), [self.mecha_p], "nginx 1 hop"),
             "mecha 2 hops with policies": (2, self.mecha_pa.port, invoke_p, (), [self.mecha_pa, self.mecha_p], "nginx 2 hops"),
             "mecha 1 hop with metrics": (1, self.mecha_m.port, "/v1.0/invoke/server-m/method/bench", (), [self.mecha_m], "mecha 1 hop (invoke URL)"),
@@ -1235,7 +1241,8 @@ def markdown(doc):
         lines += ["", "÷ nginx's ratio = (rps ÷ direct) ÷ (nginx's rps ÷ direct) over the same hops (target ≥ 0.8). "
                   "The observability rows (with metrics; with tracing 0/1, which also have metrics) compare with "
                   "'mecha 1 hop (invoke URL)', whose sidecars run with --enable-metrics=false (targets: ≥ 0.95 with "
-                  "metrics, ≥ 0.85 with full sampling).", ""]
+                  "metrics, ≥ 0.85 with full sampling). Sidecar-to-sidecar hops are mTLS (the default) except in "
+                  "'mecha 2 hops without mTLS' (--enable-mtls=false on both sidecars).", ""]
         if h.get("failed"):
             lines += ["Shapes that failed their check: " + "; ".join(f"{k}: {v[:200]}" for k, v in h["failed"].items()), ""]
 

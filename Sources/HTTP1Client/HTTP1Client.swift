@@ -1,7 +1,7 @@
 public import NIOCore
 public import NIOHTTP1
 public import NIOPosix
-import NIOSSL
+public import NIOSSL
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -28,13 +28,18 @@ public final class HTTP1Client: Sendable {
         public var connectTimeout: Duration
         /// For every `https` target of this client.
         public var tls: HTTP1TLSConfiguration
+        /// When set, the TLS context of each new `https` connection, instead of one made from
+        /// `tls` (a sidecar's mesh identity, which is renewed while the client runs).
+        public var tlsContextProvider: (@Sendable () -> NIOSSLContext)?
 
         public init(
             maxConnectionsPerHost: Int = 1024,
             idleTimeout: Duration = .seconds(60),
             connectTimeout: Duration = .seconds(5),
-            tls: HTTP1TLSConfiguration = .init()
+            tls: HTTP1TLSConfiguration = .init(),
+            tlsContextProvider: (@Sendable () -> NIOSSLContext)? = nil
         ) {
+            self.tlsContextProvider = tlsContextProvider
             self.maxConnectionsPerHost = maxConnectionsPerHost
             self.idleTimeout = idleTimeout
             self.connectTimeout = connectTimeout
@@ -142,7 +147,7 @@ public final class HTTP1Client: Sendable {
             let (seconds, attoseconds) = self.configuration.connectTimeout.components
             let timeout = TimeAmount.nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
             let key = request.key
-            let sslContext = key.tls ? try self.makeSSLContext() : nil
+            let sslContext = key.tls ? try (self.configuration.tlsContextProvider?() ?? self.makeSSLContext()) : nil
             let bootstrap = ClientBootstrap(group: self.eventLoopGroup)
                 .connectTimeout(timeout)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)

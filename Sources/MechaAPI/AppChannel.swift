@@ -254,11 +254,16 @@ public struct DirectHop: Sendable {
     public var host: String
     public var port: Int
     public var headers: [(name: String, value: String)]
+    /// The next sidecar listens with mTLS: connect with this sidecar's SVID.
+    public var tls: Bool
     /// Reports how the hop went (false: connect error, 5xx, misdirected), for balancing and
     /// outlier ejection. Called once.
     public var finish: @Sendable (_ success: Bool) -> Void
 
-    public init(host: String, port: Int, headers: [(name: String, value: String)], finish: @escaping @Sendable (_ success: Bool) -> Void = { _ in }) {
+    public init(
+        host: String, port: Int, headers: [(name: String, value: String)], tls: Bool = false, finish: @escaping @Sendable (_ success: Bool) -> Void = { _ in }
+    ) {
+        self.tls = tls
         self.host = host
         self.port = port
         self.headers = headers

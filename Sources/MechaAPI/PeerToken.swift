@@ -34,3 +34,22 @@ extension APIError {
         grpcStatus: .unauthenticated
     )
 }
+
+/// How a sidecar-to-sidecar listener knows its caller is a Mecha sidecar.
+public enum PeerAuthentication: Sendable, Hashable {
+    /// Plaintext listener: callers present the home's peer token; their `dapr-caller-*` headers
+    /// are then trusted.
+    case token(PeerToken)
+    /// Mutual TLS: the listener completed a handshake with a verified SVID before any request,
+    /// and the `dapr-caller-*` headers were set from the certificate by the transport.
+    case certificate
+
+    /// True when a request carrying `sent` in `PeerToken.header` is from a sidecar.
+    @inline(__always)
+    public func accepts(_ sent: String?) -> Bool {
+        switch self {
+        case .token(let token): token.accepts(sent)
+        case .certificate: true
+        }
+    }
+}

@@ -4,6 +4,7 @@ import GRPCNIOTransportHTTP2
 public import Logging
 public import MechaAPI
 public import MechaCore
+import MechaIdentity
 public import MechaTelemetry
 import NIOCore
 public import ServiceLifecycle
@@ -55,11 +56,11 @@ public struct DaprGRPCServer: Sendable {
 
     /// One service per listen address; `onListening` receives each bound port.
     public func makeServices(onListening: @escaping @Sendable (Int) -> Void = { _ in }) -> [any Service] {
-        var route: (@Sendable (MethodDescriptor, Metadata) async -> ProxyingServerTransport.Route)?
+        var route: (@Sendable (MethodDescriptor, Metadata, ServerContext) async -> ProxyingServerTransport.Route)?
         let chain = self.inbound
         if self.proxy != nil || !chain.isEmpty(for: .grpc) {
             let proxy = self.proxy
-            route = { @Sendable descriptor, metadata in
+            route = { @Sendable descriptor, metadata, _ in
                 // Calls for other services (proxied, or served by nobody) pass the chain here, as
                 // daprd's interceptors run before its unknown-service handler: without the token a
                 // caller learns nothing, not even that a method is unimplemented.
@@ -106,8 +107,9 @@ public struct DaprGRPCServer: Sendable {
             timeouts: timeouts,
             services: [],
             interceptors: [],
-            route: { descriptor, metadata in await proxy.routeInternal(descriptor, metadata) },
+            route: { descriptor, metadata, context in await proxy.routeInternal(descriptor, metadata, context) },
             logger: logger,
+            tls: proxy.tls,
             onListening: onListening
         )
     }
@@ -121,8 +123,10 @@ struct GRPCListener: Service {
     let timeouts: ConnectionTimeouts
     let services: [any RegistrableRPCService]
     let interceptors: [any ServerInterceptor]
-    let route: (@Sendable (MethodDescriptor, Metadata) async -> ProxyingServerTransport.Route)?
+    let route: (@Sendable (MethodDescriptor, Metadata, ServerContext) async -> ProxyingServerTransport.Route)?
     let logger: Logger
+    /// Mutual TLS with this identity (the sidecar-to-sidecar listener); nil: plaintext.
+    var tls: MeshTLS? = nil
     let onListening: @Sendable (Int) -> Void
 
     func run() async throws {
@@ -143,9 +147,12 @@ struct GRPCListener: Service {
         )
         let silence = self.timeouts.read * 3
         let limit = self.maxMessageSize
+        let tls = self.tls
         config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(ReadSilenceHandler(timeout: silence), position: .first)
+                // TLS goes in front of everything (the transport itself is configured plaintext).
+                try tls?.addServerHandlers(to: channel)
             }
         }
         config.channelDebuggingCallbacks.onAcceptHTTP2Stream = { stream in
@@ -159,7 +166,7 @@ struct GRPCListener: Service {
             config: config
         )
         let transport = ProxyingServerTransport(
-            inner: posix, logger: self.logger, maxMessageSize: self.maxMessageSize, route: self.route ?? { _, _ in .serve })
+            inner: posix, logger: self.logger, maxMessageSize: self.maxMessageSize, route: self.route ?? { _, _, _ in .serve })
         let server = GRPCServer(transport: transport, services: self.services, interceptors: self.interceptors)
         try await withGracefulShutdownHandler {
             // The bound port is reported on the side: `listeningAddress` never resolves when the

@@ -163,7 +163,7 @@ public struct ProxyingServerTransport: ServerTransport {
     }
 
     let inner: HTTP2ServerTransport.Posix
-    let route: @Sendable (MethodDescriptor, Metadata) async -> Route
+    let route: @Sendable (MethodDescriptor, Metadata, ServerContext) async -> Route
     let logger: Logger
     /// The largest message forwarded either way (`--max-body-size`, as the served API's limit).
     let maxMessageSize: Int
@@ -172,7 +172,7 @@ public struct ProxyingServerTransport: ServerTransport {
         inner: HTTP2ServerTransport.Posix,
         logger: Logger,
         maxMessageSize: Int = 4 << 20,
-        route: @escaping @Sendable (MethodDescriptor, Metadata) async -> Route
+        route: @escaping @Sendable (MethodDescriptor, Metadata, ServerContext) async -> Route
     ) {
         self.inner = inner
         self.route = route
@@ -203,7 +203,7 @@ public struct ProxyingServerTransport: ServerTransport {
             let metadata: Metadata
             if case .metadata(let received)? = first { metadata = received } else { metadata = [:] }
             let rest = RPCAsyncSequence<RPCRequestPart<Bytes>, any Error>(wrapping: IteratorSequence(iterator: iterator))
-            switch await self.route(stream.descriptor, metadata) {
+            switch await self.route(stream.descriptor, metadata, context) {
             case .serve:
                 // Put the metadata back in front of the remaining parts for the router.
                 let replay = RPCAsyncSequence<RPCRequestPart<Bytes>, any Error>(wrapping: Prepended(first: first, rest: rest))

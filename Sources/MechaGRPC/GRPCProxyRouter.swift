@@ -3,6 +3,7 @@ import GRPCNIOTransportHTTP2
 public import Logging
 public import MechaAPI
 public import MechaCore
+public import MechaIdentity
 public import MechaMesh
 public import MechaResiliency
 
@@ -21,8 +22,12 @@ public struct GRPCProxyRouter: Sendable {
     /// Where the local app serves gRPC, when its protocol is gRPC.
     let appAddress: (host: String, port: Int)?
     let appAPIToken: String?
-    /// Presented to other sidecars' internal gRPC ports, and required on ours.
+    /// Presented to other sidecars' plaintext internal gRPC ports, and required on ours when it
+    /// is plaintext.
     let peerToken: PeerToken
+    /// This sidecar's mTLS identity: our internal port listens with it, and calls to sidecars that
+    /// listen with mTLS present it. Nil: mTLS is off.
+    public let tls: MeshTLS?
     /// This app's invocation rules (`spec.accessControl`), for calls proxied to it.
     let invoke: InvokeAPI?
     let logger: Logger
@@ -35,9 +40,11 @@ public struct GRPCProxyRouter: Sendable {
         appAddress: (host: String, port: Int)?,
         appAPIToken: String?,
         peerToken: PeerToken,
+        tls: MeshTLS? = nil,
         invoke: InvokeAPI? = nil,
         logger: Logger
     ) {
+        self.tls = tls
         self.invoke = invoke
         self.peerToken = peerToken
         self.identity = identity
@@ -116,9 +123,10 @@ public struct GRPCProxyRouter: Sendable {
             meshTarget.finish(lease, success: !(code == .unavailable || code == .deadlineExceeded || code == .internalError || code == .unknown))
         }
         forwarded.addString(appID, forKey: Self.targetHeader)
-        forwarded.addString(self.peerToken.value, forKey: PeerToken.header)
+        // Over mTLS the certificate speaks for this sidecar; the token is for plaintext ports.
+        if !instance.mtls { forwarded.addString(self.peerToken.value, forKey: PeerToken.header) }
         do {
-            return .forward(try self.pool.transport(host: instance.host, port: instance.grpcInternalPort), forwarded, governance)
+            return .forward(try self.pool.transport(host: instance.host, port: instance.grpcInternalPort, secure: instance.mtls), forwarded, governance)
         } catch {
             governance.finish(.unavailable)
             return .reject(.unavailable, "failed to proxy request: \(error)")
@@ -126,9 +134,22 @@ public struct GRPCProxyRouter: Sendable {
     }
 
     /// The internal gRPC port: every call is for the local app, forwarded by another sidecar.
-    public func routeInternal(_ descriptor: MethodDescriptor, _ metadata: Metadata) async -> ProxyingServerTransport.Route {
-        guard self.peerToken.accepts(metadata[stringValues: PeerToken.header].first(where: { _ in true })) else {
-            return .reject(.unauthenticated, APIError.peerUnauthenticated.message)
+    public func routeInternal(_ descriptor: MethodDescriptor, _ metadata: Metadata, _ context: ServerContext) async -> ProxyingServerTransport.Route {
+        var metadata = metadata
+        if let tls = self.tls {
+            // The listener completed an mTLS handshake; the caller is who its certificate says.
+            let certificate = (context.transportSpecific as? HTTP2ServerTransport.Posix.Context)?.peerCertificate
+            guard let peer = certificate.flatMap(tls.peerID(of:)) else {
+                return .reject(.unauthenticated, "the peer's certificate carries no SPIFFE id of trust domain '\(tls.id.trustDomain)'")
+            }
+            metadata.removeAllValues(forKey: "dapr-caller-app-id")
+            metadata.removeAllValues(forKey: "dapr-caller-namespace")
+            metadata.addString(peer.appID, forKey: "dapr-caller-app-id")
+            metadata.addString(peer.namespace, forKey: "dapr-caller-namespace")
+        } else {
+            guard self.peerToken.accepts(metadata[stringValues: PeerToken.header].first(where: { _ in true })) else {
+                return .reject(.unauthenticated, APIError.peerUnauthenticated.message)
+            }
         }
         let target = metadata[stringValues: Self.targetHeader].first(where: { _ in true }) ?? ""
         guard target == self.identity.appID else {

@@ -4,6 +4,7 @@ public import Logging
 public import MechaAPI
 public import MechaTelemetry
 public import MechaCore
+public import MechaIdentity
 import MechaResiliency
 import NIOCore
 import NIOPosix
@@ -27,6 +28,8 @@ public struct DaprHTTPServer: Sendable {
         public var timeouts: ConnectionTimeouts
         /// Spans for every API call (`spec.tracing`); nil: the trace context passes through untouched.
         public var tracer: SidecarTracer?
+        /// This sidecar's mTLS identity, for fast-path hops to sidecars that listen with mTLS.
+        public var meshTLS: MeshTLS?
 
         public init(
             addresses: [String] = ["127.0.0.1"],
@@ -35,8 +38,10 @@ public struct DaprHTTPServer: Sendable {
             fastInvoke: Bool = true,
             timeouts: ConnectionTimeouts = .standard,
             inbound: InboundChain = InboundChain(),
-            tracer: SidecarTracer? = nil
+            tracer: SidecarTracer? = nil,
+            meshTLS: MeshTLS? = nil
         ) {
+            self.meshTLS = meshTLS
             self.tracer = tracer
             self.inbound = inbound
             self.timeouts = timeouts
@@ -96,7 +101,8 @@ public struct DaprHTTPServer: Sendable {
             invoke: self.api.invoke,
             inbound: self.inbound,
             bodyLimit: min(Self.bufferedBodyLimit, self.configuration.maxBodySize),
-            appCalls: self.api.invoke.outbound.observer
+            appCalls: self.api.invoke.outbound.observer,
+            tls: self.configuration.meshTLS
         )
     }
 

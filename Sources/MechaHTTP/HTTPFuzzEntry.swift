@@ -37,7 +37,7 @@ public enum HTTPFuzzEntry {
         appID: "app", namespace: "default", app: DirectAppTarget(host: "127.0.0.1", port: 1, apiToken: "app-token"),
         invoke: invoke, inbound: InboundChain(apiToken: "api-token"), bodyLimit: 4 << 20)
     static let internalRouter = InternalFastInvokeRouter(
-        appID: "app", app: DirectAppTarget(host: "127.0.0.1", port: 1, apiToken: nil), peerToken: PeerToken("peer-token"),
+        appID: "app", app: DirectAppTarget(host: "127.0.0.1", port: 1, apiToken: nil), peers: .token(PeerToken("peer-token")),
         invoke: invoke, bodyLimit: 4 << 20)
 
     static func route(_ head: HTTPRequestHead) {

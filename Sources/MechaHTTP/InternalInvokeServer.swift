@@ -3,6 +3,7 @@ public import HummingbirdCore
 public import Logging
 public import MechaAPI
 public import MechaCore
+public import MechaIdentity
 import MechaResiliency
 public import MechaTelemetry
 import NIOCore
@@ -10,12 +11,14 @@ import NIOPosix
 public import ServiceLifecycle
 
 /// The sidecar-to-sidecar listener (`--dapr-internal-grpc-port`): receives invocations forwarded by
-/// other sidecars and hands them to the local app. Only callers presenting the home's peer token
-/// (`PeerToken`) are served; their caller identity headers are then trusted (mTLS will replace
-/// the token with real identities).
+/// other sidecars and hands them to the local app. With mTLS (`tls`), only peers presenting an SVID
+/// of the trust domain get past the handshake, and their identity comes from the certificate;
+/// without, only callers presenting the home's peer token (`PeerToken`) are served, and their
+/// caller identity headers are trusted.
 public struct InternalInvokeServer: Sendable {
     let api: DaprAPI
-    let peerToken: PeerToken
+    let peers: PeerAuthentication
+    let tls: MeshTLS?
     let host: String
     let port: Int
     let maxBodySize: Int
@@ -34,6 +37,7 @@ public struct InternalInvokeServer: Sendable {
     public init(
         api: DaprAPI,
         peerToken: PeerToken,
+        tls: MeshTLS? = nil,
         host: String,
         port: Int,
         maxBodySize: Int,
@@ -47,7 +51,8 @@ public struct InternalInvokeServer: Sendable {
         self.tracer = tracer
         self.timeouts = timeouts
         self.api = api
-        self.peerToken = peerToken
+        self.tls = tls
+        self.peers = tls == nil ? .token(peerToken) : .certificate
         self.fastInvoke = fastInvoke
         self.host = host
         self.port = port
@@ -61,7 +66,7 @@ public struct InternalInvokeServer: Sendable {
             router = InternalFastInvokeRouter(
                 appID: self.api.identity.appID,
                 app: app,
-                peerToken: self.peerToken,
+                peers: self.peers,
                 invoke: self.api.invoke,
                 bodyLimit: min(DaprHTTPServer.bufferedBodyLimit, self.maxBodySize),
                 appCalls: self.api.invoke.outbound.observer
@@ -69,7 +74,8 @@ public struct InternalInvokeServer: Sendable {
         }
         return try MechaHTTP1Channel.builder(
             router: router, timeouts: self.timeouts, observe: self.observe, callerHeader: "dapr-caller-app-id",
-            tracing: self.tracer.map { ExchangeTracing(tracer: $0, side: .callee(appID: self.api.identity.appID)) }).buildServer(
+            tracing: self.tracer.map { ExchangeTracing(tracer: $0, side: .callee(appID: self.api.identity.appID)) }, tls: self.tls
+        ).buildServer(
             configuration: ServerConfiguration(address: .hostname(self.host, port: self.port), backlog: 1024),
             eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
             logger: self.logger,
@@ -83,7 +89,7 @@ public struct InternalInvokeServer: Sendable {
     }
 
     func respond(to request: Request, writer: consuming ResponseWriter) async throws {
-        guard self.peerToken.accepts(request.headers[HTTPField.Name(PeerToken.header)!]) else {
+        guard self.peers.accepts(request.headers[HTTPField.Name(PeerToken.header)!]) else {
             try await HTTPReply.error(.peerUnauthenticated).write(to: writer)
             return
         }

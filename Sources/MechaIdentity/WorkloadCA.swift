@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 public import Crypto
 public import Foundation
 import SwiftASN1
@@ -48,29 +51,43 @@ public struct WorkloadCA: Sendable {
         return WorkloadCA(trustDomain: trustDomain, root: root, key: key)
     }
 
-    /// The CA kept as `ca.crt.pem` and `ca.key.pem` (mode 0600) in `directory`: read when both are
-    /// there, else created and written.
+    /// The CA kept as `ca.crt.pem` and `ca.key.pem` (mode 0600) in `directory`: read when it is
+    /// there, else created. Sidecars starting together agree on one CA: each writes a new one
+    /// into a private directory and renames it into place; a rename that finds the directory
+    /// already there loses, and that process reads the winner's.
     public static func loadOrCreate(directory: String, trustDomain: String) throws -> WorkloadCA {
+        let files = FileManager.default
+        if let existing = try Self.load(directory: directory, trustDomain: trustDomain) { return existing }
+        let parent = (directory as NSString).deletingLastPathComponent
+        try files.createDirectory(atPath: parent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let staging = parent + "/.ca-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? files.removeItem(atPath: staging) }
+        let ca = try Self.create(trustDomain: trustDomain)
+        try files.createDirectory(atPath: staging, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        // The key is written with owner-only permissions before any content goes in.
+        guard files.createFile(atPath: staging + "/ca.key.pem", contents: nil, attributes: [.posixPermissions: 0o600]) else {
+            throw IdentityError.invalidMaterial("cannot create \(staging)/ca.key.pem")
+        }
+        try Data(try ca.key.serializeAsPEM().pemString.utf8).write(to: URL(fileURLWithPath: staging + "/ca.key.pem"))
+        try Data(try ca.root.serializeAsPEM().pemString.utf8).write(to: URL(fileURLWithPath: staging + "/ca.crt.pem"))
+        if rename(staging, directory) == 0 { return ca }
+        // Another process created it first (or an empty directory is in the way).
+        if let existing = try Self.load(directory: directory, trustDomain: trustDomain) { return existing }
+        throw IdentityError.invalidMaterial("cannot create the CA in \(directory): \(String(cString: strerror(errno)))")
+    }
+
+    /// The CA in `directory`, or nil when its files are not both there.
+    static func load(directory: String, trustDomain: String) throws -> WorkloadCA? {
         let certificatePath = directory + "/ca.crt.pem"
         let keyPath = directory + "/ca.key.pem"
         let files = FileManager.default
-        if files.fileExists(atPath: certificatePath), files.fileExists(atPath: keyPath) {
-            let ca = try WorkloadCA(
-                certificatePEM: String(contentsOfFile: certificatePath, encoding: .utf8), keyPEM: String(contentsOfFile: keyPath, encoding: .utf8),
-                origin: directory)
-            guard ca.trustDomain == trustDomain else {
-                throw IdentityError.invalidMaterial("\(certificatePath) is the CA of trust domain '\(ca.trustDomain)', not '\(trustDomain)'")
-            }
-            return ca
+        guard files.fileExists(atPath: certificatePath), files.fileExists(atPath: keyPath) else { return nil }
+        let ca = try WorkloadCA(
+            certificatePEM: String(contentsOfFile: certificatePath, encoding: .utf8), keyPEM: String(contentsOfFile: keyPath, encoding: .utf8),
+            origin: directory)
+        guard ca.trustDomain == trustDomain else {
+            throw IdentityError.invalidMaterial("\(certificatePath) is the CA of trust domain '\(ca.trustDomain)', not '\(trustDomain)'")
         }
-        let ca = try Self.create(trustDomain: trustDomain)
-        try files.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        // The key is written with owner-only permissions before any content goes in.
-        guard files.createFile(atPath: keyPath, contents: nil, attributes: [.posixPermissions: 0o600]) else {
-            throw IdentityError.invalidMaterial("cannot create \(keyPath)")
-        }
-        try Data(try ca.key.serializeAsPEM().pemString.utf8).write(to: URL(fileURLWithPath: keyPath))
-        try Data(try ca.root.serializeAsPEM().pemString.utf8).write(to: URL(fileURLWithPath: certificatePath), options: .atomic)
         return ca
     }
 

@@ -2,6 +2,7 @@ public import HTTP1Client
 public import Logging
 public import MechaAPI
 public import MechaCore
+public import MechaIdentity
 import MechaResiliency
 import NIOCore
 import NIOHTTP1
@@ -28,8 +29,11 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
     let hostname: String
     /// The `X-Forwarded-*` / `Forwarded` headers of every hop (they only name this host).
     let forwardedHeaders: [(name: String, value: String)]
-    /// Presented to the receiving sidecar, which refuses calls without it.
+    /// Presented to a receiving sidecar that listens in plaintext, which refuses calls without it.
     let peerToken: PeerToken
+    /// This sidecar's mTLS identity, for instances that listen with mTLS (nil: mTLS is off here,
+    /// and such instances cannot be called).
+    let tls: MeshTLS?
     /// Shares `globalRateLimit` budgets with the other sidecars through a state store.
     let globalLimiter: GlobalRateLimiter?
 
@@ -37,12 +41,14 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
         mesh: Mesh,
         client: HTTP1Client,
         peerToken: PeerToken,
+        tls: MeshTLS? = nil,
         logger: Logger,
         hostAddress: String = "127.0.0.1",
         hostname: String = "localhost",
         globalLimiter: GlobalRateLimiter? = nil
     ) {
         self.peerToken = peerToken
+        self.tls = tls
         self.globalLimiter = globalLimiter
         self.mesh = mesh
         self.client = client
@@ -187,15 +193,29 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
             let lease = target.pick()
         else { return nil }
         let instance = lease.instance
-        return DirectHop(host: instance.host, port: instance.internalPort, headers: self.hopHeaders(appID: appID)) { success in
+        // An mTLS instance this sidecar cannot call: the general path says why.
+        guard !instance.mtls || self.tls != nil else {
+            target.finish(lease, success: true)
+            return nil
+        }
+        return DirectHop(host: instance.host, port: instance.internalPort, headers: self.hopHeaders(appID: appID, mtls: instance.mtls), tls: instance.mtls) {
+            success in
             target.finish(lease, success: success)
         }
     }
 
-    /// The target check, the peer token and, as daprd adds them on the sidecar-to-sidecar hop,
-    /// `X-Forwarded-*`.
-    func hopHeaders(appID: String) -> [(name: String, value: String)] {
-        [(Self.targetHeader, appID), (PeerToken.header, self.peerToken.value)] + self.forwardedHeaders
+    /// The target check, the peer token (to a plaintext listener; over mTLS the certificate
+    /// speaks for the caller) and, as daprd adds them on the sidecar-to-sidecar hop, `X-Forwarded-*`.
+    func hopHeaders(appID: String, mtls: Bool) -> [(name: String, value: String)] {
+        (mtls ? [(Self.targetHeader, appID)] : [(Self.targetHeader, appID), (PeerToken.header, self.peerToken.value)]) + self.forwardedHeaders
+    }
+
+    /// An instance listening with mTLS, called by a sidecar running without it.
+    struct NeedsMutualTLS: Error, CustomStringConvertible {
+        var appID: String
+        var description: String {
+            "the sidecar of \(self.appID) accepts only mTLS connections, and this sidecar runs with mTLS disabled (spec.mtls.enabled or --enable-mtls)"
+        }
     }
 
     struct Misdirected: Error, CustomStringConvertible {
@@ -241,7 +261,8 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
         for field in request.headers where !field.name.lowercased().hasPrefix("x-mecha-") {
             headers.add(name: field.name, value: field.value)
         }
-        for (name, value) in self.hopHeaders(appID: appID) { headers.add(name: name, value: value) }
+        guard !instance.mtls || self.tls != nil else { throw NeedsMutualTLS(appID: appID) }
+        for (name, value) in self.hopHeaders(appID: appID, mtls: instance.mtls) { headers.add(name: name, value: value) }
         if let contentType = request.contentType { headers.replaceOrAdd(name: "content-type", value: contentType) }
         var uri = "/" + request.method
         if !request.queryString.isEmpty { uri += "?" + request.queryString }
@@ -252,7 +273,7 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
             body = .stream(ByteStream(request.body), length: request.body.length)
         }
         let httpRequest = HTTP1Request(
-            target: HTTP1Target(host: instance.host, port: instance.internalPort),
+            target: HTTP1Target(host: instance.host, port: instance.internalPort, tls: instance.mtls),
             method: HTTPMethod(rawValue: request.httpVerb),
             uri: uri,
             headers: headers,

@@ -9,6 +9,7 @@ public import MechaCore
 
 import MechaGRPC
 import MechaHTTP
+import MechaIdentity
 import MechaMesh
 import MechaResiliency
 import MechaTelemetry
@@ -168,7 +169,12 @@ public final class Sidecar: Sendable {
         // One mesh stack (resolve → route → balance → eject) for every sidecar-to-sidecar path.
         let mesh = Mesh(resolver: resolver, trafficPolicies: resources.trafficPolicies, appID: options.appID, hostname: SidecarCore.hostname())
         let peerToken = try PeerTokenFile.loadOrCreate(home: options.mechaHome)
-        let client = HTTP1Client()
+        let meshTLS = try await self.meshIdentity(configuration)
+        if let meshTLS, let metrics {
+            metrics.mtlsFigures(refused: { meshTLS.refusedHandshakes }, renewalFailures: { meshTLS.renewalFailures })
+        }
+        // Its `https` targets are other sidecars' mTLS listeners (the app channel is plain HTTP).
+        let client = HTTP1Client(configuration: .init(tlsContextProvider: meshTLS.map { tls in { @Sendable in tls.clientContext } }))
         var appChannel: (any AppChannel)?
         if let port = options.appPort, port > 0 {
             let appAPIToken = self.environment["APP_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
@@ -243,6 +249,7 @@ public final class Sidecar: Sendable {
                     mesh: mesh,
                     client: client,
                     peerToken: peerToken,
+                    tls: meshTLS,
                     logger: self.logger,
                     hostAddress: options.internalListenAddress == "0.0.0.0" ? "127.0.0.1" : options.internalListenAddress,
                     hostname: SidecarCore.hostname(),
@@ -288,13 +295,15 @@ public final class Sidecar: Sendable {
                 fastInvoke: self.environment["MECHA_FAST_INVOKE"] != "0",
                 timeouts: options.connectionTimeouts,
                 inbound: inbound,
-                tracer: tracer
+                tracer: tracer,
+                meshTLS: meshTLS
             ),
             logger: self.logger
         )
         let internalServer = InternalInvokeServer(
             api: api,
             peerToken: peerToken,
+            tls: meshTLS,
             host: options.internalListenAddress,
             port: options.internalPort,
             maxBodySize: options.maxBodySize,
@@ -304,7 +313,7 @@ public final class Sidecar: Sendable {
             tracer: tracer,
             logger: self.logger
         )
-        let grpcPool = GRPCTransportPool(maxMessageSize: options.maxBodySize)
+        let grpcPool = GRPCTransportPool(maxMessageSize: options.maxBodySize, tls: meshTLS)
         let proxy = GRPCProxyRouter(
             identity: identity,
             mesh: mesh,
@@ -313,6 +322,7 @@ public final class Sidecar: Sendable {
             appAddress: options.appProtocol == .grpc ? options.appPort.map { (options.appChannelAddress, $0) } : nil,
             appAPIToken: self.environment["APP_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
             peerToken: peerToken,
+            tls: meshTLS,
             invoke: api.invoke,
             logger: self.logger
         )
@@ -372,10 +382,47 @@ public final class Sidecar: Sendable {
             configuration: api.configuration,
             servers: servers,
             grpcPool: grpcPool,
+            meshTLS: meshTLS,
             ports: self.ports,
             requestShutdown: { [self] in Task { await self.shutdown() } },
             logger: self.logger
         )
+    }
+
+    /// The sidecar's mTLS identity, unless mTLS is off (`--enable-mtls=false` or Configuration
+    /// `spec.mtls.enabled: false`): an SVID `spiffe://<trust domain>/ns/<namespace>/<app id>`
+    /// issued by the CA of the Mecha home (`<home>/ca/<trust domain>`, created on first use and
+    /// shared by the home's sidecars), with `spec.mtls`'s lifetime and clock skew. The trust domain
+    /// is `spec.accessControl.trustDomain` (default `public`, as daprd).
+    func meshIdentity(_ configuration: ConfigurationSpec?) async throws -> MeshTLS? {
+        let spec = configuration?.mtls ?? MTLSSpec()
+        let explicit = self.options.enableMTLS != nil || configuration?.mtls != nil
+        guard self.options.enableMTLS ?? spec.enabled else {
+            self.logger.info("mTLS is off: sidecar-to-sidecar calls are plaintext, authenticated by the home's peer token")
+            return nil
+        }
+        let trustDomain = configuration?.accessControl?.trustDomain ?? SPIFFEID.defaultTrustDomain
+        let id: SPIFFEID
+        do {
+            id = try SPIFFEID(trustDomain: trustDomain, namespace: self.options.namespace, appID: self.options.appID)
+        } catch {
+            // On by default: an app id that cannot be a SPIFFE id keeps the plaintext transport;
+            // asked for explicitly, it is an error.
+            guard explicit else {
+                self.logger.warning("mTLS is off: \(error) (app ids for mTLS use letters, digits, '.', '-' and '_')")
+                return nil
+            }
+            throw SidecarError("cannot enable mTLS: \(error)")
+        }
+        let directory = self.options.mechaHome + "/ca/" + trustDomain
+        do {
+            let ca = try WorkloadCA.loadOrCreate(directory: directory, trustDomain: trustDomain)
+            let tls = try await MeshTLS.start(id: id, issuer: LocalIssuer(ca: ca, skew: spec.allowedClockSkew), ttl: spec.workloadCertTTL)
+            self.logger.info("mTLS is on: workload identity \(id), certificate valid until \(tls.svid.notAfter), CA in \(directory)")
+            return tls
+        } catch {
+            throw SidecarError("cannot set up mTLS with the CA in \(directory): \(error)")
+        }
     }
 
     /// `--enable-api-logging` (when given) or `spec.logging.apiLogging.enabled`: one log line per

@@ -7,6 +7,7 @@ import MechaAPI
 import MechaCore
 import MechaGRPC
 import MechaHTTP
+import MechaIdentity
 import MechaRuntime
 import ServiceLifecycle
 
@@ -28,6 +29,8 @@ struct SidecarCore: Service {
     let configuration: ConfigurationAPI
     let servers: [any Service]
     let grpcPool: GRPCTransportPool
+    /// The sidecar's mTLS identity (renewed while it runs); nil: mTLS is off.
+    let meshTLS: MeshTLS?
     let ports: PortBook
     /// Starts the graceful shutdown of the whole sidecar (a listener could not start).
     let requestShutdown: @Sendable () -> Void
@@ -41,6 +44,18 @@ struct SidecarCore: Service {
             try await withThrowingTaskGroup(of: Void.self) { outer in
                 outer.addTask { await self.client.run() }
                 outer.addTask { await self.grpcPool.run() }
+                if let meshTLS = self.meshTLS {
+                    // Certificate renewal, until the components stop.
+                    outer.addTask {
+                        let logger = self.logger
+                        await withTaskGroup(of: Void.self) { renewal in
+                            renewal.addTask { await meshTLS.run { logger.info("\($0)") } }
+                            renewal.addTask { await componentStop.wait() }
+                            _ = await renewal.next()
+                            renewal.cancelAll()
+                        }
+                    }
+                }
                 for entry in self.components.entries {
                     outer.addTask {
                         do {
@@ -120,7 +135,8 @@ struct SidecarCore: Service {
             instanceID: self.identity.instanceID,
             processID: getpid(),
             hostname: Self.hostname(),
-            metricsPort: self.ports.metricsPort
+            metricsPort: self.ports.metricsPort,
+            mtls: self.meshTLS != nil
         )
         do {
             try await self.resolver.register(instance)

@@ -24,6 +24,8 @@ public struct SidecarOptions: Sendable {
     public var metricsListenAddress = "127.0.0.1"
     /// `--enable-api-logging` when given (nil: the Configuration's `spec.logging.apiLogging.enabled`).
     public var enableAPILogging: Bool?
+    /// `--enable-mtls`; nil: Configuration `spec.mtls.enabled`, else on.
+    public var enableMTLS: Bool?
     public var resourcesPaths: [String] = []
     public var configPath: String?
     public var enableAppHealthCheck = false

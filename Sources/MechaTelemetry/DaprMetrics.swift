@@ -295,6 +295,21 @@ public final class DaprMetrics: Sendable {
         }
     }
 
+    /// The mTLS figures, read at scrape time: handshakes the sidecar-to-sidecar listeners refused
+    /// by reason (`no_certificate`, `untrusted_certificate`, `not_tls`, `handshake_failed`), and
+    /// certificate renewals that failed.
+    public func mtlsFigures(refused: @escaping @Sendable () -> [String: Int], renewalFailures: @escaping @Sendable () -> Int) {
+        let refusedFamily = self.registry.gauge("mecha_mtls_refused_handshakes_total", labels: ["app_id", "reason"])
+        let reasons = ["no_certificate", "untrusted_certificate", "not_tls", "handshake_failed"]
+        let refusedGauges = Dictionary(uniqueKeysWithValues: reasons.map { ($0, refusedFamily([self.appID, $0])) })
+        let renewalGauge = self.registry.gauge("mecha_mtls_renewal_failures_total", labels: ["app_id"])([self.appID])
+        self.registry.onScrape {
+            let counts = refused()
+            for (reason, gauge) in refusedGauges { gauge.record(counts[reason] ?? 0) }
+            renewalGauge.record(renewalFailures())
+        }
+    }
+
     // MARK: Labels
 
     /// daprd's `method` label: the verb, `UNKNOWN` for anything non-standard, "" with `excludeVerbs`.

@@ -97,6 +97,10 @@ struct SidecarFlags: ParsableArguments {
     var connectionIdleTimeout: String = "60s"
     @Option(name: .customLong("connection-read-timeout"), help: "A request head must arrive, and a body may stall, at most this long (Go duration).")
     var connectionReadTimeout: String = "30s"
+    @Flag(
+        name: .customLong("enable-mtls"), inversion: .prefixedNo,
+        help: "Mutual TLS with SPIFFE identities between sidecars (default: Configuration spec.mtls.enabled, else on).")
+    var enableMTLS: Bool?
     @Option(name: .customLong("mecha-home"), help: "Directory for embedded databases and default components (default ~/.mecha or $MECHA_HOME).") var mechaHome: String?
 
     // Accepted for compatibility with daprd's command line; not implemented yet.
@@ -113,7 +117,6 @@ struct SidecarFlags: ParsableArguments {
     @Option(name: .customLong("sentry-address"), help: .hidden) var sentryAddress: String?
     @Option(name: .customLong("control-plane-trust-domain"), help: .hidden) var trustDomain: String?
     @Option(name: .customLong("control-plane-namespace"), help: .hidden) var controlPlaneNamespace: String?
-    @Flag(name: .customLong("enable-mtls"), inversion: .prefixedNo, help: .hidden) var enableMTLS = false
     @Option(name: .customLong("allowed-origins"), help: .hidden) var allowedOrigins: String?
     @Flag(name: .customLong("disable-builtin-k8s-secret-store"), inversion: .prefixedNo, help: .hidden) var disableK8sSecretStore = false
     @Option(name: .customLong("disable-init-endpoints"), help: .hidden) var disableInitEndpoints: [String] = []
@@ -137,7 +140,6 @@ struct SidecarFlags: ParsableArguments {
         if self.unixDomainSocket != nil { names.append("unix-domain-socket") }
         if self.placementHostAddress.map({ !$0.isEmpty }) ?? false { names.append("placement-host-address") }
         if !self.schedulerHostAddress.filter({ !$0.isEmpty }).isEmpty { names.append("scheduler-host-address") }
-        if self.enableMTLS { names.append("enable-mtls") }
         if self.allowedOrigins != nil { names.append("allowed-origins") }
         if self.logFile != nil { names.append("log-file") }
         if self.config.count > 1 { names.append("config (only the first file is used)") }
@@ -183,6 +185,7 @@ struct SidecarFlags: ParsableArguments {
         options.enableMetrics = self.enableMetrics
         if let address = self.metricsListenAddress, !address.isEmpty { options.metricsListenAddress = address }
         options.enableAPILogging = self.enableAPILogging
+        options.enableMTLS = self.enableMTLS
         var paths = self.resourcesPaths.flatMap { $0.split(separator: ",").map(String.init) }.filter { !$0.isEmpty }
         if paths.isEmpty, let components = self.componentsPath, !components.isEmpty { paths = [components] }
         options.resourcesPaths = paths

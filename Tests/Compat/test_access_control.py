@@ -2,8 +2,8 @@
 official SDK's `invoke_method` (HTTP invocation) from two calling apps to a third app's sidecar,
 through the fast path and the general path.
 
-The callers are identified by their sidecars (authenticated by the Mecha home's peer token until
-mTLS identities arrive, issue 13), so the `dapr-caller-app-id` an app sends is never believed."""
+The callers are identified by their sidecars' mTLS certificates (SPIFFE ids from the home's CA),
+so the `dapr-caller-app-id` an app sends is never believed."""
 
 import json
 import urllib.error

@@ -1,9 +1,12 @@
 """Defect 12: the sidecar-to-sidecar port accepted any local client: a raw `POST /echo` with
 `x-mecha-target-app: <appid>` and a spoofed `dapr-caller-app-id: admin` reached the app with the
-spoofed caller id and the app token (APP_API_TOKEN). After the fix such a request is refused with
-401 or 403 and a Dapr error body, and a legitimate call from another sidecar still works."""
+spoofed caller id and the app token (APP_API_TOKEN). After the fix such a request is refused: with
+mTLS (the default) at the TLS handshake, with no HTTP answer at all; with mTLS off, with 401 or 403
+and a Dapr error body. A legitimate call from another sidecar still works in both modes."""
 
 import time
+
+import pytest
 
 from conftest import dapr_error, free_port, http, listening_ports, raw_request, read_records, wait_records
 
@@ -12,12 +15,15 @@ CALLER_ID = "internal-caller"
 APP_TOKEN = "apptoken"
 
 
-def test_raw_request_to_internal_port_is_refused(launcher):
-    """Defect 12: a forged sidecar-to-sidecar request (spoofed caller id) must be 401/403 and must not
+@pytest.mark.parametrize("mtls", [True, False], ids=["mtls", "plaintext"])
+def test_raw_request_to_internal_port_is_refused(launcher, mtls):
+    """Defect 12: a forged sidecar-to-sidecar request (spoofed caller id) must be refused and must not
     reach the app; a real second sidecar's invocation still reaches it with its id and the app token."""
     app = launcher.app("record_app.py")
     internal_port = free_port()
-    target = launcher.sidecar(APP_ID, app_port=app.port, internal_port=internal_port, env={"APP_API_TOKEN": APP_TOKEN})
+    extra = [] if mtls else ["--enable-mtls=false"]
+    target = launcher.sidecar(APP_ID, app_port=app.port, internal_port=internal_port, env={"APP_API_TOKEN": APP_TOKEN},
+                              extra_args=extra)
 
     def echo_calls():
         return [r for r in read_records(app.record_file) if r["path"].startswith("/echo")]
@@ -30,8 +36,11 @@ def test_raw_request_to_internal_port_is_refused(launcher):
     time.sleep(0.5)
     forged = echo_calls()
     assert not forged, f"the forged request reached the app: {forged}"
-    assert response is not None and response.status in (401, 403), f"forged sidecar-to-sidecar request: {response!r}"
-    dapr_error(response.body)
+    if mtls:
+        assert response is None or response.status == 0, f"a plaintext request got an HTTP answer over mTLS: {response!r}"
+    else:
+        assert response is not None and response.status in (401, 403), f"forged sidecar-to-sidecar request: {response!r}"
+        dapr_error(response.body)
 
     caller = launcher.sidecar(CALLER_ID)
     status, _, answer = http("POST", f"{caller.http_url}/v1.0/invoke/{APP_ID}/method/echo", b'{"legit":true}',

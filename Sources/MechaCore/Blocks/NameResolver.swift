@@ -16,6 +16,9 @@ public struct AppInstance: Sendable, Hashable {
     public var hostname: String
     /// Port of the sidecar's metrics endpoint; 0 when it serves none.
     public var metricsPort: Int
+    /// The sidecar's internal listeners speak mutual TLS with SPIFFE identities (callers must
+    /// present an SVID); false: plaintext with the home's peer token.
+    public var mtls: Bool
 
     public init(
         appID: String,
@@ -27,9 +30,11 @@ public struct AppInstance: Sendable, Hashable {
         instanceID: String,
         processID: Int32,
         hostname: String,
-        metricsPort: Int = 0
+        metricsPort: Int = 0,
+        mtls: Bool = false
     ) {
         self.metricsPort = metricsPort
+        self.mtls = mtls
         self.appID = appID
         self.namespace = namespace
         self.host = host

@@ -52,6 +52,10 @@ public final class SQLiteNameResolver: NameResolver {
             if !columns.contains("metrics_port") {
                 try connection.execute("ALTER TABLE nameresolution_instances ADD COLUMN metrics_port INTEGER NOT NULL DEFAULT 0")
             }
+            // And whether its internal listeners speak mTLS.
+            if !columns.contains("mtls") {
+                try connection.execute("ALTER TABLE nameresolution_instances ADD COLUMN mtls INTEGER NOT NULL DEFAULT 0")
+            }
         }
     }
 
@@ -60,13 +64,14 @@ public final class SQLiteNameResolver: NameResolver {
         let now = WallClock.now().unixMilliseconds
         _ = try await self.database.execute(
             """
-            REPLACE INTO nameresolution_instances (instance_id, app_id, namespace, host, internal_port, http_port, hostname, pid, last_heartbeat, grpc_internal_port, metrics_port)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            REPLACE INTO nameresolution_instances (instance_id, app_id, namespace, host, internal_port, http_port, hostname, pid, last_heartbeat, grpc_internal_port, metrics_port, mtls)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 .text(instance.instanceID), .text(instance.appID), .text(instance.namespace), .text(instance.host),
                 .integer(Int64(instance.internalPort)), .integer(Int64(instance.httpPort)), .text(instance.hostname),
                 .integer(Int64(instance.processID)), .integer(now), .integer(Int64(instance.grpcInternalPort)), .integer(Int64(instance.metricsPort)),
+                .integer(instance.mtls ? 1 : 0),
             ]
         )
     }
@@ -91,7 +96,7 @@ public final class SQLiteNameResolver: NameResolver {
         let freshSince = WallClock.now().unixMilliseconds - self.staleAfter.milliseconds
         let rows = try await self.database.query(
             """
-            SELECT instance_id, host, internal_port, http_port, hostname, pid, grpc_internal_port, metrics_port FROM nameresolution_instances
+            SELECT instance_id, host, internal_port, http_port, hostname, pid, grpc_internal_port, metrics_port, mtls FROM nameresolution_instances
             WHERE app_id = ? AND namespace = ? AND last_heartbeat >= ? ORDER BY instance_id
             """,
             [.text(appID), .text(namespace), .integer(freshSince)]
@@ -113,13 +118,13 @@ public final class SQLiteNameResolver: NameResolver {
         let freshSince = WallClock.now().unixMilliseconds - self.staleAfter.milliseconds
         let rows = try await self.database.query(
             """
-            SELECT instance_id, host, internal_port, http_port, hostname, pid, grpc_internal_port, metrics_port, app_id, namespace
+            SELECT instance_id, host, internal_port, http_port, hostname, pid, grpc_internal_port, metrics_port, mtls, app_id, namespace
             FROM nameresolution_instances WHERE last_heartbeat >= ? ORDER BY app_id, instance_id
             """,
             [.integer(freshSince)]
         )
         return rows.compactMap { row -> AppInstance? in
-            let instance = Self.instance(row, appID: row[8].string ?? "", namespace: row[9].string ?? "default")
+            let instance = Self.instance(row, appID: row[9].string ?? "", namespace: row[10].string ?? "default")
             if instance.hostname == self.hostname && instance.processID > 0 && kill(instance.processID, 0) != 0 && errno == ESRCH { return nil }
             return instance
         }
@@ -136,7 +141,8 @@ public final class SQLiteNameResolver: NameResolver {
             instanceID: row[0].string ?? "",
             processID: Int32(row[5].int ?? 0),
             hostname: row[4].string ?? "",
-            metricsPort: row.count > 7 ? Int(row[7].int ?? 0) : 0
+            metricsPort: row.count > 7 ? Int(row[7].int ?? 0) : 0,
+            mtls: row.count > 8 ? (row[8].int ?? 0) != 0 : false
         )
     }
 

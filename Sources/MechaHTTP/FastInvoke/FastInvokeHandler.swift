@@ -307,12 +307,12 @@ final class FastInvokeHandler: ChannelDuplexHandler {
                 self.armTimeoutTimer(at: deadline, context: context)
             }
         }
-        let key = UpstreamPool.Key(host: exchange.plan.host, port: exchange.plan.port)
+        let key = UpstreamPool.Key(host: exchange.plan.host, port: exchange.plan.port, secure: exchange.plan.secure)
         if let connection = pool.takeIdle(key) {
             self.start(exchange, on: connection)
             return
         }
-        pool.connect(key).assumeIsolated().whenComplete { result in
+        pool.connect(key, tls: exchange.plan.tls).assumeIsolated().whenComplete { result in
             guard case .forwarding(let current) = self.state, current === exchange, let context = self.context else {
                 if case .success(let connection) = result { pool.release(connection) }
                 return
@@ -519,8 +519,14 @@ final class FastInvokeHandler: ChannelDuplexHandler {
                 self.answerGoverned(exchange, error: ResiliencyError(.circuitOpen, policyName: "no instance"), context: context, detail: "no instance of the app is available")
                 return
             }
+            guard !hop.tls || exchange.plan.tls != nil else {
+                hop.finish(true)
+                self.answerGoverned(exchange, error: ResiliencyError(.circuitOpen, policyName: "no instance"), context: context, detail: "no instance of the app is available")
+                return
+            }
             exchange.plan.host = hop.host
             exchange.plan.port = hop.port
+            exchange.plan.secure = hop.tls
             exchange.plan.finish = hop.finish
             exchange.plan.head.headers.replaceOrAdd(name: "host", value: FastInvoke.authority(host: hop.host, port: hop.port))
             exchange.reported = false

@@ -1,5 +1,6 @@
 import MechaAPI
 import MechaCore
+import MechaIdentity
 import MechaResiliency
 import NIOHTTP1
 
@@ -30,6 +31,10 @@ struct FastInvokePlan {
     var governance: FastGovernance? = nil
     /// Told of each attempt when the hop is this sidecar's own app (daprd's app channel metrics).
     var appCalls: (any OutboundObserver)? = nil
+    /// The next sidecar listens with mTLS (`DirectHop.tls`): connect with `tls`.
+    var secure = false
+    /// This sidecar's mTLS identity, for secure hops (a retry may go to another instance).
+    var tls: MeshTLS? = nil
 }
 
 /// A fast request's Resiliency policy, applied by the handler on the event loop: the breaker is
@@ -159,6 +164,8 @@ struct PublicFastInvokeRouter: FastInvokeRouter {
     /// The outbound seam's observer, read once when the listener starts (it is installed at
     /// assembly), not once per request.
     var appCalls: (any OutboundObserver)? = nil
+    /// This sidecar's mTLS identity, for hops to sidecars that listen with mTLS.
+    var tls: MeshTLS? = nil
 
     func plan(for head: HTTPRequestHead) -> FastInvokePlan? {
         guard FastInvoke.isPlainRequest(head), let summary = RequestHeaderSummary(head.headers),
@@ -222,6 +229,10 @@ struct PublicFastInvokeRouter: FastInvokeRouter {
             )
         }
         guard let hop = self.invoke.directHops?.directHop(appID: targetApp, namespace: targetNamespace) else { return nil }
+        guard !hop.tls || self.tls != nil else {
+            hop.finish(true)
+            return nil
+        }
         for (name, value) in hop.headers { headers.add(name: name, value: value) }
         if let contentType = summary.contentType { headers.add(name: "content-type", value: contentType) }
         headers.add(name: "host", value: FastInvoke.authority(host: hop.host, port: hop.port))
@@ -238,7 +249,9 @@ struct PublicFastInvokeRouter: FastInvokeRouter {
                 return FastGovernance(policy: governance.policy, breaker: governance.breaker) {
                     hops?.directHop(appID: targetApp, namespace: targetNamespace)
                 }
-            }
+            },
+            secure: hop.tls,
+            tls: self.tls
         )
     }
 
@@ -266,7 +279,7 @@ struct PublicFastInvokeRouter: FastInvokeRouter {
 struct InternalFastInvokeRouter: FastInvokeRouter {
     let appID: String
     let app: DirectAppTarget
-    let peerToken: PeerToken
+    let peers: PeerAuthentication
     let invoke: InvokeAPI
     let bodyLimit: Int
     /// As `PublicFastInvokeRouter.appCalls`.
@@ -275,7 +288,7 @@ struct InternalFastInvokeRouter: FastInvokeRouter {
     func plan(for head: HTTPRequestHead) -> FastInvokePlan? {
         guard FastInvoke.isPlainRequest(head), let summary = RequestHeaderSummary(head.headers),
             summary.hasSmallBody(limit: self.bodyLimit), summary.internalTarget == self.appID, self.invoke.isAppHealthy,
-            self.peerToken.accepts(summary.peerToken)
+            self.peers.accepts(summary.peerToken)
         else { return nil }
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count + 3)

@@ -2,6 +2,7 @@ import HummingbirdCore
 import Logging
 import MechaAPI
 import MechaCore
+import MechaIdentity
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
@@ -26,11 +27,14 @@ struct MechaHTTP1Channel: HTTPChannelHandler {
     var details = false
     /// Spans for the exchanges (nil: not traced).
     var tracing: ExchangeTracing? = nil
+    /// Mutual TLS with this identity (the sidecar-to-sidecar listener); nil: plaintext.
+    var tls: MeshTLS? = nil
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             let deadlines = ConnectionDeadlinesDriver.handlers(timeouts: self.timeouts)
             try channel.pipeline.syncOperations.addHandler(deadlines.bytes)
+            if let tls = self.tls { try tls.addServerHandlers(to: channel) }
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                 withPipeliningAssistance: false,
                 withErrorHandling: false,
@@ -38,6 +42,7 @@ struct MechaHTTP1Channel: HTTPChannelHandler {
                 withEncoderConfiguration: .init(),
                 withDecoderLimitConfiguration: .init()
             )
+            if let tls = self.tls { try channel.pipeline.syncOperations.addHandler(PeerIdentityHandler(tls: tls)) }
             try channel.pipeline.syncOperations.addHandler(deadlines.parts)
             if self.observe != nil || self.tracing != nil {
                 try channel.pipeline.syncOperations.addHandler(
@@ -60,12 +65,12 @@ struct MechaHTTP1Channel: HTTPChannelHandler {
 
     static func builder(
         router: (any FastInvokeRouter)?, timeouts: ConnectionTimeouts, observe: (@Sendable (InboundExchange) -> Void)? = nil,
-        callerHeader: String? = nil, targetHeader: String? = nil, details: Bool = false, tracing: ExchangeTracing? = nil
+        callerHeader: String? = nil, targetHeader: String? = nil, details: Bool = false, tracing: ExchangeTracing? = nil, tls: MeshTLS? = nil
     ) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
             MechaHTTP1Channel(
                 responder: responder, router: router, timeouts: timeouts, observe: observe, callerHeader: callerHeader,
-                targetHeader: targetHeader, details: details, tracing: tracing)
+                targetHeader: targetHeader, details: details, tracing: tracing, tls: tls)
         }
     }
 }

@@ -1,6 +1,8 @@
+import MechaIdentity
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// Keep-alive HTTP/1.1 connections from the fast path to apps and other sidecars. One pool per
@@ -10,6 +12,8 @@ final class UpstreamPool {
     struct Key: Hashable {
         var host: String
         var port: Int
+        /// Mutual TLS with the sidecar's SVID (a sidecar that listens with mTLS).
+        var secure = false
     }
 
     let eventLoop: any EventLoop
@@ -49,13 +53,17 @@ final class UpstreamPool {
         return nil
     }
 
-    /// A new connection to `key`.
-    func connect(_ key: Key) -> EventLoopFuture<UpstreamConnection> {
+    /// A new connection to `key`; a secure key's connection presents `tls`'s SVID.
+    func connect(_ key: Key, tls: MeshTLS? = nil) -> EventLoopFuture<UpstreamConnection> {
+        if key.secure && tls == nil { return self.eventLoop.makeFailedFuture(NoIdentity()) }
+        let context = key.secure ? tls?.clientContext : nil
         let bootstrap = ClientBootstrap(group: self.eventLoop)
             .connectTimeout(Self.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // The request waits in the TLS handler until the handshake is over.
+                    if let context { try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil)) }
                     // Headers come from a parsed request and our own names: validated already.
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
@@ -73,6 +81,10 @@ final class UpstreamPool {
             handler.connection = connection
             return connection
         }
+    }
+
+    struct NoIdentity: Error, CustomStringConvertible {
+        var description: String { "the target sidecar requires mTLS and this sidecar has no identity" }
     }
 
     /// Takes back a connection whose exchange completed cleanly.
