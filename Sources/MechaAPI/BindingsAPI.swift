@@ -1,5 +1,6 @@
 public import Logging
 public import MechaCore
+import Synchronization
 import MechaResiliency
 public import MechaRuntime
 
@@ -47,14 +48,21 @@ public struct BindingsAPI: Sendable {
     }
 }
 
-/// Reads every input binding and delivers its events to the app at `POST /<route>`.
-public struct InputBindingManager: Sendable {
+/// Reads every input binding and delivers its events to the app at `POST /<route>`. Hot reload
+/// (`reconcile`) starts readers for bindings added since; a reader whose component is replaced
+/// reads from the replacement, and ends when its component is removed.
+public final class InputBindingManager: Sendable {
     let components: ComponentStore
     let appChannel: (any AppChannel)?
     let readiness: Readiness
     let state: StateAPI?
     let bindings: BindingsAPI?
     let logger: Logger
+    /// Names of the bindings being read.
+    private let reading = Mutex<Set<String>>([])
+    private let started = Mutex(false)
+    private let launches: AsyncStream<String>
+    private let launch: AsyncStream<String>.Continuation
 
     public init(components: ComponentStore, appChannel: (any AppChannel)?, readiness: Readiness, state: StateAPI? = nil, bindings: BindingsAPI? = nil, logger: Logger) {
         self.components = components
@@ -63,31 +71,65 @@ public struct InputBindingManager: Sendable {
         self.state = state
         self.bindings = bindings
         self.logger = logger
+        (self.launches, self.launch) = AsyncStream.makeStream(of: String.self)
     }
 
     public func run(until stop: StopSignal) async {
-        guard let appChannel = self.appChannel else { return }
+        guard let appChannel = self.appChannel else {
+            self.launch.finish()
+            return
+        }
         await withDiscardingTaskGroup { group in
-            for entry in self.components.entries(in: .bindings) {
-                guard let binding = entry.component as? any InputBinding else { continue }
-                let directions = BindingsAPI.directions(entry.spec)
-                if let directions, !directions.contains("input") { continue }
-                let route = entry.spec.metadata.properties.first { $0.key == "route" }?.value ?? "/\(entry.spec.name)"
-                group.addTask {
-                    if directions == nil {
-                        do {
-                            guard try await appChannel.acceptsInputBinding(name: entry.spec.name, route: route) else {
-                                self.logger.info("app has not subscribed to binding \(entry.spec.name).")
-                                return
-                            }
-                        } catch {
-                            self.logger.error("could not invoke OPTIONS method on input binding subscription endpoint \"\(route)\": \(error)")
-                            return
-                        }
+            for entry in self.components.entries(in: .bindings) where self.claim(entry.spec.name) {
+                group.addTask { await self.serve(entry.spec.name, appChannel: appChannel, until: stop) }
+            }
+            self.started.withLock { $0 = true }
+            group.addTask {
+                await stop.wait()
+                self.launch.finish()
+            }
+            for await name in self.launches {
+                group.addTask { await self.serve(name, appChannel: appChannel, until: stop) }
+            }
+        }
+    }
+
+    /// Hot reload: starts reading the input bindings that are loaded and not read yet.
+    public func reconcile() {
+        guard self.appChannel != nil, self.started.withLock({ $0 }) else { return }
+        for entry in self.components.entries(in: .bindings) where self.claim(entry.spec.name) {
+            self.launch.yield(entry.spec.name)
+        }
+    }
+
+    /// Marks `name` as read; false when a reader has it already.
+    private func claim(_ name: String) -> Bool {
+        self.reading.withLock { $0.insert(name).inserted }
+    }
+
+    /// Reads binding `name` (whatever component holds the name now) until `stop`, or until it is
+    /// removed or stops being an input binding.
+    func serve(_ name: String, appChannel: any AppChannel, until stop: StopSignal) async {
+        defer { self.reading.withLock { _ = $0.remove(name) } }
+        while !stop.isStopped {
+            guard let entry = self.components.entry(named: name), let binding = entry.component as? any InputBinding else { return }
+            let directions = BindingsAPI.directions(entry.spec)
+            if let directions, !directions.contains("input") { return }
+            let route = entry.spec.metadata.properties.first { $0.key == "route" }?.value ?? "/\(entry.spec.name)"
+            if directions == nil {
+                do {
+                    guard try await appChannel.acceptsInputBinding(name: entry.spec.name, route: route) else {
+                        self.logger.info("app has not subscribed to binding \(entry.spec.name).")
+                        return
                     }
-                    await self.read(binding, name: entry.spec.name, route: route, appChannel: appChannel, until: stop)
+                } catch {
+                    self.logger.error("could not invoke OPTIONS method on input binding subscription endpoint \"\(route)\": \(error)")
+                    return
                 }
             }
+            await self.read(binding, name: name, route: route, appChannel: appChannel, until: StopSignal.either(stop, entry.retired))
+            // Replaced by hot reload: read the new component (removed: the lookup ends the loop).
+            guard entry.retired.isStopped else { return }
         }
     }
 

@@ -58,13 +58,23 @@ public struct HealthReport: Sendable {
                 ("unhealthy", .array((tally.unhealthy + tally.failed).map { .string($0) })),
             ])
         }
-        self.document = .object([
+        var members: [(String, JSONValue)] = [
             ("appID", .string(appID)),
             ("status", .string(notReady.isEmpty ? "ready" : "notReady")),
             ("notReady", .array(notReady.map { .string($0) })),
             ("app", .object([("checked", .bool(readiness.checksAppHealth)), ("healthy", .bool(readiness.isAppHealthy))])),
             ("blocks", .array(blockList)),
             ("components", .array(entries)),
-        ])
+        ]
+        if let reload = health.lastReload {
+            members.append(
+                ("lastReload", .object([
+                    ("at", .string(reload.at.rfc3339Nano)),
+                    ("status", .string(reload.failed.isEmpty ? "applied" : "failed")),
+                    ("applied", .array(reload.applied.map { .string($0) })),
+                    ("failed", .array(reload.failed.map { .string($0) })),
+                ])))
+        }
+        self.document = .object(members)
     }
 }

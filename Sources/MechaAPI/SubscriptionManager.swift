@@ -19,7 +19,15 @@ public final class SubscriptionManager: Sendable {
     private let identity: SidecarIdentity
     private let appChannel: (any AppChannel)?
     private let readiness: Readiness
-    private let declarative: [SubscriptionSpec]
+    /// Declarative subscriptions in scope (replaced by `reconcile` on hot reload).
+    private let declarative: Mutex<[SubscriptionSpec]>
+    /// What the app asked for at startup (`GET /dapr/subscribe`).
+    private let programmatic = Mutex<[SubscriptionSpec]>([])
+    /// The running pumps by pubsub and topic, each with the signal that stops it alone.
+    private let pumps = Mutex<[String: (spec: SubscriptionSpec, stop: StopSignal)]>([:])
+    /// Pumps started after `run` began (hot reload), hosted by `run`'s task group.
+    private let launches: AsyncStream<@Sendable (StopSignal) async -> Void>
+    private let launch: AsyncStream<@Sendable (StopSignal) async -> Void>.Continuation
     private let logger: Logger
     private let now: @Sendable () -> Timestamp
     private let active = Mutex<[SubscriptionSpec]>([])
@@ -40,7 +48,8 @@ public final class SubscriptionManager: Sendable {
         self.identity = identity
         self.appChannel = appChannel
         self.readiness = readiness
-        self.declarative = declarative.filter { $0.isInScope(appID: identity.appID) }
+        self.declarative = Mutex(declarative.filter { $0.isInScope(appID: identity.appID) })
+        (self.launches, self.launch) = AsyncStream.makeStream(of: (@Sendable (StopSignal) async -> Void).self)
         self.logger = logger
         self.now = now
     }
@@ -49,7 +58,7 @@ public final class SubscriptionManager: Sendable {
     public var subscriptions: [SubscriptionSpec] {
         let active = self.active.withLock { $0 }
         let streams = self.streaming.withLock { Array($0.values) }.sorted { ($0.pubsubName, $0.topic) < ($1.pubsubName, $1.topic) }
-        return (active.isEmpty ? self.declarative : active) + streams
+        return (active.isEmpty ? self.declarative.withLock { $0 } : active) + streams
     }
 
     /// Returns once subscriptions have been loaded and their pumps started (or there is nothing to do).
@@ -78,29 +87,91 @@ public final class SubscriptionManager: Sendable {
     /// pump per subscription until `stop` fires; each pump drains its in-flight deliveries.
     public func run(until stop: StopSignal) async {
         guard let appChannel = self.appChannel else {
-            self.active.withLock { $0 = self.declarative }
+            self.active.withLock { $0 = self.declarative.withLock { $0 } }
             self.markStarted()
-            if !self.declarative.isEmpty {
+            if !self.declarative.withLock({ $0.isEmpty }) {
                 self.logger.info("no app port: subscriptions are not started")
             }
+            self.launch.finish()
             return
         }
-        var merged = self.declarative
         if self.components.count(in: .pubsub) > 0 {
-            for programmatic in await self.loadProgrammatic(appChannel, until: stop) {
-                if let index = merged.firstIndex(where: { $0.pubsubName == programmatic.pubsubName && $0.topic == programmatic.topic }) {
-                    merged[index] = programmatic
-                } else {
-                    merged.append(programmatic)
-                }
+            let loaded = await self.loadProgrammatic(appChannel, until: stop)
+            self.programmatic.withLock { $0 = loaded }
+        }
+        let merged = self.merged()
+        self.active.withLock { $0 = merged }
+        let runnable = self.runnable(merged)
+        await withDiscardingTaskGroup { group in
+            for subscription in runnable {
+                group.addTask { await self.host(subscription, until: stop) }
+            }
+            self.markStarted()
+            group.addTask {
+                await stop.wait()
+                self.launch.finish()
+            }
+            for await work in self.launches {
+                group.addTask { await work(stop) }
+            }
+        }
+    }
+
+    /// Declarative subscriptions overlaid by the programmatic ones (same pubsub and topic: the
+    /// app's wins), one per pubsub and topic.
+    func merged() -> [SubscriptionSpec] {
+        var merged = self.declarative.withLock { $0 }
+        for programmatic in self.programmatic.withLock({ $0 }) {
+            if let index = merged.firstIndex(where: { $0.pubsubName == programmatic.pubsubName && $0.topic == programmatic.topic }) {
+                merged[index] = programmatic
+            } else {
+                merged.append(programmatic)
             }
         }
         var seen: Set<String> = []
-        merged = merged.filter { seen.insert("\($0.pubsubName)\u{0}\($0.topic)").inserted }
-        self.active.withLock { $0 = merged }
+        return merged.filter { seen.insert(Self.key($0)).inserted }
+    }
 
+    static func key(_ spec: SubscriptionSpec) -> String { "\(spec.pubsubName)\u{0}\(spec.topic)" }
+
+    /// Runs one pump with its own stop signal (so `reconcile` can stop it alone).
+    func host(_ subscription: ActiveSubscription, until stop: StopSignal) async {
+        let own = StopSignal()
+        let key = Self.key(subscription.spec)
+        self.pumps.withLock { $0[key] = (subscription.spec, own) }
+        await self.pump(subscription, until: StopSignal.either(stop, own))
+        self.pumps.withLock { pumps in
+            if pumps[key]?.stop === own { pumps[key] = nil }
+        }
+    }
+
+    /// Hot reload: the declarative subscriptions are now `declarative`. Pumps of removed or
+    /// changed subscriptions stop (draining what they have in flight); new or changed ones start.
+    /// Programmatic subscriptions (asked for by the app at startup) keep precedence.
+    public func reconcile(declarative: [SubscriptionSpec]) {
+        let inScope = declarative.filter { $0.isInScope(appID: self.identity.appID) }
+        self.declarative.withLock { $0 = inScope }
+        guard self.appChannel != nil, self.started.withLock({ $0 }) else { return }
+        let merged = self.merged()
+        self.active.withLock { $0 = merged }
+        let wanted = Dictionary(merged.map { (Self.key($0), $0) }, uniquingKeysWith: { first, _ in first })
+        let running = self.pumps.withLock { $0 }
+        for (key, pump) in running where wanted[key] != pump.spec {
+            self.logger.info("subscription to topic '\(pump.spec.topic)' on pubsub '\(pump.spec.pubsubName)' \(wanted[key] == nil ? "removed" : "changed"): stopping its pump")
+            pump.stop.stop()
+        }
+        let starting = merged.filter { running[Self.key($0)]?.spec != $0 }
+        for subscription in self.runnable(starting) {
+            self.logger.info("subscription to topic '\(subscription.spec.topic)' on pubsub '\(subscription.spec.pubsubName)' starting")
+            self.launch.yield { [self] stop in await self.host(subscription, until: stop) }
+        }
+    }
+
+    /// The subscriptions of `specs` that can run: their pubsub is loaded and lets this app
+    /// subscribe, and their routes compile (the others are logged).
+    func runnable(_ specs: [SubscriptionSpec]) -> [ActiveSubscription] {
         var runnable: [ActiveSubscription] = []
-        for spec in merged {
+        for spec in specs {
             guard let entry = self.components.entry(named: spec.pubsubName), entry.component is any PubSub else {
                 self.logger.warning("subscription to topic '\(spec.topic)' refers to pubsub '\(spec.pubsubName)', which is not loaded; not started")
                 continue
@@ -118,12 +189,7 @@ public final class SubscriptionManager: Sendable {
                 self.logger.error("subscription to topic '\(spec.topic)' on pubsub '\(spec.pubsubName)' has an invalid route: \(error); not started")
             }
         }
-        await withDiscardingTaskGroup { group in
-            for subscription in runnable {
-                group.addTask { await self.pump(subscription, until: stop) }
-            }
-            self.markStarted()
-        }
+        return runnable
     }
 
     static func compile(_ spec: SubscriptionSpec) throws -> ActiveSubscription {
@@ -197,8 +263,12 @@ public final class SubscriptionManager: Sendable {
             batcher = nil
         }
         var restarts = 0
+        // The component the pump works on, and a signal that also fires when hot reload replaces it.
+        var current: (entry: ComponentStore.Entry, until: StopSignal)?
         while !stop.isStopped {
-            guard let pubsub = self.components.pubsub(named: spec.pubsubName), let entry = self.components.entry(named: spec.pubsubName) else { return }
+            guard let entry = self.components.entry(named: spec.pubsubName), let pubsub = entry.component as? any PubSub else { return }
+            if current?.entry.retired !== entry.retired { current = (entry, StopSignal.either(stop, entry.retired)) }
+            let until = current?.until ?? stop
             let group = entry.spec.metadata["consumerID"].flatMap { $0.isEmpty ? nil : $0 } ?? self.identity.appID
             var requestMetadata = spec.metadata
             requestMetadata["rawPayload"] = nil
@@ -211,14 +281,20 @@ public final class SubscriptionManager: Sendable {
             }
             self.logger.debug("subscribing to topic \(spec.topic) on pubsub \(spec.pubsubName)")
             do {
-                try await pubsub.subscribe(request, until: stop) { message in
+                try await pubsub.subscribe(request, until: until) { message in
                     if let batcher {
                         return await self.handleBulk(message, subscription: subscription, pubsub: pubsub, batcher: batcher)
                     }
                     return await self.handle(message, subscription: subscription, pubsub: pubsub, deliver: deliver)
                 }
+                // Hot reload replaced or removed the component: subscribe to what the name is now.
+                if entry.retired.isStopped && !stop.isStopped {
+                    restarts = 0
+                    continue
+                }
                 return
             } catch {
+                if entry.retired.isStopped && !stop.isStopped { continue }
                 restarts += 1
                 let delay = Self.resubscribe.delay(beforeRetry: restarts, jitter: 0.5) ?? .seconds(30)
                 self.logger.error("subscription to topic \(spec.topic) on pubsub \(spec.pubsubName) failed: \(error); retrying in \(GoDuration.format(delay))")

@@ -142,7 +142,7 @@ public enum ResourceLoader {
         }
     }
 
-    static func yamlFiles(at path: String) throws(ResourceError) -> [String] {
+    public static func yamlFiles(at path: String) throws(ResourceError) -> [String] {
         var info = stat()
         guard stat(path, &info) == 0 else {
             throw ResourceError(source: .init(file: path, resource: "resources path"), field: nil, reason: "no such file or directory")

@@ -10,24 +10,46 @@ import Synchronization
 /// One `MeshTarget` per app id holds that state, built on first use.
 public final class Mesh: Sendable {
     let resolver: any NameResolver
-    /// TrafficPolicies by target app id (already filtered to those scoped to this app).
-    let policies: [String: TrafficPolicySpec]
+    /// This sidecar's app id: TrafficPolicies apply when their scopes include it.
+    let appID: String
     /// This host's name: `locality.preferSameHost` prefers instances registered with it.
     let hostname: String
-    private let targets = Mutex<[String: MeshTarget]>([:])
+
+    struct State {
+        /// TrafficPolicies by target app id (already filtered to those scoped to this app).
+        var policies: [String: TrafficPolicySpec]
+        var targets: [String: MeshTarget] = [:]
+    }
+
+    private let state: Mutex<State>
 
     public init(resolver: any NameResolver, trafficPolicies: [TrafficPolicySpec] = [], appID: String = "", hostname: String = "") {
         self.resolver = resolver
+        self.appID = appID
+        self.hostname = hostname
+        self.state = Mutex(State(policies: Self.byTarget(trafficPolicies, appID: appID)))
+    }
+
+    static func byTarget(_ trafficPolicies: [TrafficPolicySpec], appID: String) -> [String: TrafficPolicySpec] {
         var byTarget: [String: TrafficPolicySpec] = [:]
         for policy in trafficPolicies where policy.applies(to: appID) {
             if case .app(let target) = policy.target, byTarget[target] == nil { byTarget[target] = policy }
         }
-        self.policies = byTarget
-        self.hostname = hostname
+        return byTarget
+    }
+
+    /// Hot reload: new TrafficPolicies apply to new calls. Every target starts again (new
+    /// balancers, limiters and outlier state); calls in flight finish on the old ones.
+    public func replace(trafficPolicies: [TrafficPolicySpec]) {
+        let policies = Self.byTarget(trafficPolicies, appID: self.appID)
+        self.state.withLock { state in
+            state.policies = policies
+            state.targets = [:]
+        }
     }
 
     /// The TrafficPolicy of `appID`, if any.
-    public func trafficPolicy(for appID: String) -> TrafficPolicySpec? { self.policies[appID] }
+    public func trafficPolicy(for appID: String) -> TrafficPolicySpec? { self.state.withLock { $0.policies[appID] } }
 
     /// Most app ids whose state is kept at once: callers choose the ids, so a stream of made-up
     /// ones must not grow the table without end. Past it, targets without a TrafficPolicy are
@@ -36,20 +58,25 @@ public final class Mesh: Sendable {
 
     /// The state of `appID` in `namespace` (created on first use, without instances).
     public func target(appID: String, namespace: String) -> MeshTarget {
+        self.target(appID: appID, namespace: namespace, onlyWithPolicy: false)!
+    }
+
+    private func target(appID: String, namespace: String, onlyWithPolicy: Bool) -> MeshTarget? {
         let key = namespace.isEmpty ? appID : "\(appID).\(namespace)"
-        if let found = self.targets.withLock({ $0[key] }) { return found }
-        let made = MeshTarget(appID: appID, namespace: namespace, policy: self.policies[appID], hostname: self.hostname)
-        return self.targets.withLock { targets in
-            if let raced = targets[key] { return raced }
-            if targets.count >= Self.maximumTargets { targets = targets.filter { $0.value.policy != nil } }
-            targets[key] = made
+        return self.state.withLock { state -> MeshTarget? in
+            let policy = state.policies[appID]
+            if onlyWithPolicy && policy == nil { return nil }
+            if let found = state.targets[key] { return found }
+            let made = MeshTarget(appID: appID, namespace: namespace, policy: policy, hostname: self.hostname)
+            if state.targets.count >= Self.maximumTargets { state.targets = state.targets.filter { $0.value.policy != nil } }
+            state.targets[key] = made
             return made
         }
     }
 
     /// The target of `appID` when it has a TrafficPolicy (routes, limits); nil otherwise.
     public func policyTarget(appID: String, namespace: String) -> MeshTarget? {
-        self.policies[appID] == nil ? nil : self.target(appID: appID, namespace: namespace)
+        self.target(appID: appID, namespace: namespace, onlyWithPolicy: true)
     }
 
     /// Resolves `appID` and refreshes its instance set (the general path). An app without

@@ -7,7 +7,9 @@ import Synchronization
 public final class OutboundSeam: Sendable {
     private let current: Mutex<ResiliencyPolicies>
     /// TrafficPolicies on components (faults, local rate limits), by component name.
-    let gates: [String: ComponentTrafficGate]
+    private let gates: Mutex<[String: ComponentTrafficGate]>
+    private let hasGates = Atomic<Bool>(false)
+    let appID: String
     /// Told how every call went (metrics, component health; spans later). Installed at assembly,
     /// before the first call.
     private let observerBox = Mutex<(any OutboundObserver)?>(nil)
@@ -19,13 +21,27 @@ public final class OutboundSeam: Sendable {
     /// `trafficPolicies`: those targeting components are applied here (app targets belong to the mesh).
     public init(_ policies: ResiliencyPolicies = .empty, trafficPolicies: [TrafficPolicySpec] = [], appID: String = "") {
         self.current = Mutex(policies)
+        self.appID = appID
+        let gates = Self.gates(trafficPolicies, appID: appID)
+        self.gates = Mutex(gates)
+        self.hasGates.store(!gates.isEmpty, ordering: .relaxed)
+    }
+
+    static func gates(_ trafficPolicies: [TrafficPolicySpec], appID: String) -> [String: ComponentTrafficGate] {
         var gates: [String: ComponentTrafficGate] = [:]
         for policy in trafficPolicies where policy.applies(to: appID) && !policy.routes.isEmpty {
             if case .component(let name) = policy.target, gates[name] == nil {
                 gates[name] = ComponentTrafficGate(component: name, routes: policy.routes)
             }
         }
-        self.gates = gates
+        return gates
+    }
+
+    /// Hot reload: the TrafficPolicies on components are now these (fresh limiters).
+    public func replace(trafficPolicies: [TrafficPolicySpec]) {
+        let gates = Self.gates(trafficPolicies, appID: self.appID)
+        self.gates.withLock { $0 = gates }
+        self.hasGates.store(!gates.isEmpty, ordering: .relaxed)
     }
 
     public var policies: ResiliencyPolicies { self.current.withLock { $0 } }
@@ -97,7 +113,7 @@ public final class OutboundSeam: Sendable {
     private func run<Output: Sendable>(
         _ policy: TargetPolicy, _ target: PolicyTarget, _ operation: OperationName, _ body: @Sendable (Int) async throws -> Output
     ) async throws -> Output {
-        if !self.gates.isEmpty, case .component(let name, _, .outbound) = target, let gate = self.gates[name] {
+        if self.hasGates.load(ordering: .relaxed), case .component(let name, _, .outbound) = target, let gate = self.gates.withLock({ $0[name] }) {
             try await gate.pass(operation)
         }
         return try await policy.execute(body)

@@ -47,6 +47,23 @@ public final class ComponentHealth: OutboundObserver {
         }
     }
 
+    /// The last hot reload of resource files (nil: none yet): when, what it applied, and what it
+    /// refused (the previous version keeps serving those).
+    public struct Reload: Sendable, Hashable {
+        public var at: Timestamp
+        public var applied: [String]
+        public var failed: [String]
+    }
+
+    private let reload = Mutex<Reload?>(nil)
+
+    public func reloaded(applied: [String], failed: [String]) {
+        let now = self.now()
+        self.reload.withLock { $0 = Reload(at: now, applied: applied, failed: failed) }
+    }
+
+    public var lastReload: Reload? { self.reload.withLock { $0 } }
+
     /// What the calls have shown of `name` so far.
     public func record(of name: String) -> Record {
         self.records.withLock { $0[name] } ?? Record()

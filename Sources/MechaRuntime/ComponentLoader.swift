@@ -95,6 +95,17 @@ public struct ComponentLoader: Sendable {
         return (try await self.initialise(spec), spec)
     }
 
+    /// Builds one component for hot reload, as `load` would (secret references from `store`, the
+    /// outbox checked against `pubsubs`), without touching the store. Errors name the file and field.
+    public func buildForReload(_ resource: ComponentResource, store: ComponentStore, pubsubs: Set<String>) async throws -> (any Component, ComponentSpec) {
+        if case .failure(let lookup) = self.registry.factory(for: resource.type, version: resource.version) {
+            throw ResourceError(source: resource.source, field: "spec.type", reason: lookup.description)
+        }
+        let spec = try await self.resolve(resource, secrets: store)
+        if spec.type.category == .state { try self.validateOutbox(spec, pubsubs: pubsubs) }
+        return (try await self.initialise(spec), spec)
+    }
+
     /// Builds one component, bounded by its init timeout.
     func initialise(_ spec: ComponentSpec) async throws -> any Component {
         let factory = try self.registry.factory(for: spec.type, version: spec.version).get()

@@ -32,6 +32,9 @@ public final class ComponentStore: Sendable {
     public struct Entry: Sendable {
         public var spec: ComponentSpec
         public var component: any Component
+        /// Fires when this entry is replaced or removed (hot reload): loops working on the
+        /// component (its own `run`, subscriptions, input bindings) stop and look the name up again.
+        public let retired = StopSignal()
     }
 
     private struct Storage {
@@ -61,12 +64,17 @@ public final class ComponentStore: Sendable {
         try await self.outbound.call(.component(name, category, .outbound), operation, fallback: fallback) { _ in try await body() }
     }
 
-    public func add(_ component: any Component, spec: ComponentSpec) {
+    /// Makes `component` the live one for `spec.name`; returns the entry it replaced (whose
+    /// `retired` the caller fires once it is ready to, then closes its component).
+    @discardableResult
+    public func add(_ component: any Component, spec: ComponentSpec) -> Entry? {
         self.storage.withLock { storage in
             if storage.entries[spec.name] == nil { storage.order.append(spec.name) }
+            let replaced = storage.entries[spec.name]
             storage.entries[spec.name] = Entry(spec: spec, component: component)
             storage.failed[spec.name] = nil
             storage.failedOrder.removeAll { $0 == spec.name }
+            return replaced
         }
     }
 
@@ -80,6 +88,8 @@ public final class ComponentStore: Sendable {
     public func remove(_ name: String) -> Entry? {
         self.storage.withLock { storage in
             storage.order.removeAll { $0 == name }
+            storage.failed[name] = nil
+            storage.failedOrder.removeAll { $0 == name }
             return storage.entries.removeValue(forKey: name)
         }
     }

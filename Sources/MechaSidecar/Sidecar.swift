@@ -100,7 +100,8 @@ public final class Sidecar: Sendable {
         if let path = options.configPath {
             configuration = try ResourceLoader.loadConfiguration(file: path)
         }
-        let resources = try self.loadResources()
+        let resourcePaths = self.resourcePaths()
+        let resources = try self.loadResources(resourcePaths)
         for skipped in resources.skipped { self.logger.info("\(skipped.source): \(skipped.reason)") }
 
         let componentLogger = Logger(label: "mecha.component", factory: { _ in self.logger.handler })
@@ -362,6 +363,29 @@ public final class Sidecar: Sendable {
                     logger: self.logger
                 ) { port in self.ports.internalGRPCListening(port) }
             ] + metricsServers + (traceExport.map { [$0] } ?? [])
+        let inputBindings = InputBindingManager(
+            components: components,
+            appChannel: appChannel,
+            readiness: readiness,
+            state: api.state,
+            bindings: api.bindings,
+            logger: self.logger
+        )
+        // Hot reload (on unless MECHA_HOT_RELOAD=0 or the Configuration's feature HotReload is
+        // disabled), for resources read from files.
+        var reloader: HotReloader?
+        if let resourcePaths, self.environment["MECHA_HOT_RELOAD"] != "0", configuration?.features["HotReload"] != false {
+            reloader = HotReloader(
+                paths: resourcePaths, appID: options.appID, loader: loader, components: components, subscriptions: subscriptions,
+                inputBindings: inputBindings, health: componentHealth, metrics: metrics, initial: resources,
+                replaceResiliency: { [appID = options.appID] specs in
+                    outbound.replace(ResiliencyPolicies(specs: specs, appID: appID, observer: metrics))
+                },
+                replaceTrafficPolicies: { specs in
+                    mesh.replace(trafficPolicies: specs)
+                    outbound.replace(trafficPolicies: specs)
+                }, logger: self.logger)
+        }
         return SidecarCore(
             options: options,
             identity: identity,
@@ -371,14 +395,8 @@ public final class Sidecar: Sendable {
             appChannel: appChannel,
             readiness: readiness,
             subscriptions: subscriptions,
-            inputBindings: InputBindingManager(
-                components: components,
-                appChannel: appChannel,
-                readiness: readiness,
-                state: api.state,
-                bindings: api.bindings,
-                logger: self.logger
-            ),
+            inputBindings: inputBindings,
+            reloader: reloader,
             configuration: api.configuration,
             servers: servers,
             grpcPool: grpcPool,
@@ -449,17 +467,22 @@ public final class Sidecar: Sendable {
         return { @Sendable exchange in metrics.invocationReceived(from: exchange.caller ?? "", status: exchange.status) }
     }
 
-    /// `--resources-path` directories; without any, `<mecha home>/components` if it exists, else the
-    /// embedded defaults.
-    func loadResources() throws -> LoadedResources {
-        if !self.options.resourcesPaths.isEmpty {
-            return try ResourceLoader.load(paths: self.options.resourcesPaths)
-        }
+    /// Where resources come from: `--resources-path`; without any, `<mecha home>/components` if it
+    /// exists; nil: the embedded defaults.
+    func resourcePaths() -> [String]? {
+        if !self.options.resourcesPaths.isEmpty { return self.options.resourcesPaths }
         let home = self.options.mechaHome + "/components"
         var info = stat()
-        if stat(home, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR {
-            self.logger.info("loading resources from \(home)")
-            return try ResourceLoader.load(paths: [home])
+        if stat(home, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR { return [home] }
+        return nil
+    }
+
+    /// `--resources-path` directories; without any, `<mecha home>/components` if it exists, else the
+    /// embedded defaults.
+    func loadResources(_ paths: [String]?) throws -> LoadedResources {
+        if let paths {
+            if self.options.resourcesPaths.isEmpty { self.logger.info("loading resources from \(paths.joined(separator: ", "))") }
+            return try ResourceLoader.load(paths: paths)
         }
         var defaults = LoadedResources()
         defaults.components = EmbeddedDefaults.components(mechaHome: self.options.mechaHome)

@@ -25,6 +25,8 @@ struct SidecarCore: Service {
     let readiness: Readiness
     let subscriptions: SubscriptionManager
     let inputBindings: InputBindingManager
+    /// Watches the resource files (nil: embedded defaults, or hot reload turned off).
+    let reloader: HotReloader?
     /// Configuration subscriptions end when shutdown starts (their gRPC streams close with OK).
     let configuration: ConfigurationAPI
     let servers: [any Service]
@@ -59,13 +61,17 @@ struct SidecarCore: Service {
                 for entry in self.components.entries {
                     outer.addTask {
                         do {
-                            try await entry.component.run(until: componentStop)
+                            // Until shutdown, or until hot reload replaces the component.
+                            try await entry.component.run(until: StopSignal.either(componentStop, entry.retired))
                         } catch {
                             self.logger.error("component \(entry.spec.name) background work failed: \(error)")
                         }
                     }
                 }
                 outer.addTask { try? await self.resolver.run(until: componentStop) }
+                if let reloader = self.reloader {
+                    outer.addTask { await reloader.run(until: componentStop) }
+                }
                 if let appChannel = self.appChannel {
                     outer.addTask { await appChannel.run(until: componentStop) }
                 }

@@ -58,6 +58,7 @@ public final class DaprMetrics: Sendable {
     let invocationSeries: SeriesCache<SeriesKey, InvocationSeries>
     let httpClientSeries: SeriesCache<SeriesKey, HTTPClientSeries>
     let resiliencySeries: SeriesCache<String, Prometheus.Counter>
+    let hotReloads: MetricFamily<Prometheus.Counter>
 
     public init(appID: String, namespace: String, spec: MetricsSpec = MetricsSpec()) {
         let latency = spec.latencyBuckets.isEmpty ? DaprBuckets.latencyMilliseconds : spec.latencyBuckets
@@ -152,6 +153,7 @@ public final class DaprMetrics: Sendable {
         self.invocationSeries = SeriesCache(limit: spec.seriesLimit * 2)
         self.httpClientSeries = SeriesCache(limit: spec.seriesLimit * 2)
         self.resiliencySeries = SeriesCache(limit: spec.seriesLimit * 2)
+        self.hotReloads = registry.counter("mecha_hot_reloads_total", labels: ["app_id", "resource", "outcome"], unbounded: ["resource"])
         ProcessMetrics.install(on: registry)
     }
 
@@ -293,6 +295,12 @@ public final class DaprMetrics: Sendable {
             exportedGauge.record(exported())
             failedGauge.record(failedExports())
         }
+    }
+
+    /// A hot reload of `resource` (`Component/<name>`, or `files` when the files could not be
+    /// read) ended with `outcome`: `added`, `changed`, `removed` or `failed`.
+    public func hotReload(resource: String, outcome: String) {
+        self.hotReloads([self.appID, resource, outcome]).increment()
     }
 
     /// The mTLS figures, read at scrape time: handshakes the sidecar-to-sidecar listeners refused

@@ -7,6 +7,10 @@ public final class StopSignal: Sendable {
     private struct State {
         var stopped = false
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        /// Signals that fire with this one (`either`).
+        var children: [UInt64: StopSignal] = [:]
+        /// Run once when this signal fires (an `either` signal leaving its parents).
+        var onStop: (@Sendable () -> Void)?
         var nextID: UInt64 = 0
     }
 
@@ -19,13 +23,55 @@ public final class StopSignal: Sendable {
 
     /// Fires the signal; every current and future waiter resumes. Idempotent.
     public func stop() {
-        let waiters = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            guard !state.stopped else { return [] }
+        let (waiters, children, onStop) = self.state.withLock { state -> ([CheckedContinuation<Void, Never>], [StopSignal], (@Sendable () -> Void)?) in
+            guard !state.stopped else { return ([], [], nil) }
             state.stopped = true
-            defer { state.waiters = [:] }
-            return Array(state.waiters.values)
+            defer {
+                state.waiters = [:]
+                state.children = [:]
+                state.onStop = nil
+            }
+            return (Array(state.waiters.values), Array(state.children.values), state.onStop)
         }
         for waiter in waiters { waiter.resume() }
+        for child in children { child.stop() }
+        onStop?()
+    }
+
+    /// A signal that fires when `first` or `second` does (e.g. the sidecar's shutdown, or the
+    /// retirement of the component a loop works on). It holds no task; once it fires both parents
+    /// forget it. Make one per unit of work (not per retry): until it fires, the parents keep it.
+    public static func either(_ first: StopSignal, _ second: StopSignal) -> StopSignal {
+        let child = StopSignal()
+        let firstID = first.adopt(child)
+        let secondID = second.adopt(child)
+        let forget: @Sendable () -> Void = {
+            if let firstID { first.forget(firstID) }
+            if let secondID { second.forget(secondID) }
+        }
+        let fired = child.state.withLock { state -> Bool in
+            if state.stopped { return true }
+            state.onStop = forget
+            return false
+        }
+        if fired { forget() }
+        return child
+    }
+
+    /// Makes `child` fire with this signal; nil when this one has fired already (then `child` is stopped).
+    private func adopt(_ child: StopSignal) -> UInt64? {
+        let id = self.state.withLock { state -> UInt64? in
+            guard !state.stopped else { return nil }
+            state.nextID += 1
+            state.children[state.nextID] = child
+            return state.nextID
+        }
+        if id == nil { child.stop() }
+        return id
+    }
+
+    private func forget(_ id: UInt64) {
+        self.state.withLock { _ = $0.children.removeValue(forKey: id) }
     }
 
     /// Returns once the signal fires or the calling task is cancelled.
