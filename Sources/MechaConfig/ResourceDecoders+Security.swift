@@ -55,7 +55,7 @@ extension ResourceDecoders {
         try node.rejectUnknownKeys(["enabled", "workloadCertTTL", "allowedClockSkew", "controlPlaneTrustDomain", "sentryAddress", "tokenValidators"])
         var spec = MTLSSpec()
         if let enabled = try node.optional("enabled") { spec.enabled = try enabled.bool() }
-        if let ttl = try node.optional("workloadCertTTL") { spec.workloadCertTTL = try ttl.duration(range: .seconds(60) ... .seconds(365 * 24 * 3600)) }
+        if let ttl = try node.optional("workloadCertTTL") { spec.workloadCertTTL = try ttl.duration(range: .seconds(5) ... .seconds(365 * 24 * 3600)) }
         if let skew = try node.optional("allowedClockSkew") { spec.allowedClockSkew = try skew.duration(range: .zero ... .seconds(24 * 3600)) }
         return spec
     }

@@ -47,6 +47,9 @@ public final class MeshTLS: Sendable {
     struct Material: Sendable {
         var svid: SVID
         var bundle: TrustBundle
+        /// When it was obtained: renewal is due at 70 % of the time from here to expiry (the
+        /// certificate's own start is back-dated by the allowed clock skew).
+        var obtained = Date()
         var server: NIOSSLContext
         var client: NIOSSLContext
     }
@@ -109,6 +112,12 @@ public final class MeshTLS: Sendable {
     public var clientContext: NIOSSLContext { self.material.withLock { $0.client } }
     /// The SVID in use.
     public var svid: SVID { self.material.withLock { $0.svid } }
+    /// When to renew it: at 70 % of its remaining lifetime when it was obtained.
+    public var renewAt: Date {
+        self.material.withLock { material in
+            material.obtained + max(0, material.svid.notAfter.timeIntervalSince(material.obtained)) * 0.7
+        }
+    }
     public var bundle: TrustBundle { self.material.withLock { $0.bundle } }
 
     /// The identity a verified peer certificate carries: its one SPIFFE id, of this trust domain;
@@ -135,7 +144,7 @@ public final class MeshTLS: Sendable {
     public func run(logger: (@Sendable (String) -> Void)? = nil) async {
         var backoff: Duration = .seconds(1)
         while !Task.isCancelled {
-            let wait = max(0, self.svid.renewAt.timeIntervalSinceNow)
+            let wait = max(0, self.renewAt.timeIntervalSinceNow)
             do {
                 try await Task.sleep(for: .milliseconds(Int64(min(wait, 86_400 * 365) * 1000)))
             } catch {

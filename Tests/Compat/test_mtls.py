@@ -165,3 +165,50 @@ def test_a_sidecar_with_mtls_off_listens_in_plaintext(module_launcher, caller, t
     error = json.loads(body)
     assert status == 500 and error["errorCode"] == "ERR_DIRECT_INVOKE", body
     assert "mTLS" in error["message"], body
+
+
+SHORT_LIVED = """\
+apiVersion: dapr.io/v1alpha1
+kind: Configuration
+metadata:
+  name: short-lived
+spec:
+  mtls:
+    enabled: true
+    workloadCertTTL: 5s
+    allowedClockSkew: 1m
+"""
+
+
+def test_certificates_rotate_under_load_without_a_failed_request(module_launcher):
+    """SVIDs living 5 s (the shortest allowed) are renewed at 70 % while calls run, in waves of 1 to 8 concurrent
+    callers (wider waves open more pooled connections, which handshake with the certificates of the moment)."""
+    import concurrent.futures
+    import time as clock
+
+    config = module_launcher.file("short-lived.yaml", SHORT_LIVED)
+    app = module_launcher.app("http_app.py", env={"APP_ID": "rotating-callee"})
+    callee = module_launcher.sidecar("rotating-callee", app_port=app.port, config=config)
+    caller = module_launcher.sidecar("rotating-caller", config=config)
+    failures, calls = [], 0
+
+    def call(index):
+        body = b"r" * (100 if index % 2 else 70_000)   # the fast path and the general path
+        status, _, answer = fetch("POST", f"{caller.http_url}/v1.0/invoke/rotating-callee/method/echo", body,
+                                  {"Content-Type": "application/octet-stream"}, timeout=10)
+        return status, len(answer) == len(body)
+
+    deadline = clock.monotonic() + 12
+    wave = 0
+    while clock.monotonic() < deadline:
+        wave += 1
+        width = 1 + (wave % 8)
+        with concurrent.futures.ThreadPoolExecutor(width) as pool:
+            for status, intact in pool.map(call, range(width * 10)):
+                calls += 1
+                if status != 200 or not intact:
+                    failures.append(status)
+    assert failures == [], f"{len(failures)} failed of {calls}: {failures[:10]}"
+    renewals = callee.log_text().count("renewed the workload certificate")
+    assert renewals >= 2, callee.log_tail(20)
+    assert caller.log_text().count("renewed the workload certificate") >= 2
