@@ -37,6 +37,8 @@ public struct AccessControl: Sendable {
 
     let spec: AccessControlSpec
     let lowercases: Bool
+    /// Whether an operation's verbs must hold the call's verb (HTTP apps, AccessPolicy blocks).
+    let checksVerbs: Bool
     /// The operation tree of each policy, by `appID||namespace`.
     let trees: [String: (policy: AccessControlSpec.AppPolicy, root: Node)]
 
@@ -55,11 +57,17 @@ public struct AccessControl: Sendable {
     /// - Parameter appProtocolIsHTTP: whether this app is served over HTTP (names then compare
     ///   case-insensitively and verbs apply).
     public init(spec: AccessControlSpec, appProtocolIsHTTP: Bool) {
+        self.init(spec: spec, caseInsensitiveNames: appProtocolIsHTTP, checksVerbs: appProtocolIsHTTP)
+    }
+
+    /// The evaluator with its two switches set apart (`AccessPolicy`: exact names, block verbs).
+    public init(spec: AccessControlSpec, caseInsensitiveNames: Bool, checksVerbs: Bool) {
         self.spec = spec
-        self.lowercases = appProtocolIsHTTP
+        self.lowercases = caseInsensitiveNames
+        self.checksVerbs = checksVerbs
         var trees: [String: (AccessControlSpec.AppPolicy, Node)] = [:]
         for policy in spec.policies {
-            let paths = policy.operations.map { operation in (Self.segments(operation.name, lowercase: appProtocolIsHTTP), operation) }
+            let paths = policy.operations.map { operation in (Self.segments(operation.name, lowercase: caseInsensitiveNames), operation) }
             trees[policy.appID + "||" + policy.namespace] = (policy, Self.tree(segment: "", paths[...]))
         }
         self.trees = trees
@@ -97,7 +105,7 @@ public struct AccessControl: Sendable {
         if let caller, let (policy, root) = self.trees[caller.appID + "||" + caller.namespace], policy.trustDomain == caller.trustDomain {
             if let own = policy.defaultAction { action = own }
             if let matched = Self.search(root, Self.segments(operation, lowercase: false)) {
-                if !self.lowercases {
+                if !self.checksVerbs {
                     action = matched.action
                 } else if let verb, matched.httpVerbs.contains(verb) || matched.httpVerbs.contains("*") {
                     action = matched.action

@@ -37,7 +37,17 @@ public struct PubSubAPI: Sendable {
     let identity: SidecarIdentity
     let now: @Sendable () -> Timestamp
 
-    public init(components: ComponentStore, identity: SidecarIdentity, now: @escaping @Sendable () -> Timestamp) {
+    /// The component's topic scopes and Mecha AccessPolicies (verb `publish`) both allow it.
+    func mayPublish(_ topic: String, pubsubName: String, spec: ComponentSpec) -> Bool {
+        guard TopicScopes(metadata: spec.metadata, appID: self.identity.appID).mayPublish(topic) else { return false }
+        return self.access?.denial(.pubsub, component: pubsubName, resource: topic, verb: "publish") == nil
+    }
+
+    /// Mecha AccessPolicies: which topics this app may publish to.
+    let access: BlockAccess?
+
+    public init(components: ComponentStore, identity: SidecarIdentity, now: @escaping @Sendable () -> Timestamp, access: BlockAccess? = nil) {
+        self.access = access
         self.components = components
         self.identity = identity
         self.now = now
@@ -80,7 +90,7 @@ public struct PubSubAPI: Sendable {
         )
         // Scopes are checked when the message is handed to the component, after the envelope is
         // built (daprd's order: a bad CloudEvent is a 500 even on a forbidden topic).
-        guard TopicScopes(metadata: spec.metadata, appID: self.identity.appID).mayPublish(topic) else {
+        guard self.mayPublish(topic, pubsubName: pubsubName, spec: spec) else {
             throw .pubsubForbidden(topic: topic, pubsub: pubsubName, appID: self.identity.appID, metadata: ["topic": topic, "error": "not allowed"])
         }
         do {
@@ -99,7 +109,7 @@ public struct PubSubAPI: Sendable {
         let (pubsub, spec) = try self.pubsub(pubsubName, metadata: [:])
         guard !topic.isEmpty else { throw .pubsubTopicEmpty(pubsubName) }
         guard !NULText.contains(topic) else { throw .containsNUL("topic", topic) }
-        guard TopicScopes(metadata: spec.metadata, appID: self.identity.appID).mayPublish(topic) else {
+        guard self.mayPublish(topic, pubsubName: pubsubName, spec: spec) else {
             throw .pubsubForbidden(topic: topic, pubsub: pubsubName, appID: self.identity.appID, metadata: ["topic": topic, "error": "not allowed"])
         }
         return pubsub
@@ -170,7 +180,7 @@ public struct PubSubAPI: Sendable {
                 )
             )
         }
-        guard TopicScopes(metadata: spec.metadata, appID: self.identity.appID).mayPublish(topic) else {
+        guard self.mayPublish(topic, pubsubName: pubsubName, spec: spec) else {
             throw .pubsubForbidden(topic: topic, pubsub: pubsubName, appID: self.identity.appID, metadata: ["topic": topic, "error": "not allowed"])
         }
         if let bulk = pubsub as? any BulkPublisher, pubsub.features.contains(.bulkPublish) {

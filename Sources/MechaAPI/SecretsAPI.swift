@@ -6,8 +6,11 @@ public import MechaRuntime
 public struct SecretsAPI: Sendable {
     let components: ComponentStore
     let scopes: [String: SecretScope]
+    /// Mecha AccessPolicies: which secrets this app may get.
+    let access: BlockAccess?
 
-    public init(components: ComponentStore, scopes: [SecretScope]) {
+    public init(components: ComponentStore, scopes: [SecretScope], access: BlockAccess? = nil) {
+        self.access = access
         self.components = components
         self.scopes = Dictionary(scopes.map { ($0.storeName, $0) }, uniquingKeysWith: { first, _ in first })
     }
@@ -22,6 +25,7 @@ public struct SecretsAPI: Sendable {
     /// `allowedSecrets` alone decides (`deniedSecrets` and `defaultAccess` are then ignored);
     /// otherwise a key in `deniedSecrets` is refused and `defaultAccess` decides the rest.
     func isAllowed(_ key: String, store: String) -> Bool {
+        if let access = self.access, access.denial(.secrets, component: store, resource: key, verb: "get") != nil { return false }
         guard let scope = self.scopes[store] else { return true }
         if !scope.allowedSecrets.isEmpty { return scope.allowedSecrets.contains(key) }
         if scope.deniedSecrets.contains(key) { return false }

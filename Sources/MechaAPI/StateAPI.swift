@@ -41,13 +41,17 @@ public struct StateAPI: Sendable {
     let pubsub: PubSubAPI?
     /// Retries an outbox message's publish when the pub/sub has no outbound Resiliency policy.
     let outboxRetry: TargetPolicy
+    /// Mecha AccessPolicies: which keys this app may get, save and delete.
+    let access: BlockAccess?
 
     public init(
         components: ComponentStore,
         identity: SidecarIdentity,
         pubsub: PubSubAPI? = nil,
-        outboxRetry: TargetPolicy = StateAPI.builtInOutboxRetry
+        outboxRetry: TargetPolicy = StateAPI.builtInOutboxRetry,
+        access: BlockAccess? = nil
     ) {
+        self.access = access
         self.components = components
         self.identity = identity
         self.pubsub = pubsub
@@ -98,8 +102,14 @@ public struct StateAPI: Sendable {
 
     // MARK: Operations
 
+    /// Refuses the call when an AccessPolicy denies `verb` on one of `keys` (as the app names them).
+    func authorize(_ storeName: String, _ keys: [String], _ verb: String) throws(APIError) {
+        if let access = self.access, let error = access.stateError(component: storeName, keys: keys, verb: verb) { throw error }
+    }
+
     public func get(storeName: String, key: String, consistency: String? = nil, metadata: [String: String] = [:]) async throws(APIError) -> StateItem? {
         let (store, spec) = try self.store(storeName)
+        try self.authorize(storeName, [key], "get")
         let stored = try self.storedKey(key, storeName: storeName, spec: spec)
         // Reads do not validate the consistency (daprd's stores ignore a value they do not know).
         let parsedConsistency = consistency.flatMap(StateConsistency.init(rawValue:)) ?? .eventual
@@ -115,6 +125,7 @@ public struct StateAPI: Sendable {
 
     public func bulkGet(storeName: String, keys: [String], metadata: [String: String] = [:]) async throws(APIError) -> [StateBulkItem] {
         let (store, spec) = try self.store(storeName)
+        try self.authorize(storeName, keys, "get")
         guard !keys.isEmpty else { return [] }
         var requests: [StateGetRequest] = []
         requests.reserveCapacity(keys.count)
@@ -140,6 +151,7 @@ public struct StateAPI: Sendable {
 
     public func save(storeName: String, items: [SaveStateItem]) async throws(APIError) {
         let (store, spec) = try self.store(storeName)
+        try self.authorize(storeName, items.map(\.key), "save")
         guard !items.isEmpty else { return }
         var requests: [StateSetRequest] = []
         for item in items {
@@ -164,6 +176,7 @@ public struct StateAPI: Sendable {
         metadata: [String: String] = [:]
     ) async throws(APIError) {
         let (store, spec) = try self.store(storeName)
+        try self.authorize(storeName, [key], "delete")
         let request = try self.deleteRequest(key: key, etag: etag, concurrency: concurrency, consistency: consistency, metadata: metadata, storeName: storeName, spec: spec) {
             .invalidStateDeleteOption(key: key, $0)
         }
@@ -189,6 +202,14 @@ public struct StateAPI: Sendable {
             throw .stateTransactionsNotSupported(storeName)
         }
         guard !operations.isEmpty else { return }
+        if self.access?.isActive == true {
+            for operation in operations {
+                switch operation {
+                case .upsert(let item): try self.authorize(storeName, [item.key], "save")
+                case .delete(let key, _, _, _, _): try self.authorize(storeName, [key], "delete")
+                }
+            }
+        }
         if let maximum = transactional.maxOperationsPerTransaction, operations.count > maximum {
             throw .stateTooManyTransactions(storeName, count: operations.count, max: maximum)
         }

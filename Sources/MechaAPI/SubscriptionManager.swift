@@ -30,6 +30,8 @@ public final class SubscriptionManager: Sendable {
     private let launch: AsyncStream<@Sendable (StopSignal) async -> Void>.Continuation
     private let logger: Logger
     private let now: @Sendable () -> Timestamp
+    /// Mecha AccessPolicies: which topics this app may subscribe to.
+    private let access: BlockAccess?
     private let active = Mutex<[SubscriptionSpec]>([])
     private let streaming = Mutex<[ObjectIdentifier: SubscriptionSpec]>([:])
     private let started = Mutex(false)
@@ -42,8 +44,10 @@ public final class SubscriptionManager: Sendable {
         readiness: Readiness,
         declarative: [SubscriptionSpec],
         logger: Logger,
-        now: @escaping @Sendable () -> Timestamp
+        now: @escaping @Sendable () -> Timestamp,
+        access: BlockAccess? = nil
     ) {
+        self.access = access
         self.components = components
         self.identity = identity
         self.appChannel = appChannel
@@ -176,7 +180,7 @@ public final class SubscriptionManager: Sendable {
                 self.logger.warning("subscription to topic '\(spec.topic)' refers to pubsub '\(spec.pubsubName)', which is not loaded; not started")
                 continue
             }
-            guard TopicScopes(metadata: entry.spec.metadata, appID: self.identity.appID).maySubscribe(spec.topic) else {
+            guard self.maySubscribe(spec, entry: entry) else {
                 self.logger.warning("subscription to topic '\(spec.topic)' on pubsub '\(spec.pubsubName)' is not allowed; not started")
                 continue
             }
@@ -190,6 +194,12 @@ public final class SubscriptionManager: Sendable {
             }
         }
         return runnable
+    }
+
+    /// The pubsub's topic scopes and Mecha AccessPolicies (verb `subscribe`) both allow it.
+    func maySubscribe(_ spec: SubscriptionSpec, entry: ComponentStore.Entry) -> Bool {
+        guard TopicScopes(metadata: entry.spec.metadata, appID: self.identity.appID).maySubscribe(spec.topic) else { return false }
+        return self.access?.denial(.pubsub, component: spec.pubsubName, resource: spec.topic, verb: "subscribe") == nil
     }
 
     static func compile(_ spec: SubscriptionSpec) throws -> ActiveSubscription {
@@ -209,7 +219,7 @@ public final class SubscriptionManager: Sendable {
         guard let entry = self.components.entry(named: spec.pubsubName), entry.component is any PubSub else {
             throw APIError.pubsubNotFound(spec.pubsubName)
         }
-        guard TopicScopes(metadata: entry.spec.metadata, appID: self.identity.appID).maySubscribe(spec.topic) else {
+        guard self.maySubscribe(spec, entry: entry) else {
             throw APIError.pubsubForbidden(topic: spec.topic, pubsub: spec.pubsubName, appID: self.identity.appID)
         }
         let subscription = ActiveSubscription(spec: spec, rules: [(nil, "")])
@@ -505,6 +515,7 @@ public final class SubscriptionManager: Sendable {
         guard let deadLetterTopic = spec.deadLetterTopic, !deadLetterTopic.isEmpty else { return fallback }
         if let entry = self.components.entry(named: spec.pubsubName),
             !TopicScopes(metadata: entry.spec.metadata, appID: self.identity.appID).mayPublish(deadLetterTopic)
+                || self.access?.denial(.pubsub, component: spec.pubsubName, resource: deadLetterTopic, verb: "publish") != nil
         {
             // A refused dead-letter publish is a failed one: daprd hands the error to the component.
             self.logger.error("publishing to dead letter topic \(deadLetterTopic) is not allowed for app \(self.identity.appID)")

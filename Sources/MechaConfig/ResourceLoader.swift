@@ -17,6 +17,8 @@ public struct LoadedResources: Sendable {
     public var configurations: [ConfigurationSpec] = []
     public var resiliencies: [ResiliencySpec] = []
     public var trafficPolicies: [TrafficPolicySpec] = []
+    /// Mecha `AccessPolicy` resources (building-block authorization).
+    public var accessPolicies: [AccessPolicySpec] = []
     /// Documents skipped on purpose (other kinds), for a log line each.
     public var skipped: [(source: ResourceSource, reason: String)] = []
 
@@ -41,7 +43,7 @@ public struct ResourceLoadError: Error, Sendable, CustomStringConvertible {
 /// `--resources-path` does.
 public enum ResourceLoader {
     /// Kinds Mecha understands now; other `dapr.io` kinds are skipped with a note.
-    static let handledKinds: Set<String> = ["Component", "Configuration", "Subscription", "Resiliency", "TrafficPolicy"]
+    static let handledKinds: Set<String> = ["Component", "Configuration", "Subscription", "Resiliency", "TrafficPolicy", "AccessPolicy"]
 
     /// Loads every `*.yaml` / `*.yml` file in each path (a path may also be a single file).
     /// Directories are read in name order, not recursively. A missing path is an error.
@@ -131,6 +133,7 @@ public enum ResourceLoader {
                 case "Subscription": loaded.subscriptions.append(try ResourceDecoders.subscription(reader))
                 case "Resiliency": loaded.resiliencies.append(try ResourceDecoders.resiliency(reader))
                 case "TrafficPolicy": loaded.trafficPolicies.append(try ResourceDecoders.trafficPolicy(reader))
+                case "AccessPolicy": loaded.accessPolicies.append(try ResourceDecoders.accessPolicy(reader))
                 case "":
                     throw ResourceError(source: source, field: "kind", reason: "required field is missing")
                 default:

@@ -20,6 +20,7 @@ import Synchronization
 /// - a new Component starts serving; a removed one (or one whose scopes now leave this app out)
 ///   stops.
 /// - Subscriptions start and stop (`SubscriptionManager.reconcile`).
+/// - AccessPolicies apply to the next call.
 /// - Resiliency policies and TrafficPolicies are rebuilt and replace the old ones for new calls
 ///   (calls in flight finish under the old ones).
 ///
@@ -39,6 +40,8 @@ final class HotReloader: Sendable {
     let replaceResiliency: @Sendable ([ResiliencySpec]) -> Void
     /// Installs a set of TrafficPolicies (mesh routes and balancing, component gates).
     let replaceTrafficPolicies: @Sendable ([TrafficPolicySpec]) -> Void
+    /// Installs a set of AccessPolicies.
+    let replaceAccessPolicies: @Sendable ([AccessPolicySpec]) -> Void
     let interval: Duration
     let grace: Duration
     let logger: Logger
@@ -50,6 +53,7 @@ final class HotReloader: Sendable {
         var components: [String: ComponentResource]
         var resiliencies: [ResiliencySpec]
         var trafficPolicies: [TrafficPolicySpec]
+        var accessPolicies: [AccessPolicySpec]
     }
 
     struct FileStamp: Sendable, Hashable {
@@ -67,6 +71,7 @@ final class HotReloader: Sendable {
         inputBindings: InputBindingManager, health: ComponentHealth, metrics: DaprMetrics?, initial: LoadedResources,
         replaceResiliency: @escaping @Sendable ([ResiliencySpec]) -> Void,
         replaceTrafficPolicies: @escaping @Sendable ([TrafficPolicySpec]) -> Void,
+        replaceAccessPolicies: @escaping @Sendable ([AccessPolicySpec]) -> Void,
         interval: Duration = .seconds(1), grace: Duration = .seconds(5), logger: Logger
     ) {
         self.paths = paths
@@ -79,6 +84,7 @@ final class HotReloader: Sendable {
         self.metrics = metrics
         self.replaceResiliency = replaceResiliency
         self.replaceTrafficPolicies = replaceTrafficPolicies
+        self.replaceAccessPolicies = replaceAccessPolicies
         self.interval = interval
         self.grace = grace
         self.logger = logger
@@ -87,7 +93,9 @@ final class HotReloader: Sendable {
             inScope[resource.name] = resource
         }
         self.applied = Mutex(
-            Applied(stamps: Self.stamps(paths), components: inScope, resiliencies: initial.resiliencies, trafficPolicies: initial.trafficPolicies))
+            Applied(
+                stamps: Self.stamps(paths), components: inScope, resiliencies: initial.resiliencies, trafficPolicies: initial.trafficPolicies,
+                accessPolicies: initial.accessPolicies))
     }
 
     /// The modification stamps of every resource file under `paths` (an unreadable path has none).
@@ -203,6 +211,7 @@ final class HotReloader: Sendable {
             applied.components = kept
             applied.resiliencies = loaded.resiliencies
             applied.trafficPolicies = loaded.trafficPolicies
+            applied.accessPolicies = loaded.accessPolicies
         }
         // Subscriptions follow (and those whose pubsub just arrived start); so do input bindings.
         self.subscriptions.reconcile(declarative: loaded.subscriptions)
@@ -213,6 +222,12 @@ final class HotReloader: Sendable {
             self.logger.info("hot reload: Resiliency policies replaced (\(names.isEmpty ? "none" : names.joined(separator: ", "))); they apply to new calls")
             appliedNames.append("Resiliency")
             self.metrics?.hotReload(resource: "Resiliency", outcome: "changed")
+        }
+        if loaded.accessPolicies != previous.accessPolicies {
+            self.replaceAccessPolicies(loaded.accessPolicies)
+            self.logger.info("hot reload: AccessPolicies replaced (\(loaded.accessPolicies.isEmpty ? "none" : loaded.accessPolicies.map(\.name).joined(separator: ", ")))")
+            appliedNames.append("AccessPolicy")
+            self.metrics?.hotReload(resource: "AccessPolicy", outcome: "changed")
         }
         // A shared rate limit needs its state store, as at startup.
         var trafficProblems: [String] = []

@@ -218,6 +218,15 @@ public final class Sidecar: Sendable {
         self.readiness.withLock { $0 = readiness }
         if options.enableAppHealthCheck && appChannel != nil { readiness.enableAppHealthChecks() }
         let now: @Sendable () -> Timestamp = { WallClock.now() }
+        // Mecha AccessPolicies: what this app may do with state keys, topics and secrets.
+        let blockAccess = BlockAccess(
+            caller: CallerIdentity(
+                trustDomain: configuration?.accessControl?.trustDomain ?? AccessControlSpec.defaultTrustDomain, namespace: options.namespace,
+                appID: options.appID),
+            policies: resources.accessPolicies)
+        if !resources.accessPolicies.isEmpty {
+            self.logger.info("access policies: \(resources.accessPolicies.map(\.name).joined(separator: ", "))")
+        }
         let subscriptions = SubscriptionManager(
             components: components,
             identity: identity,
@@ -225,7 +234,8 @@ public final class Sidecar: Sendable {
             readiness: readiness,
             declarative: resources.subscriptions,
             logger: self.logger,
-            now: now
+            now: now,
+            access: blockAccess
         )
         // daprd reports the protocol and address even without an app port.
         let appConnection = AppConnectionProperties(
@@ -238,10 +248,10 @@ public final class Sidecar: Sendable {
             healthProbeTimeout: options.enableAppHealthCheck ? options.appHealthProbeTimeout : nil,
             healthThreshold: options.enableAppHealthCheck ? options.appHealthThreshold : nil
         )
-        let pubsubAPI = PubSubAPI(components: components, identity: identity, now: now)
+        let pubsubAPI = PubSubAPI(components: components, identity: identity, now: now, access: blockAccess)
         let api = DaprAPI(
             identity: identity,
-            state: StateAPI(components: components, identity: identity, pubsub: pubsubAPI),
+            state: StateAPI(components: components, identity: identity, pubsub: pubsubAPI, access: blockAccess),
             pubsub: pubsubAPI,
             invoke: InvokeAPI(
                 identity: identity,
@@ -263,7 +273,7 @@ public final class Sidecar: Sendable {
                 }
             ),
             bindings: BindingsAPI(components: components),
-            secrets: SecretsAPI(components: components, scopes: configuration?.secretScopes ?? []),
+            secrets: SecretsAPI(components: components, scopes: configuration?.secretScopes ?? [], access: blockAccess),
             lock: LockAPI(components: components, identity: identity),
             conversation: ConversationAPI(components: components),
             configuration: ConfigurationAPI(components: components, appChannel: appChannel, logger: self.logger),
@@ -384,7 +394,8 @@ public final class Sidecar: Sendable {
                 replaceTrafficPolicies: { specs in
                     mesh.replace(trafficPolicies: specs)
                     outbound.replace(trafficPolicies: specs)
-                }, logger: self.logger)
+                },
+                replaceAccessPolicies: { specs in blockAccess.replace(specs) }, logger: self.logger)
         }
         return SidecarCore(
             options: options,

@@ -273,3 +273,33 @@ def test_a_new_traffic_policy_applies_to_new_calls(module_launcher, setup):
     assert "TrafficPolicy" in health_detail(sidecar)["lastReload"]["applied"]
     (directory / "traffic.yaml").unlink()
     wait_until(lambda: status() == 200, timeout=15, what="the fault to be gone")
+
+
+ACCESS = """\
+apiVersion: mecha.dev/v1alpha1
+kind: AccessPolicy
+metadata:
+  name: hot-access
+spec:
+  defaultAction: allow
+  policies:
+  - appId: hot
+    defaultAction: allow
+    operations:
+    - name: /state/hr/locked
+      action: deny
+"""
+
+
+def test_a_new_access_policy_applies_to_the_next_call(setup):
+    directory, _, sidecar, _ = setup
+
+    def save():
+        return http("POST", f"{sidecar.http_url}/v1.0/state/hr", json.dumps([{"key": "locked", "value": 1}]).encode(),
+                    {"Content-Type": "application/json"}, timeout=5)[0]
+
+    assert save() == 204
+    write(directory / "access.yaml", ACCESS)
+    wait_until(lambda: save() == 403, timeout=15, what="the AccessPolicy to apply")
+    (directory / "access.yaml").unlink()
+    wait_until(lambda: save() == 204, timeout=15, what="the AccessPolicy to be gone")

@@ -83,3 +83,68 @@ import Testing
         #expect(try Self.error("  mtls:\n    workloadCertTTL: soon\n").contains("spec.mtls.workloadCertTTL"))
     }
 }
+
+@Suite struct AccessPolicyDecoderTests {
+    static let file = "/res/access.yaml"
+    static let header = "apiVersion: mecha.dev/v1alpha1\nkind: AccessPolicy\nmetadata:\n  name: data\nspec:\n"
+
+    static func policy(_ spec: String) throws -> AccessPolicySpec {
+        try #require(try ResourceLoader.load(text: Self.header + spec, file: Self.file).accessPolicies.first)
+    }
+
+    static func error(_ spec: String) throws -> String {
+        let failure = try #require(throws: ResourceLoadError.self) { try ResourceLoader.load(text: Self.header + spec, file: Self.file) }
+        let text = failure.errors.map(\.description).joined(separator: "\n")
+        #expect(text.contains(Self.file) && text.contains("AccessPolicy/data"))
+        return text
+    }
+
+    @Test func readsTheAccessControlLanguageForBlocks() throws {
+        let spec = try Self.policy(
+            """
+              defaultAction: allow
+              policies:
+              - appId: orders
+                defaultAction: deny
+                operations:
+                - name: /state/statestore/orders-*
+                  verbs: [GET, save]
+                  action: allow
+                - name: /pubsub/pubsub/orders
+                  action: allow
+              - appId: billing
+                namespace: prod
+                trustDomain: example.org
+            """)
+        #expect(spec.name == "data" && spec.source.file == Self.file)
+        #expect(spec.access.defaultAction == .allow)
+        #expect(spec.access.policies.count == 2)
+        let orders = spec.access.policies[0]
+        #expect(orders.appID == "orders" && orders.namespace == "default" && orders.trustDomain == "public" && orders.defaultAction == .deny)
+        #expect(orders.operations == [
+            .init(name: "/state/statestore/orders-*", httpVerbs: ["get", "save"], action: .allow),
+            .init(name: "/pubsub/pubsub/orders", httpVerbs: ["*"], action: .allow),
+        ])
+        #expect(spec.access.policies[1].namespace == "prod" && spec.access.policies[1].trustDomain == "example.org")
+        // Without defaultAction: deny once a policy exists, allow with an explicit empty list.
+        #expect(try Self.policy("  policies:\n  - appId: a\n").access.defaultAction == .deny)
+        #expect(try Self.policy("  policies: []\n").access.defaultAction == .allow)
+    }
+
+    @Test func badInputNamesTheField() throws {
+        #expect(try Self.error("  policies:\n  - appId: a\n    operations:\n    - name: /invoke/x\n").contains("spec.policies[0].operations[0].name"))
+        #expect(try Self.error("  policies:\n  - appId: a\n    operations:\n    - name: state/x\n").contains("must be /state/<store>"))
+        #expect(try Self.error("  policies:\n  - appId: a\n    operations:\n    - name: /state\n").contains("operations[0].name"))
+        #expect(
+            try Self.error("  policies:\n  - appId: a\n    operations:\n    - {name: /pubsub/p/t, verbs: [get]}\n")
+                .contains("spec.policies[0].operations[0].verbs: 'get' is not a pubsub verb; use publish, subscribe or *"))
+        #expect(try Self.error("  policies:\n  - appId: a\n    operations:\n    - {name: /secrets/s, action: maybe}\n").contains("must be allow or deny"))
+        #expect(try Self.error("  policies:\n  - namespace: default\n").contains("appId"))
+        #expect(try Self.error("  polices: []\n").contains("unknown field"))
+        let wrongVersion = try #require(throws: ResourceLoadError.self) {
+            try ResourceLoader.load(
+                text: "apiVersion: dapr.io/v1alpha1\nkind: AccessPolicy\nmetadata:\n  name: data\nspec:\n  policies: []\n", file: Self.file)
+        }
+        #expect(wrongVersion.description.contains("expected mecha.dev/v1alpha1"))
+    }
+}

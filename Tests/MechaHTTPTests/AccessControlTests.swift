@@ -75,3 +75,73 @@ import Testing
         #expect(AccessControl.matches("a*d", segment[...]) == matches)
     }
 }
+
+/// Mecha AccessPolicies for this sidecar's own app: state keys, topics, secrets.
+@Suite struct BlockAccessTests {
+    static let orders = CallerIdentity(trustDomain: "public", namespace: "default", appID: "orders")
+
+    static func policy(_ name: String, global: AccessControlSpec.Action = .deny, appDefault: AccessControlSpec.Action? = .deny, _ operations: [AccessControlSpec.Operation])
+        -> AccessPolicySpec
+    {
+        AccessPolicySpec(
+            name: name, source: ResourceSource(file: "/res/access.yaml", resource: "AccessPolicy/\(name)"),
+            access: AccessControlSpec(
+                defaultAction: global,
+                policies: [.init(appID: "orders", trustDomain: "public", namespace: "default", defaultAction: appDefault, operations: operations)]))
+    }
+
+    @Test func withoutPoliciesNothingIsChecked() {
+        let access = BlockAccess(caller: Self.orders)
+        #expect(!access.isActive)
+        #expect(access.denial(.state, component: "s", resource: "k", verb: "get") == nil)
+    }
+
+    @Test func keysTopicsAndSecretsFollowTheRules() {
+        let access = BlockAccess(
+            caller: Self.orders,
+            policies: [
+                Self.policy(
+                    "data",
+                    [
+                        .init(name: "/state/statestore/orders-*", httpVerbs: ["get", "save"], action: .allow),
+                        .init(name: "/state/statestore/public/**", httpVerbs: ["*"], action: .allow),
+                        .init(name: "/pubsub/pubsub/orders", httpVerbs: ["publish"], action: .allow),
+                        .init(name: "/secrets/vault/db-*", httpVerbs: ["get"], action: .allow),
+                    ])
+            ])
+        #expect(access.isActive)
+        #expect(access.denial(.state, component: "statestore", resource: "orders-1", verb: "get") == nil)
+        #expect(access.denial(.state, component: "statestore", resource: "orders-1", verb: "save") == nil)
+        // Keys are case-sensitive; verbs must be listed.
+        #expect(access.denial(.state, component: "statestore", resource: "ORDERS-1", verb: "get") != nil)
+        #expect(access.denial(.state, component: "statestore", resource: "orders-1", verb: "delete") != nil)
+        #expect(access.denial(.state, component: "statestore", resource: "public/a/b", verb: "delete") == nil)
+        #expect(access.denial(.state, component: "other", resource: "orders-1", verb: "get") != nil)
+        #expect(access.denial(.pubsub, component: "pubsub", resource: "orders", verb: "publish") == nil)
+        #expect(access.denial(.pubsub, component: "pubsub", resource: "orders", verb: "subscribe") != nil)
+        #expect(access.denial(.secrets, component: "vault", resource: "db-password", verb: "get") == nil)
+        #expect(access.denial(.secrets, component: "vault", resource: "api-key", verb: "get") != nil)
+        let reason = access.denial(.state, component: "statestore", resource: "x", verb: "get")
+        #expect(reason == "access policy data denies spiffe://public/ns/default/orders to get /state/statestore/x")
+        let error = access.stateError(component: "statestore", keys: ["orders-1", "x"], verb: "get")
+        #expect(error?.errorCode == "ERR_PERMISSION_DENIED" && error?.httpStatus == 403 && error?.grpcStatus == .permissionDenied)
+    }
+
+    @Test func anotherAppGetsTheGlobalDefaultAndEveryPolicyMustAllow() {
+        let billing = BlockAccess(
+            caller: CallerIdentity(trustDomain: "public", namespace: "default", appID: "billing"),
+            policies: [Self.policy("open", global: .allow, [])])
+        #expect(billing.denial(.state, component: "s", resource: "k", verb: "get") == nil)
+        let both = BlockAccess(
+            caller: Self.orders,
+            policies: [
+                Self.policy("first", appDefault: .allow, []),
+                Self.policy("second", [.init(name: "/state/s/a", httpVerbs: ["*"], action: .allow)]),
+            ])
+        #expect(both.denial(.state, component: "s", resource: "a", verb: "get") == nil)
+        #expect(both.denial(.state, component: "s", resource: "b", verb: "get")?.hasPrefix("access policy second") == true)
+        // Replaced as a whole (hot reload).
+        both.replace([])
+        #expect(!both.isActive && both.denial(.state, component: "s", resource: "b", verb: "get") == nil)
+    }
+}

@@ -70,3 +70,29 @@ public struct MTLSSpec: Sendable, Hashable {
         self.allowedClockSkew = allowedClockSkew
     }
 }
+
+/// Mecha's `AccessPolicy` (`mecha.dev/v1alpha1`): the language of `spec.accessControl` applied to
+/// the building blocks — which apps, identified by SPIFFE id (app id, namespace, trust domain), may
+/// read or write state keys, publish or subscribe to topics and read secrets. Operation names are
+/// paths: `/state/<store>/<key>`, `/pubsub/<pubsub>/<topic>`, `/secrets/<store>/<secret>`, with
+/// the same wildcards; verbs are the block's (`get`, `save`, `delete`; `publish`,
+/// `subscribe`; `get`). Each sidecar applies the policies naming its own app.
+public struct AccessPolicySpec: Sendable, Hashable {
+    public var name: String
+    public var source: ResourceSource
+    /// The rules; `httpVerbs` of an operation holds its block verbs (`*`: all).
+    public var access: AccessControlSpec
+
+    public init(name: String, source: ResourceSource, access: AccessControlSpec) {
+        self.name = name
+        self.source = source
+        self.access = access
+    }
+
+    /// The verbs of each block.
+    public static let verbs: [String: Set<String>] = [
+        "state": ["get", "save", "delete"],
+        "pubsub": ["publish", "subscribe"],
+        "secrets": ["get"],
+    ]
+}
