@@ -111,6 +111,22 @@ let package = Package(
         ),
         // Workload identity: SPIFFE ids, the certificate authority that issues X.509 SVIDs from
         // CSRs, trust bundles and peer verification (swift-certificates; no hand-written X.509).
+        // `mecha control-plane`: the certificate authority endpoint and its store; the sidecar's
+        // issuer that asks it for SVIDs.
+        .target(
+            name: "MechaControlPlane",
+            dependencies: [
+                "MechaCore", "MechaIdentity", "MechaEmbedded",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ] + nio,
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "MechaIdentity",
             dependencies: [
@@ -208,7 +224,7 @@ let package = Package(
             name: "MechaSidecar",
             dependencies: [
                 "MechaCore", "MechaConfig", "MechaRuntime", "MechaAPI", "MechaHTTP", "MechaGRPC", "MechaMesh", "MechaResiliency", "MechaTelemetry", "HTTP1Client",
-                "MechaIdentity",
+                "MechaIdentity", "MechaControlPlane",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -250,7 +266,7 @@ let package = Package(
         .executableTarget(
             name: "mecha",
             dependencies: [
-                "MechaSidecar", "MechaComponents", "MechaCore", "MechaConfig", "MechaRuntime", "HTTP1Client",
+                "MechaSidecar", "MechaComponents", "MechaCore", "MechaConfig", "MechaRuntime", "HTTP1Client", "MechaIdentity", "MechaControlPlane",
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

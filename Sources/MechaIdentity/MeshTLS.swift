@@ -52,6 +52,9 @@ public final class MeshTLS: Sendable {
         var obtained = Date()
         var server: NIOSSLContext
         var client: NIOSSLContext
+        /// Serves with the SVID without asking the client for a certificate (the control plane's
+        /// signing endpoint, which sidecars call before they have one).
+        var serverWithoutClientAuth: NIOSSLContext
     }
 
     private let material: Mutex<Material>
@@ -97,10 +100,15 @@ public final class MeshTLS: Sendable {
         client.certificateVerification = .noHostnameVerification
         server.trustRoots = .certificates(roots)
         client.trustRoots = .certificates(roots)
-        return Material(svid: svid, bundle: bundle, server: try NIOSSLContext(configuration: server), client: try NIOSSLContext(configuration: client))
+        var open = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        open.minimumTLSVersion = .tlsv13
+        open.certificateVerification = .none
+        return Material(
+            svid: svid, bundle: bundle, server: try NIOSSLContext(configuration: server), client: try NIOSSLContext(configuration: client),
+            serverWithoutClientAuth: try NIOSSLContext(configuration: open))
     }
 
-    static func nioCertificate(_ certificate: Certificate) throws -> NIOSSLCertificate {
+    public static func nioCertificate(_ certificate: Certificate) throws -> NIOSSLCertificate {
         var serializer = DER.Serializer()
         try serializer.serialize(certificate)
         return try NIOSSLCertificate(bytes: serializer.serializedBytes, format: .der)
@@ -108,6 +116,8 @@ public final class MeshTLS: Sendable {
 
     /// For accepted connections (requires and verifies the client's certificate).
     public var serverContext: NIOSSLContext { self.material.withLock { $0.server } }
+    /// For accepted connections whose clients have no certificate yet.
+    public var serverContextWithoutClientAuth: NIOSSLContext { self.material.withLock { $0.serverWithoutClientAuth } }
     /// For connections to other sidecars (presents this sidecar's SVID, verifies the server's).
     public var clientContext: NIOSSLContext { self.material.withLock { $0.client } }
     /// The SVID in use.

@@ -68,7 +68,7 @@ public struct TrustBundle: Sendable {
     }
 
     /// The SPIFFE ids among a certificate's URI SANs (unparseable `spiffe://` URIs are skipped).
-    static func spiffeIDs(of certificate: Certificate) -> [SPIFFEID] {
+    public static func spiffeIDs(of certificate: Certificate) -> [SPIFFEID] {
         guard let names = try? certificate.extensions.subjectAlternativeNames else { return [] }
         return names.compactMap { name in
             guard case .uniformResourceIdentifier(let uri) = name else { return nil }

@@ -132,6 +132,9 @@ public struct WorkloadCA: Sendable {
         return nil
     }
 
+    /// The private key as PEM (for a store that keeps the CA; handle as a secret).
+    public func keyPEM() throws -> String { try self.key.serializeAsPEM().pemString }
+
     /// The root as PEM (what peers put in their trust bundle).
     public var rootPEM: String { (try? self.root.serializeAsPEM().pemString) ?? "" }
 

@@ -9,6 +9,7 @@ public import MechaCore
 
 import MechaGRPC
 import MechaHTTP
+import MechaControlPlane
 import MechaIdentity
 import MechaMesh
 import MechaResiliency
@@ -443,6 +444,9 @@ public final class Sidecar: Sendable {
             }
             throw SidecarError("cannot enable mTLS: \(error)")
         }
+        if let address = self.options.controlPlaneAddress {
+            return try await self.controlPlaneIdentity(id, address: address, spec: spec)
+        }
         let directory = self.options.mechaHome + "/ca/" + trustDomain
         do {
             let ca = try WorkloadCA.loadOrCreate(directory: directory, trustDomain: trustDomain)
@@ -451,6 +455,34 @@ public final class Sidecar: Sendable {
             return tls
         } catch {
             throw SidecarError("cannot set up mTLS with the CA in \(directory): \(error)")
+        }
+    }
+
+    /// The SVID from `mecha control-plane`, asked for with the join token; the control plane is
+    /// retried for 10 s at startup (it may be starting too), then the sidecar stops with the reason.
+    func controlPlaneIdentity(_ id: SPIFFEID, address: String, spec: MTLSSpec) async throws -> MeshTLS {
+        guard let (pem, origin) = self.options.trustAnchors, let token = self.options.controlPlaneToken else {
+            throw SidecarError("--control-plane-address needs trust anchors and a join token")
+        }
+        let issuer: ControlPlaneIssuer
+        do {
+            issuer = try ControlPlaneIssuer(address: address, anchors: TrustBundle(trustDomain: id.trustDomain, pem: pem, origin: origin), token: token)
+        } catch {
+            throw SidecarError("cannot use the control plane at \(address): \(error)")
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            do {
+                let tls = try await MeshTLS.start(id: id, issuer: issuer, ttl: spec.workloadCertTTL)
+                self.logger.info("mTLS is on: workload identity \(id) from the control plane at \(address), certificate valid until \(tls.svid.notAfter)")
+                return tls
+            } catch let refused as ControlPlaneIssuer.Refused {
+                throw SidecarError("the control plane at \(address) refused a certificate for \(id): \(refused.message)")
+            } catch {
+                guard ContinuousClock.now < deadline else { throw SidecarError("cannot get a certificate from the control plane at \(address): \(error)") }
+                self.logger.warning("control plane at \(address) not reachable yet (\(error)); retrying")
+                try await Task.sleep(for: .milliseconds(500))
+            }
         }
     }
 

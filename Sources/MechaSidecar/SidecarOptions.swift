@@ -26,6 +26,12 @@ public struct SidecarOptions: Sendable {
     public var enableAPILogging: Bool?
     /// `--enable-mtls`; nil: Configuration `spec.mtls.enabled`, else on.
     public var enableMTLS: Bool?
+    /// `--control-plane-address`: SVIDs come from `mecha control-plane` instead of the home's CA.
+    public var controlPlaneAddress: String?
+    /// The PEM roots to trust for it, and where they came from (for messages).
+    public var trustAnchors: (pem: String, origin: String)?
+    /// The join token presented to it.
+    public var controlPlaneToken: String?
     public var resourcesPaths: [String] = []
     public var configPath: String?
     public var enableAppHealthCheck = false

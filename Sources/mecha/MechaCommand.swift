@@ -9,7 +9,9 @@ struct Mecha: AsyncParsableCommand {
         commandName: "mecha",
         abstract: "A multi-runtime sidecar that speaks the Dapr API.",
         version: Sidecar.version,
-        subcommands: [SidecarCommand.self, RunCommand.self, ListCommand.self, StopCommand.self, InvokeCommand.self, DashboardCommand.self]
+        subcommands: [
+            SidecarCommand.self, RunCommand.self, ListCommand.self, StopCommand.self, InvokeCommand.self, DashboardCommand.self, ControlPlaneCommand.self,
+        ]
     )
 
     static func main() async {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import Foundation
 import Logging
 import MechaComponents
 import MechaConfig
@@ -101,6 +102,13 @@ struct SidecarFlags: ParsableArguments {
         name: .customLong("enable-mtls"), inversion: .prefixedNo,
         help: "Mutual TLS with SPIFFE identities between sidecars (default: Configuration spec.mtls.enabled, else on).")
     var enableMTLS: Bool?
+    @Option(
+        name: .customLong("control-plane-address"),
+        help: "host:port of `mecha control-plane`: SVIDs come from its CA (needs --trust-anchors-file and a join token in $MECHA_CONTROL_PLANE_TOKEN).")
+    var controlPlaneAddress: String?
+    @Option(name: .customLong("sentry-address"), help: "daprd's name for --control-plane-address.") var sentryAddress: String?
+    @Option(name: .customLong("trust-anchors-file"), help: "PEM roots to trust (also $DAPR_TRUST_ANCHORS with the PEM itself).")
+    var trustAnchorsFile: String?
     @Option(name: .customLong("mecha-home"), help: "Directory for embedded databases and default components (default ~/.mecha or $MECHA_HOME).") var mechaHome: String?
 
     // Accepted for compatibility with daprd's command line; not implemented yet.
@@ -113,8 +121,7 @@ struct SidecarFlags: ParsableArguments {
     @Option(name: .customLong("dapr-block-shutdown-duration"), help: .hidden) var blockShutdownDuration: String?
     @Option(name: .customLong("placement-host-address"), help: .hidden) var placementHostAddress: String?
     @Option(name: .customLong("scheduler-host-address"), help: .hidden) var schedulerHostAddress: [String] = []
-    @Option(name: .customLong("control-plane-address"), help: .hidden) var controlPlaneAddress: String?
-    @Option(name: .customLong("sentry-address"), help: .hidden) var sentryAddress: String?
+
     @Option(name: .customLong("control-plane-trust-domain"), help: .hidden) var trustDomain: String?
     @Option(name: .customLong("control-plane-namespace"), help: .hidden) var controlPlaneNamespace: String?
     @Option(name: .customLong("allowed-origins"), help: .hidden) var allowedOrigins: String?
@@ -186,6 +193,23 @@ struct SidecarFlags: ParsableArguments {
         if let address = self.metricsListenAddress, !address.isEmpty { options.metricsListenAddress = address }
         options.enableAPILogging = self.enableAPILogging
         options.enableMTLS = self.enableMTLS
+        if let address = [self.controlPlaneAddress, self.sentryAddress].compactMap({ $0 }).first(where: { !$0.isEmpty }) {
+            options.controlPlaneAddress = address
+            if let file = self.trustAnchorsFile, !file.isEmpty {
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                    throw ValidationError("cannot read --trust-anchors-file '\(file)'")
+                }
+                options.trustAnchors = (text, file)
+            } else if let text = environment["DAPR_TRUST_ANCHORS"], !text.isEmpty {
+                options.trustAnchors = (text, "$DAPR_TRUST_ANCHORS")
+            } else {
+                throw ValidationError("--control-plane-address needs the control plane's root: --trust-anchors-file or $DAPR_TRUST_ANCHORS")
+            }
+            guard let token = environment["MECHA_CONTROL_PLANE_TOKEN"], !token.isEmpty else {
+                throw ValidationError("--control-plane-address needs a join token in $MECHA_CONTROL_PLANE_TOKEN (mecha control-plane token --app-id \(self.appID))")
+            }
+            options.controlPlaneToken = token
+        }
         var paths = self.resourcesPaths.flatMap { $0.split(separator: ",").map(String.init) }.filter { !$0.isEmpty }
         if paths.isEmpty, let components = self.componentsPath, !components.isEmpty { paths = [components] }
         options.resourcesPaths = paths

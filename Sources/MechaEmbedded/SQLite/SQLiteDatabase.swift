@@ -11,7 +11,7 @@ public enum SQLiteValue: Sendable, Hashable {
     case text(String)
     case blob([UInt8])
 
-    var int: Int64? {
+    public var int: Int64? {
         switch self {
         case .integer(let value): value
         case .real(let value): Int64(value)
@@ -20,7 +20,7 @@ public enum SQLiteValue: Sendable, Hashable {
         }
     }
 
-    var string: String? {
+    public var string: String? {
         switch self {
         case .text(let text): text
         case .integer(let value): String(value)

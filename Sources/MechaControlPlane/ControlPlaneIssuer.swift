@@ -1,0 +1,190 @@
+public import Foundation
+public import MechaIdentity
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import NIOTLS
+import Synchronization
+import SwiftASN1
+public import X509
+
+/// A sidecar's SVIDs from `mecha control-plane` (`--control-plane-address`, daprd's
+/// `--sentry-address`): each request goes over TLS to the control plane, whose certificate must
+/// chain to the trust anchors (`--trust-anchors-file` / `DAPR_TRUST_ANCHORS`) and carry the
+/// control plane's SPIFFE id — checked before the join token is sent.
+public struct ControlPlaneIssuer: SVIDIssuer {
+    public let host: String
+    public let port: Int
+    public let anchors: TrustBundle
+    let token: String
+    let timeout: TimeAmount
+
+    public init(address: String, anchors: TrustBundle, token: String, timeout: Duration = .seconds(10)) throws(IdentityError) {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else {
+            throw IdentityError.invalidMaterial("the control plane address must be host:port, found '\(address)'")
+        }
+        var host = String(address[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        self.host = host.isEmpty ? "127.0.0.1" : host
+        self.port = port
+        self.anchors = anchors
+        self.token = token
+        let (seconds, attoseconds) = timeout.components
+        self.timeout = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+
+    public struct Refused: Error, CustomStringConvertible {
+        public var status: Int
+        public var message: String
+        public var description: String { "the control plane refused the certificate request (\(self.status)): \(self.message)" }
+    }
+
+    public func issue(csr: CertificateSigningRequest, for id: SPIFFEID, ttl: Duration) async throws -> (chain: [Certificate], bundle: TrustBundle) {
+        let body = try JSONSerialization.data(
+            withJSONObject: [
+                "csr": try csr.serializeAsPEM().pemString, "appId": id.appID, "namespace": id.namespace, "ttlSeconds": Int(ttl.components.seconds),
+            ], options: [.sortedKeys])
+        let (status, answer) = try await self.post(body: Array(body))
+        let object = (try? JSONSerialization.jsonObject(with: Data(answer))) as? [String: Any]
+        guard status == 200 else {
+            throw Refused(status: status, message: object?["message"] as? String ?? String(decoding: answer, as: UTF8.self))
+        }
+        guard let chainText = object?["certificateChain"] as? String, let bundleText = object?["trustBundle"] as? String else {
+            throw IdentityError.invalidMaterial("the control plane's answer has no certificateChain or trustBundle")
+        }
+        let chain = try PEMDocument.parseMultiple(pemString: chainText).map { try Certificate(pemDocument: $0) }
+        let bundle = try TrustBundle(trustDomain: id.trustDomain, pem: bundleText, origin: "the control plane's trust bundle")
+        // The certificate must verify against the anchors this sidecar was given.
+        _ = try await self.anchors.verify(chain)
+        return (chain, bundle)
+    }
+
+    /// One HTTPS request to the control plane; the server's SPIFFE id is checked after the
+    /// handshake and before anything is sent.
+    func post(body: [UInt8]) async throws -> (Int, [UInt8]) {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv13
+        configuration.certificateVerification = .noHostnameVerification
+        configuration.trustRoots = .certificates(try self.anchors.roots.map(MeshTLS.nioCertificate))
+        let context = try NIOSSLContext(configuration: configuration)
+        let expected = try SigningService.controlPlaneIDText(trustDomain: self.anchors.trustDomain)
+        let promise = OnceResult(MultiThreadedEventLoopGroup.singleton.next().makePromise(of: (Int, [UInt8]).self))
+        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/v1/svid")
+        head.headers.add(name: "host", value: "\(self.host):\(self.port)")
+        head.headers.add(name: "authorization", value: "Bearer \(self.token)")
+        head.headers.add(name: "content-type", value: "application/json")
+        head.headers.add(name: "content-length", value: String(body.count))
+        let request = head
+        let exchange = OneShotExchange(request: request, body: body, expectedPeer: expected, promise: promise)
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(self.timeout)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        try channel.pipeline.syncOperations.addHandler(exchange)
+                    }
+                }
+                .connect(host: self.host, port: self.port).get()
+        } catch {
+            promise.fail(error)
+            throw error
+        }
+        let timer = channel.eventLoop.scheduleTask(in: self.timeout) {
+            promise.fail(IdentityError.invalidMaterial("the control plane at \(self.host):\(self.port) did not answer within \(self.timeout)"))
+            channel.close(promise: nil)
+        }
+        defer { timer.cancel() }
+        return try await promise.futureResult.get()
+    }
+}
+
+/// A promise completed once, whoever comes first (the answer, an error, the timer).
+final class OnceResult: Sendable {
+    let promise: EventLoopPromise<(Int, [UInt8])>
+    private let done = Mutex(false)
+
+    init(_ promise: EventLoopPromise<(Int, [UInt8])>) {
+        self.promise = promise
+    }
+
+    var futureResult: EventLoopFuture<(Int, [UInt8])> { self.promise.futureResult }
+
+    private func claim() -> Bool {
+        self.done.withLock { done in
+            defer { done = true }
+            return !done
+        }
+    }
+
+    func succeed(_ value: (Int, [UInt8])) { if self.claim() { self.promise.succeed(value) } }
+    func fail(_ error: any Error) { if self.claim() { self.promise.fail(error) } }
+}
+
+extension SigningService {
+    static func controlPlaneIDText(trustDomain: String) throws -> String {
+        try Self.controlPlaneID(trustDomain: trustDomain).description
+    }
+}
+
+/// Sends the request once the handshake succeeded and the server proved it is the control plane;
+/// collects the answer.
+final class OneShotExchange: ChannelDuplexHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    let request: HTTPRequestHead
+    let body: [UInt8]
+    let expectedPeer: String
+    let promise: OnceResult
+    private var status = 0
+    private var answer: [UInt8] = []
+
+    init(request: HTTPRequestHead, body: [UInt8], expectedPeer: String, promise: OnceResult) {
+        self.request = request
+        self.body = body
+        self.expectedPeer = expectedPeer
+        self.promise = promise
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case .handshakeCompleted? = event as? TLSUserEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        let peer = (try? context.pipeline.syncOperations.nioSSL_peerCertificate()).flatMap { $0 }
+        let ids = peer.flatMap { try? $0.toDERBytes() }.flatMap { try? Certificate(derEncoded: $0) }.map(TrustBundle.spiffeIDs(of:)) ?? []
+        guard ids.map(\.description) == [self.expectedPeer] else {
+            self.promise.fail(IdentityError.untrustedPeer("the server is not the control plane (expected \(self.expectedPeer), found \(ids.map(\.description)))"))
+            context.close(promise: nil)
+            return
+        }
+        context.write(self.wrapOutboundOut(.head(self.request)), promise: nil)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: self.body)))), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head): self.status = Int(head.status.code)
+        case .body(var buffer): self.answer += buffer.readBytes(length: buffer.readableBytes) ?? []
+        case .end:
+            self.promise.succeed((self.status, self.answer))
+            context.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.promise.fail(error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.promise.fail(IdentityError.invalidMaterial("the control plane closed the connection before answering"))
+        context.fireChannelInactive()
+    }
+}

@@ -1,0 +1,80 @@
+public import Crypto
+public import Foundation
+public import MechaEmbedded
+public import MechaIdentity
+
+/// The control plane's state in an existing store — the embedded SQLite database: the trust
+/// domain's CA (root and key) and the join tokens sidecars present to get their SVIDs (kept as
+/// SHA-256 hashes, never in clear).
+public final class ControlPlaneStore: Sendable {
+    let database: SQLiteDatabase
+    public let path: String
+
+    public init(path: String) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        // The database holds the CA key: owner-only from the start.
+        if !FileManager.default.fileExists(atPath: path) {
+            FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+        }
+        self.database = try SQLiteDatabase(path: path)
+        self.path = path
+    }
+
+    func migrate() async throws {
+        _ = try await self.database.execute(
+            "CREATE TABLE IF NOT EXISTS control_plane_ca (trust_domain TEXT PRIMARY KEY, certificate TEXT NOT NULL, private_key TEXT NOT NULL)")
+        _ = try await self.database.execute(
+            """
+            CREATE TABLE IF NOT EXISTS control_plane_tokens (
+                hash TEXT PRIMARY KEY, app_id TEXT NOT NULL, namespace TEXT NOT NULL, created INTEGER NOT NULL)
+            """)
+    }
+
+    /// The CA of `trustDomain`, created on first use. Two control planes starting together agree:
+    /// the first insert wins and both read it back.
+    public func certificateAuthority(trustDomain: String) async throws -> WorkloadCA {
+        try await self.migrate()
+        if let existing = try await self.loadCA(trustDomain) { return existing }
+        let fresh = try WorkloadCA.create(trustDomain: trustDomain)
+        _ = try await self.database.execute(
+            "INSERT OR IGNORE INTO control_plane_ca (trust_domain, certificate, private_key) VALUES (?, ?, ?)",
+            [.text(trustDomain), .text(fresh.rootPEM), .text(try fresh.keyPEM())])
+        guard let stored = try await self.loadCA(trustDomain) else { throw IdentityError.invalidMaterial("the CA of \(trustDomain) could not be stored") }
+        return stored
+    }
+
+    private func loadCA(_ trustDomain: String) async throws -> WorkloadCA? {
+        let rows = try await self.database.query("SELECT certificate, private_key FROM control_plane_ca WHERE trust_domain = ?", [.text(trustDomain)])
+        guard let row = rows.first, let certificate = row[0].string, let key = row[1].string else { return nil }
+        return try WorkloadCA(certificatePEM: certificate, keyPEM: key, origin: "\(self.path) (CA of \(trustDomain))")
+    }
+
+    /// A new join token for `appID` in `namespace`; only its hash is kept.
+    public func createToken(appID: String, namespace: String) async throws -> String {
+        try await self.migrate()
+        let token = Self.randomToken()
+        _ = try await self.database.execute(
+            "INSERT INTO control_plane_tokens (hash, app_id, namespace, created) VALUES (?, ?, ?, ?)",
+            [.text(Self.hash(token)), .text(appID), .text(namespace), .integer(Int64(Date().timeIntervalSince1970))])
+        return token
+    }
+
+    /// The app id and namespace a token was made for, or nil.
+    public func identity(forToken token: String) async throws -> (appID: String, namespace: String)? {
+        let rows = try await self.database.query("SELECT app_id, namespace FROM control_plane_tokens WHERE hash = ?", [.text(Self.hash(token))])
+        guard let row = rows.first, let appID = row[0].string, let namespace = row[1].string else { return nil }
+        return (appID, namespace)
+    }
+
+    static func hash(_ token: String) -> String {
+        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func randomToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+}

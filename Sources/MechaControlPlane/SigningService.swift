@@ -1,0 +1,88 @@
+public import Foundation
+public import MechaIdentity
+import SwiftASN1
+public import X509
+
+/// The control plane's certificate authority endpoint, as a pure request → answer function:
+/// `POST /v1/svid` with `Authorization: Bearer <join token>` and a JSON body
+/// `{"csr": <PEM>, "appId": …, "namespace": …, "ttlSeconds": …}` answers
+/// `{"certificateChain": <PEM>, "trustBundle": <PEM>}`. A token is good for the app id and
+/// namespace it was made for only; the CSR must ask for exactly that SPIFFE id.
+public struct SigningService: Sendable {
+    public let ca: WorkloadCA
+    let store: ControlPlaneStore
+    /// The longest lifetime granted; requests may ask for less.
+    let maximumTTL: Duration
+    let skew: Duration
+
+    /// The control plane's own SPIFFE id (its serving certificate carries it; sidecars check it).
+    public static func controlPlaneID(trustDomain: String) throws -> SPIFFEID {
+        try SPIFFEID(trustDomain: trustDomain, namespace: "mecha-system", appID: "control-plane")
+    }
+
+    public init(ca: WorkloadCA, store: ControlPlaneStore, maximumTTL: Duration = WorkloadCA.defaultTTL, skew: Duration = WorkloadCA.defaultSkew) {
+        self.ca = ca
+        self.store = store
+        self.maximumTTL = maximumTTL
+        self.skew = skew
+    }
+
+    public struct Answer: Sendable, Equatable {
+        public var status: Int
+        public var body: [UInt8]
+    }
+
+    static func error(_ status: Int, _ code: String, _ message: String) -> Answer {
+        let body = (try? JSONSerialization.data(withJSONObject: ["errorCode": code, "message": message], options: [.sortedKeys])) ?? Data()
+        return Answer(status: status, body: Array(body))
+    }
+
+    /// Answers one request.
+    public func handle(method: String, path: String, authorization: String?, body: [UInt8]) async -> Answer {
+        guard path == "/v1/svid" else { return Self.error(404, "ERR_NOT_FOUND", "no such endpoint: \(path)") }
+        guard method == "POST" else { return Self.error(405, "ERR_METHOD_NOT_ALLOWED", "use POST") }
+        guard let authorization, authorization.hasPrefix("Bearer "), case let token = String(authorization.dropFirst("Bearer ".count)), !token.isEmpty else {
+            return Self.error(401, "ERR_UNAUTHENTICATED", "a join token is required (Authorization: Bearer <token>)")
+        }
+        let granted: (appID: String, namespace: String)?
+        do {
+            granted = try await self.store.identity(forToken: token)
+        } catch {
+            return Self.error(500, "ERR_INTERNAL", "the token store cannot be read: \(error)")
+        }
+        guard let granted else { return Self.error(401, "ERR_UNAUTHENTICATED", "unknown join token") }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+            return Self.error(400, "ERR_MALFORMED_REQUEST", "the body must be a JSON object with csr, appId and namespace")
+        }
+        guard let csrText = object["csr"] as? String, let appID = object["appId"] as? String, let namespace = object["namespace"] as? String else {
+            return Self.error(400, "ERR_MALFORMED_REQUEST", "csr, appId and namespace are required strings")
+        }
+        guard appID == granted.appID, namespace == granted.namespace else {
+            return Self.error(
+                403, "ERR_PERMISSION_DENIED", "this join token is for app \(granted.appID) in namespace \(granted.namespace), not \(appID) in \(namespace)")
+        }
+        let id: SPIFFEID
+        do {
+            id = try SPIFFEID(trustDomain: self.ca.trustDomain, namespace: namespace, appID: appID)
+        } catch {
+            return Self.error(400, "ERR_MALFORMED_REQUEST", "\(error)")
+        }
+        let csr: CertificateSigningRequest
+        do {
+            csr = try CertificateSigningRequest(pemEncoded: csrText)
+        } catch {
+            return Self.error(400, "ERR_MALFORMED_REQUEST", "csr is not a PEM certificate signing request (\(error))")
+        }
+        var ttl = self.maximumTTL
+        if let seconds = object["ttlSeconds"] as? Int, seconds > 0 { ttl = min(ttl, .seconds(seconds)) }
+        do {
+            let leaf = try self.ca.issue(csr: csr, for: id, ttl: ttl, skew: self.skew)
+            let answer: [String: String] = ["certificateChain": try leaf.serializeAsPEM().pemString + "\n", "trustBundle": self.ca.rootPEM + "\n"]
+            return Answer(status: 200, body: Array(try JSONSerialization.data(withJSONObject: answer, options: [.sortedKeys])))
+        } catch let error as IdentityError {
+            return Self.error(403, "ERR_PERMISSION_DENIED", "\(error)")
+        } catch {
+            return Self.error(500, "ERR_INTERNAL", "\(error)")
+        }
+    }
+}

@@ -1,0 +1,107 @@
+"""`mecha control-plane` as the certificate authority: sidecars started with
+`--control-plane-address`, `--trust-anchors-file` and a join token get their SVIDs from it
+(not from the Mecha home's CA), call each other over mTLS with them (official SDK), keep working
+when the control plane is gone, and are refused a certificate for an app id their token is not
+for."""
+
+import subprocess
+import time
+
+import pytest
+
+from conftest import MECHA_BIN, Process, free_port, port_open
+
+
+def start_control_plane(launcher, store, port):
+    process = Process(
+        name=f"control-plane:{port}",
+        argv=[str(MECHA_BIN), "control-plane", "--port", str(port), "--store", str(store)],
+        log_path=launcher.root / f"control-plane-{port}.log",
+    )
+    launcher.processes.append(process)
+    deadline = time.monotonic() + 20
+    while not port_open(port):
+        if not process.alive():
+            process.fail("mecha control-plane exited before listening")
+        if time.monotonic() > deadline:
+            process.fail("mecha control-plane did not listen within 20s")
+        time.sleep(0.05)
+    return process
+
+
+def control(*arguments):
+    return subprocess.run([str(MECHA_BIN), "control-plane", *arguments], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def plane(module_launcher):
+    store = module_launcher.root / "cp" / "control-plane.db"
+    port = free_port()
+    process = start_control_plane(module_launcher, store, port)
+    anchors = module_launcher.file("anchors.pem", control("trust-anchors", "--store", str(store)))
+    return {"store": store, "port": port, "process": process, "anchors": anchors}
+
+
+def joined(launcher, plane, app_id, token=None, app_port=None, wait=True):
+    token = token or control("token", "--app-id", app_id, "--store", str(plane["store"]))
+    return launcher.sidecar(
+        app_id, app_port=app_port, wait=wait,
+        extra_args=["--control-plane-address", f"127.0.0.1:{plane['port']}", "--trust-anchors-file", str(plane["anchors"])],
+        env={"MECHA_CONTROL_PLANE_TOKEN": token})
+
+
+def test_sidecars_get_their_certificates_from_the_control_plane(module_launcher, plane, dapr_client):
+    app = module_launcher.app("http_app.py", env={"APP_ID": "cp-callee"})
+    callee = joined(module_launcher, plane, "cp-callee", app_port=app.port)
+    caller = joined(module_launcher, plane, "cp-caller")
+    for sidecar in (callee, caller):
+        assert f"workload identity spiffe://public/ns/default/{sidecar.app_id} from the control plane" in sidecar.log_text()
+    # The home's own CA was never needed.
+    assert not (module_launcher.home / "ca").exists()
+    reply = dapr_client(caller).invoke_method("cp-callee", "whoami", data=b"", http_verb="GET")
+    assert b'"dapr-caller-app-id": "cp-caller"' in reply.data
+    # The control plane goes away: calls keep working on the certificates the sidecars hold.
+    plane["process"].stop()
+    assert not port_open(plane["port"])
+    reply = dapr_client(caller).invoke_method("cp-callee", "whoami", data=b"", http_verb="GET")
+    assert b"cp-callee" in reply.data
+    # Back on the same store: same root, and it signs again.
+    plane["process"] = start_control_plane(module_launcher, plane["store"], plane["port"])
+    assert control("trust-anchors", "--store", str(plane["store"])) == plane["anchors"].read_text().strip()
+    late = joined(module_launcher, plane, "cp-late")
+    assert "from the control plane" in late.log_text()
+
+
+def test_a_token_is_for_one_app(module_launcher, plane):
+    token = control("token", "--app-id", "cp-orders", "--store", str(plane["store"]))
+    sidecar = joined(module_launcher, plane, "cp-impostor", token=token, wait=False)
+    assert sidecar.wait_exit(20) not in (None, 0), sidecar.log_tail(20)
+    assert "this join token is for app cp-orders in namespace default, not cp-impostor in default" in sidecar.log_text()
+    unknown = joined(module_launcher, plane, "cp-unknown", token="0" * 64, wait=False)
+    assert unknown.wait_exit(20) not in (None, 0)
+    assert "unknown join token" in unknown.log_text()
+
+
+def test_the_control_plane_must_prove_it_is_the_one_the_anchors_name(module_launcher, plane):
+    other_store = module_launcher.root / "cp-other" / "control-plane.db"
+    foreign = module_launcher.file("foreign.pem", control("trust-anchors", "--store", str(other_store)))
+    token = control("token", "--app-id", "cp-misled", "--store", str(plane["store"]))
+    sidecar = module_launcher.sidecar(
+        "cp-misled", wait=False,
+        extra_args=["--control-plane-address", f"127.0.0.1:{plane['port']}", "--trust-anchors-file", str(foreign)],
+        env={"MECHA_CONTROL_PLANE_TOKEN": token})
+    assert sidecar.wait_exit(30) not in (None, 0)
+    assert "cannot get a certificate from the control plane" in sidecar.log_text(), sidecar.log_tail(10)
+
+
+def test_missing_anchors_or_token_are_named(module_launcher, plane):
+    no_anchors = module_launcher.sidecar(
+        "cp-bare", wait=False, extra_args=["--control-plane-address", f"127.0.0.1:{plane['port']}"],
+        env={"MECHA_CONTROL_PLANE_TOKEN": "x"})
+    assert no_anchors.wait_exit(20) not in (None, 0)
+    assert "--trust-anchors-file" in no_anchors.log_text()
+    no_token = module_launcher.sidecar(
+        "cp-tokenless", wait=False,
+        extra_args=["--sentry-address", f"127.0.0.1:{plane['port']}", "--trust-anchors-file", str(plane["anchors"])])
+    assert no_token.wait_exit(20) not in (None, 0)
+    assert "MECHA_CONTROL_PLANE_TOKEN" in no_token.log_text()
