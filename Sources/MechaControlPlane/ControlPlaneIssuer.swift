@@ -1,6 +1,6 @@
 public import Foundation
 public import MechaIdentity
-import NIOCore
+public import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
@@ -45,7 +45,8 @@ public struct ControlPlaneIssuer: SVIDIssuer {
             withJSONObject: [
                 "csr": try csr.serializeAsPEM().pemString, "appId": id.appID, "namespace": id.namespace, "ttlSeconds": Int(ttl.components.seconds),
             ], options: [.sortedKeys])
-        let (status, answer) = try await self.post(body: Array(body))
+        let (status, answer) = try await ControlPlaneClient(host: self.host, port: self.port, anchors: self.anchors, timeout: self.timeout)
+            .request(.POST, "/v1/svid", headers: [("authorization", "Bearer \(self.token)")], body: Array(body))
         let object = (try? JSONSerialization.jsonObject(with: Data(answer))) as? [String: Any]
         guard status == 200 else {
             throw Refused(status: status, message: object?["message"] as? String ?? String(decoding: answer, as: UTF8.self))
@@ -60,23 +61,45 @@ public struct ControlPlaneIssuer: SVIDIssuer {
         return (chain, bundle)
     }
 
-    /// One HTTPS request to the control plane; the server's SPIFFE id is checked after the
-    /// handshake and before anything is sent.
-    func post(body: [UInt8]) async throws -> (Int, [UInt8]) {
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.minimumTLSVersion = .tlsv13
-        configuration.certificateVerification = .noHostnameVerification
-        configuration.trustRoots = .certificates(try self.anchors.roots.map(MeshTLS.nioCertificate))
-        let context = try NIOSSLContext(configuration: configuration)
-        let expected = try SigningService.controlPlaneIDText(trustDomain: self.anchors.trustDomain)
+}
+
+/// One HTTPS request at a time to the control plane: its certificate must chain to `anchors` and
+/// carry the control plane's SPIFFE id, checked after the handshake and before anything is sent.
+/// With `identity`, the sidecar presents its SVID (the registry).
+public struct ControlPlaneClient: Sendable {
+    let host: String
+    let port: Int
+    let anchors: TrustBundle
+    let identity: MeshTLS?
+    let timeout: TimeAmount
+
+    public init(host: String, port: Int, anchors: TrustBundle, identity: MeshTLS? = nil, timeout: TimeAmount = .seconds(10)) {
+        self.host = host
+        self.port = port
+        self.anchors = anchors
+        self.identity = identity
+        self.timeout = timeout
+    }
+
+    func request(_ method: HTTPMethod, _ uri: String, headers extra: [(String, String)] = [], body: [UInt8] = []) async throws -> (Int, [UInt8]) {
+        let context: NIOSSLContext
+        if let identity = self.identity {
+            context = identity.clientContext
+        } else {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.minimumTLSVersion = .tlsv13
+            configuration.certificateVerification = .noHostnameVerification
+            configuration.trustRoots = .certificates(try self.anchors.roots.map(MeshTLS.nioCertificate))
+            context = try NIOSSLContext(configuration: configuration)
+        }
+        let expected = try ControlPlaneAPI.controlPlaneIDText(trustDomain: self.anchors.trustDomain)
         let promise = OnceResult(MultiThreadedEventLoopGroup.singleton.next().makePromise(of: (Int, [UInt8]).self))
-        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/v1/svid")
+        var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri)
         head.headers.add(name: "host", value: "\(self.host):\(self.port)")
-        head.headers.add(name: "authorization", value: "Bearer \(self.token)")
+        for (name, value) in extra { head.headers.add(name: name, value: value) }
         head.headers.add(name: "content-type", value: "application/json")
         head.headers.add(name: "content-length", value: String(body.count))
-        let request = head
-        let exchange = OneShotExchange(request: request, body: body, expectedPeer: expected, promise: promise)
+        let exchange = OneShotExchange(request: head, body: body, expectedPeer: expected, promise: promise)
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -93,8 +116,9 @@ public struct ControlPlaneIssuer: SVIDIssuer {
             promise.fail(error)
             throw error
         }
-        let timer = channel.eventLoop.scheduleTask(in: self.timeout) {
-            promise.fail(IdentityError.invalidMaterial("the control plane at \(self.host):\(self.port) did not answer within \(self.timeout)"))
+        let (host, port, timeout) = (self.host, self.port, self.timeout)
+        let timer = channel.eventLoop.scheduleTask(in: timeout) {
+            promise.fail(IdentityError.invalidMaterial("the control plane at \(host):\(port) did not answer within \(timeout)"))
             channel.close(promise: nil)
         }
         defer { timer.cancel() }
@@ -124,7 +148,7 @@ final class OnceResult: Sendable {
     func fail(_ error: any Error) { if self.claim() { self.promise.fail(error) } }
 }
 
-extension SigningService {
+extension ControlPlaneAPI {
     static func controlPlaneIDText(trustDomain: String) throws -> String {
         try Self.controlPlaneID(trustDomain: trustDomain).description
     }

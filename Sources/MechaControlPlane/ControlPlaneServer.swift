@@ -6,16 +6,17 @@ public import NIOPosix
 import NIOSSL
 
 /// `mecha control-plane`'s listener: HTTP/1.1 over TLS 1.3 with the control plane's own SVID
-/// (`spiffe://<trust domain>/ns/mecha-system/control-plane`, renewed like a sidecar's). Clients are
-/// not asked for a certificate — they come to get one — and authenticate with a join token.
+/// (`spiffe://<trust domain>/ns/mecha-system/control-plane`, renewed like a sidecar's). A client
+/// certificate is asked for but optional: sidecars come without one to get their first (with a
+/// join token), and present it for the registry.
 public final class ControlPlaneServer: Sendable {
-    let service: SigningService
+    let service: ControlPlaneAPI
     let tls: MeshTLS
     let logger: Logger
     /// Largest request body accepted (a CSR is well under 2 KiB).
     static let maximumBody = 64 * 1024
 
-    public init(service: SigningService, tls: MeshTLS, logger: Logger) {
+    public init(service: ControlPlaneAPI, tls: MeshTLS, logger: Logger) {
         self.service = service
         self.tls = tls
         self.logger = logger
@@ -30,9 +31,9 @@ public final class ControlPlaneServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.serverContextWithoutClientAuth))
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.serverContextWithOptionalClientAuth))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(SigningHandler(service: service))
+                    try channel.pipeline.syncOperations.addHandler(SigningHandler(service: service, tls: tls))
                 }
             }
             .bind(host: host, port: port).get()
@@ -44,13 +45,15 @@ final class SigningHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    let service: SigningService
+    let service: ControlPlaneAPI
+    let tls: MeshTLS
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var tooLarge = false
 
-    init(service: SigningService) {
+    init(service: ControlPlaneAPI, tls: MeshTLS) {
         self.service = service
+        self.tls = tls
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -69,14 +72,18 @@ final class SigningHandler: ChannelInboundHandler {
             let loop = context.eventLoop
             let bound = NIOLoopBound((self, context), eventLoop: loop)
             if self.tooLarge {
-                self.respond(SigningService.error(413, "ERR_REQUEST_TOO_LARGE", "the request body is over 64 KiB"), context: context)
+                self.respond(ControlPlaneAPI.error(413, "ERR_REQUEST_TOO_LARGE", "the request body is over 64 KiB"), context: context)
                 return
             }
             let service = self.service
             let body = self.body
-            let path = String(head.uri.split(separator: "?", maxSplits: 1).first ?? "")
+            let parts = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+            let path = String(parts.first ?? "")
+            let query = parts.count > 1 ? String(parts[1]) : ""
+            let peer = (try? context.pipeline.syncOperations.nioSSL_peerCertificate()).flatMap { $0 }.flatMap(self.tls.peerID(of:))
             Task {
-                let answer = await service.handle(method: head.method.rawValue, path: path, authorization: head.headers.first(name: "authorization"), body: body)
+                let answer = await service.handle(
+                    method: head.method.rawValue, path: path, query: query, authorization: head.headers.first(name: "authorization"), peer: peer, body: body)
                 loop.execute {
                     let (handler, context) = bound.value
                     handler.respond(answer, context: context)
@@ -85,7 +92,7 @@ final class SigningHandler: ChannelInboundHandler {
         }
     }
 
-    func respond(_ answer: SigningService.Answer, context: ChannelHandlerContext) {
+    func respond(_ answer: ControlPlaneAPI.Answer, context: ChannelHandlerContext) {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "content-length", value: String(answer.body.count))

@@ -25,6 +25,12 @@ public final class ControlPlaneStore: Sendable {
 
     func migrate() async throws {
         _ = try await self.database.execute(
+            """
+            CREATE TABLE IF NOT EXISTS control_plane_instances (
+                instance_id TEXT PRIMARY KEY, app_id TEXT NOT NULL, namespace TEXT NOT NULL, document TEXT NOT NULL,
+                last_heartbeat INTEGER NOT NULL)
+            """)
+        _ = try await self.database.execute(
             "CREATE TABLE IF NOT EXISTS control_plane_ca (trust_domain TEXT PRIMARY KEY, certificate TEXT NOT NULL, private_key TEXT NOT NULL)")
         _ = try await self.database.execute(
             """
@@ -68,6 +74,29 @@ public final class ControlPlaneStore: Sendable {
         guard let row = rows.first, let appID = row[0].string, let namespace = row[1].string else { return nil }
         return (appID, namespace)
     }
+
+    /// Registers (or refreshes) an instance, as a JSON document.
+    public func register(instanceID: String, appID: String, namespace: String, document: String) async throws {
+        _ = try await self.database.execute(
+            "REPLACE INTO control_plane_instances (instance_id, app_id, namespace, document, last_heartbeat) VALUES (?, ?, ?, ?, ?)",
+            [.text(instanceID), .text(appID), .text(namespace), .text(document), .integer(Self.nowMilliseconds())])
+    }
+
+    /// Removes an instance of `appID` (nothing when the id is another app's).
+    public func deregister(instanceID: String, appID: String) async throws {
+        _ = try await self.database.execute("DELETE FROM control_plane_instances WHERE instance_id = ? AND app_id = ?", [.text(instanceID), .text(appID)])
+    }
+
+    /// The documents of the instances of `appID` in `namespace` heard from within `freshness`.
+    public func instances(appID: String, namespace: String, freshness: Duration) async throws -> [String] {
+        let since = Self.nowMilliseconds() - Int64(freshness.components.seconds * 1000)
+        let rows = try await self.database.query(
+            "SELECT document FROM control_plane_instances WHERE app_id = ? AND namespace = ? AND last_heartbeat >= ? ORDER BY instance_id",
+            [.text(appID), .text(namespace), .integer(since)])
+        return rows.compactMap { $0[0].string }
+    }
+
+    static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
     static func hash(_ token: String) -> String {
         SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()

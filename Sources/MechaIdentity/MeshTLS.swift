@@ -52,9 +52,9 @@ public final class MeshTLS: Sendable {
         var obtained = Date()
         var server: NIOSSLContext
         var client: NIOSSLContext
-        /// Serves with the SVID without asking the client for a certificate (the control plane's
-        /// signing endpoint, which sidecars call before they have one).
-        var serverWithoutClientAuth: NIOSSLContext
+        /// Serves with the SVID; asks the client for a certificate and verifies it if one comes,
+        /// but lets clients without one in (the control plane: sidecars call it before they have one).
+        var serverWithOptionalClientAuth: NIOSSLContext
     }
 
     private let material: Mutex<Material>
@@ -102,10 +102,11 @@ public final class MeshTLS: Sendable {
         client.trustRoots = .certificates(roots)
         var open = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
         open.minimumTLSVersion = .tlsv13
-        open.certificateVerification = .none
+        open.certificateVerification = .optionalVerification
+        open.trustRoots = .certificates(roots)
         return Material(
             svid: svid, bundle: bundle, server: try NIOSSLContext(configuration: server), client: try NIOSSLContext(configuration: client),
-            serverWithoutClientAuth: try NIOSSLContext(configuration: open))
+            serverWithOptionalClientAuth: try NIOSSLContext(configuration: open))
     }
 
     public static func nioCertificate(_ certificate: Certificate) throws -> NIOSSLCertificate {
@@ -116,8 +117,8 @@ public final class MeshTLS: Sendable {
 
     /// For accepted connections (requires and verifies the client's certificate).
     public var serverContext: NIOSSLContext { self.material.withLock { $0.server } }
-    /// For accepted connections whose clients have no certificate yet.
-    public var serverContextWithoutClientAuth: NIOSSLContext { self.material.withLock { $0.serverWithoutClientAuth } }
+    /// For accepted connections whose clients may have no certificate yet (one that comes is verified).
+    public var serverContextWithOptionalClientAuth: NIOSSLContext { self.material.withLock { $0.serverWithOptionalClientAuth } }
     /// For connections to other sidecars (presents this sidecar's SVID, verifies the server's).
     public var clientContext: NIOSSLContext { self.material.withLock { $0.client } }
     /// The SVID in use.

@@ -145,8 +145,17 @@ public final class Sidecar: Sendable {
             for resiliency in resources.resiliencies where resiliency.applies(to: options.appID) { metrics.resiliencyLoaded(name: resiliency.name) }
         }
 
+        let meshTLS = try await self.meshIdentity(configuration)
+        if let meshTLS, let metrics {
+            metrics.mtlsFigures(refused: { meshTLS.refusedHandshakes }, renewalFailures: { meshTLS.renewalFailures })
+        }
         let resolverResource = EmbeddedDefaults.nameResolver(configuration, mechaHome: options.mechaHome)
         let resolver: any NameResolver
+        if let address = options.controlPlaneAddress, configuration?.nameResolutionComponent == nil, let meshTLS, let issuer = self.controlPlaneIssuer(address, meshTLS) {
+            // With a control plane, its registry is the name resolution (across hosts and homes).
+            resolver = ControlPlaneResolver(client: ControlPlaneClient(host: issuer.host, port: issuer.port, anchors: issuer.anchors, identity: meshTLS))
+            self.logger.info("name resolution: the control plane's registry at \(address)")
+        } else {
         do {
             let (component, _) = try await loader.build(resolverResource, secrets: components)
             guard let built = component as? any NameResolver else { throw ComponentInitError(["\(resolverResource.type) is not a name resolver"]) }
@@ -155,6 +164,7 @@ public final class Sidecar: Sendable {
             throw error
         } catch {
             throw ComponentInitError(["name resolution \(resolverResource.type): \(error)"])
+        }
         }
 
         // A shared rate limit needs its state store, checked before anything listens.
@@ -171,10 +181,6 @@ public final class Sidecar: Sendable {
         // One mesh stack (resolve → route → balance → eject) for every sidecar-to-sidecar path.
         let mesh = Mesh(resolver: resolver, trafficPolicies: resources.trafficPolicies, appID: options.appID, hostname: SidecarCore.hostname())
         let peerToken = try PeerTokenFile.loadOrCreate(home: options.mechaHome)
-        let meshTLS = try await self.meshIdentity(configuration)
-        if let meshTLS, let metrics {
-            metrics.mtlsFigures(refused: { meshTLS.refusedHandshakes }, renewalFailures: { meshTLS.renewalFailures })
-        }
         // Its `https` targets are other sidecars' mTLS listeners (the app channel is plain HTTP).
         let client = HTTP1Client(configuration: .init(tlsContextProvider: meshTLS.map { tls in { @Sendable in tls.clientContext } }))
         var appChannel: (any AppChannel)?
@@ -456,6 +462,14 @@ public final class Sidecar: Sendable {
         } catch {
             throw SidecarError("cannot set up mTLS with the CA in \(directory): \(error)")
         }
+    }
+
+    /// The control plane client settings (address, anchors) the sidecar was started with.
+    func controlPlaneIssuer(_ address: String, _ tls: MeshTLS) -> ControlPlaneIssuer? {
+        guard let (pem, origin) = self.options.trustAnchors, let token = self.options.controlPlaneToken,
+            let anchors = try? TrustBundle(trustDomain: tls.id.trustDomain, pem: pem, origin: origin)
+        else { return nil }
+        return try? ControlPlaneIssuer(address: address, anchors: anchors, token: token)
     }
 
     /// The SVID from `mecha control-plane`, asked for with the join token; the control plane is

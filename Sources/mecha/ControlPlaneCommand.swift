@@ -56,8 +56,8 @@ struct ControlPlaneCommand: AsyncParsableCommand {
             let store = try self.storeOptions.open()
             let ca = try await store.certificateAuthority(trustDomain: self.storeOptions.trustDomain)
             let identity = try await MeshTLS.start(
-                id: SigningService.controlPlaneID(trustDomain: ca.trustDomain), issuer: LocalIssuer(ca: ca, skew: skew), ttl: WorkloadCA.defaultTTL)
-            let server = ControlPlaneServer(service: SigningService(ca: ca, store: store, maximumTTL: ttl, skew: skew), tls: identity, logger: logger)
+                id: ControlPlaneAPI.controlPlaneID(trustDomain: ca.trustDomain), issuer: LocalIssuer(ca: ca, skew: skew), ttl: WorkloadCA.defaultTTL)
+            let server = ControlPlaneServer(service: ControlPlaneAPI(ca: ca, store: store, maximumTTL: ttl, skew: skew), tls: identity, logger: logger)
             let channel = try await server.bind(host: self.listenAddress, port: self.port)
             let port = channel.localAddress?.port ?? self.port
             logger.info("control plane for trust domain \(ca.trustDomain) listening on \(self.listenAddress):\(port); store \(store.path)")

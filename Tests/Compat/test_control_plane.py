@@ -4,12 +4,13 @@
 when the control plane is gone, and are refused a certificate for an app id their token is not
 for."""
 
+import json
 import subprocess
 import time
 
 import pytest
 
-from conftest import MECHA_BIN, Process, free_port, port_open
+from conftest import MECHA_BIN, Process, free_port, port_open, wait_until
 
 
 def start_control_plane(launcher, store, port):
@@ -42,11 +43,11 @@ def plane(module_launcher):
     return {"store": store, "port": port, "process": process, "anchors": anchors}
 
 
-def joined(launcher, plane, app_id, token=None, app_port=None, wait=True):
+def joined(launcher, plane, app_id, token=None, app_port=None, wait=True, extra=()):
     token = token or control("token", "--app-id", app_id, "--store", str(plane["store"]))
     return launcher.sidecar(
         app_id, app_port=app_port, wait=wait,
-        extra_args=["--control-plane-address", f"127.0.0.1:{plane['port']}", "--trust-anchors-file", str(plane["anchors"])],
+        extra_args=["--control-plane-address", f"127.0.0.1:{plane['port']}", "--trust-anchors-file", str(plane["anchors"]), *extra],
         env={"MECHA_CONTROL_PLANE_TOKEN": token})
 
 
@@ -105,3 +106,55 @@ def test_missing_anchors_or_token_are_named(module_launcher, plane):
         extra_args=["--sentry-address", f"127.0.0.1:{plane['port']}", "--trust-anchors-file", str(plane["anchors"])])
     assert no_token.wait_exit(20) not in (None, 0)
     assert "MECHA_CONTROL_PLANE_TOKEN" in no_token.log_text()
+
+
+def test_sidecars_of_different_homes_find_each_other_through_the_registry(module_launcher, plane, dapr_client):
+    """Two Mecha homes stand for two hosts: nothing is shared but the control plane. Its registry
+    resolves the app ids; the last answer keeps serving while it is away."""
+    homes = [module_launcher.root / "host-a", module_launcher.root / "host-b"]
+    app = module_launcher.app("http_app.py", env={"APP_ID": "reg-callee"})
+    callee = joined(module_launcher, plane, "reg-callee", app_port=app.port, extra=["--mecha-home", str(homes[0])])
+    caller = joined(module_launcher, plane, "reg-caller", extra=["--mecha-home", str(homes[1])])
+    assert "the control plane's registry" in caller.log_text()
+    client = dapr_client(caller)
+    wait_until(lambda: b"reg-callee" in client.invoke_method("reg-callee", "whoami", data=b"", http_verb="GET").data, timeout=15,
+               what="the callee to be registered")
+    reply = json.loads(client.invoke_method("reg-callee", "whoami", data=b"", http_verb="GET").data)
+    assert reply["headers"]["dapr-caller-app-id"] == "reg-caller"
+    # Control plane away: the caller keeps resolving from its last answer.
+    plane["process"].stop()
+    for _ in range(5):
+        assert b"reg-callee" in client.invoke_method("reg-callee", "whoami", data=b"", http_verb="GET").data
+        time.sleep(0.3)
+    plane["process"] = start_control_plane(module_launcher, plane["store"], plane["port"])
+    # A registration for another app id is refused: the registry knows callers by certificate.
+    status, body = registry_post_as(module_launcher, plane, "reg-caller", {"instanceId": "x", "appId": "reg-callee", "namespace": "default"})
+    assert status == 403 and b"may only register instances of its own app" in body
+
+
+def registry_post_as(launcher, plane, app_id, document):
+    """POSTs `document` to the registry with an SVID of `app_id` signed by the control plane's CA
+    (made with openssl from a CSR the control plane signs for a fresh token)."""
+    import http.client
+    import ssl
+
+    directory = launcher.root / f"svid-{app_id}"
+    directory.mkdir(exist_ok=True)
+    key, csr = directory / "key.pem", directory / "csr.pem"
+    subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(key)], check=True, capture_output=True)
+    subprocess.run(["openssl", "req", "-new", "-key", str(key), "-subj", f"/CN={app_id}", "-out", str(csr)], check=True, capture_output=True)
+    token = control("token", "--app-id", app_id, "--store", str(plane["store"]))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.load_verify_locations(str(plane["anchors"]))
+    connection = http.client.HTTPSConnection("127.0.0.1", plane["port"], context=context, timeout=10)
+    connection.request("POST", "/v1/svid", body=json.dumps({"csr": csr.read_text(), "appId": app_id, "namespace": "default"}),
+                       headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    answer = json.loads(connection.getresponse().read())
+    certificate = directory / "cert.pem"
+    certificate.write_text(answer["certificateChain"])
+    context.load_cert_chain(str(certificate), str(key))
+    connection = http.client.HTTPSConnection("127.0.0.1", plane["port"], context=context, timeout=10)
+    connection.request("POST", "/v1/instances", body=json.dumps(document), headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    return response.status, response.read()

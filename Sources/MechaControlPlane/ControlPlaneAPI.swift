@@ -3,12 +3,17 @@ public import MechaIdentity
 import SwiftASN1
 public import X509
 
-/// The control plane's certificate authority endpoint, as a pure request → answer function:
-/// `POST /v1/svid` with `Authorization: Bearer <join token>` and a JSON body
-/// `{"csr": <PEM>, "appId": …, "namespace": …, "ttlSeconds": …}` answers
-/// `{"certificateChain": <PEM>, "trustBundle": <PEM>}`. A token is good for the app id and
-/// namespace it was made for only; the CSR must ask for exactly that SPIFFE id.
-public struct SigningService: Sendable {
+/// The control plane's endpoints, as a pure request → answer function.
+///
+/// - Certificate authority: `POST /v1/svid` with `Authorization: Bearer <join token>` and a JSON
+///   body `{"csr": <PEM>, "appId": …, "namespace": …, "ttlSeconds": …}` answers
+///   `{"certificateChain": <PEM>, "trustBundle": <PEM>}`. A token is good for the app id and
+///   namespace it was made for only; the CSR must ask for exactly that SPIFFE id.
+/// - Registry (callers present their SVID, so the control plane knows who they are):
+///   `POST /v1/instances` registers or refreshes an instance of the caller's own app (a heartbeat),
+///   `DELETE /v1/instances/<id>` removes one, `GET /v1/instances?appId=…&namespace=…` lists the
+///   instances heard from in the last `freshness`.
+public struct ControlPlaneAPI: Sendable {
     public let ca: WorkloadCA
     let store: ControlPlaneStore
     /// The longest lifetime granted; requests may ask for less.
@@ -37,8 +42,15 @@ public struct SigningService: Sendable {
         return Answer(status: status, body: Array(body))
     }
 
-    /// Answers one request.
-    public func handle(method: String, path: String, authorization: String?, body: [UInt8]) async -> Answer {
+    /// How long an instance stays listed without a heartbeat.
+    public static let freshness: Duration = .seconds(10)
+
+    /// Answers one request; `peer` is the SPIFFE id of the client's verified certificate, if it
+    /// presented one.
+    public func handle(method: String, path: String, query: String = "", authorization: String?, peer: SPIFFEID? = nil, body: [UInt8]) async -> Answer {
+        if path == "/v1/instances" || path.hasPrefix("/v1/instances/") {
+            return await self.registry(method: method, path: path, query: query, peer: peer, body: body)
+        }
         guard path == "/v1/svid" else { return Self.error(404, "ERR_NOT_FOUND", "no such endpoint: \(path)") }
         guard method == "POST" else { return Self.error(405, "ERR_METHOD_NOT_ALLOWED", "use POST") }
         guard let authorization, authorization.hasPrefix("Bearer "), case let token = String(authorization.dropFirst("Bearer ".count)), !token.isEmpty else {
@@ -83,6 +95,44 @@ public struct SigningService: Sendable {
             return Self.error(403, "ERR_PERMISSION_DENIED", "\(error)")
         } catch {
             return Self.error(500, "ERR_INTERNAL", "\(error)")
+        }
+    }
+
+    func registry(method: String, path: String, query: String, peer: SPIFFEID?, body: [UInt8]) async -> Answer {
+        guard let peer, peer.trustDomain == self.ca.trustDomain else {
+            return Self.error(401, "ERR_UNAUTHENTICATED", "the registry answers sidecars presenting an SVID of trust domain \(self.ca.trustDomain)")
+        }
+        do {
+            switch (method, path) {
+            case ("POST", "/v1/instances"):
+                guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+                    let instanceID = object["instanceId"] as? String, !instanceID.isEmpty,
+                    let appID = object["appId"] as? String, let namespace = object["namespace"] as? String
+                else {
+                    return Self.error(400, "ERR_MALFORMED_REQUEST", "an instance needs instanceId, appId and namespace")
+                }
+                guard appID == peer.appID, namespace == peer.namespace else {
+                    return Self.error(403, "ERR_PERMISSION_DENIED", "\(peer) may only register instances of its own app, not \(appID) in \(namespace)")
+                }
+                try await self.store.register(instanceID: instanceID, appID: appID, namespace: namespace, document: String(decoding: body, as: UTF8.self))
+                return Answer(status: 204, body: [])
+            case ("DELETE", _) where path.hasPrefix("/v1/instances/"):
+                try await self.store.deregister(instanceID: String(path.dropFirst("/v1/instances/".count)), appID: peer.appID)
+                return Answer(status: 204, body: [])
+            case ("GET", "/v1/instances"):
+                var parameters: [String: String] = [:]
+                for pair in query.split(separator: "&") {
+                    let parts = pair.split(separator: "=", maxSplits: 1)
+                    if parts.count == 2 { parameters[String(parts[0])] = String(parts[1]).removingPercentEncoding ?? String(parts[1]) }
+                }
+                guard let appID = parameters["appId"], !appID.isEmpty else { return Self.error(400, "ERR_MALFORMED_REQUEST", "appId is required") }
+                let documents = try await self.store.instances(appID: appID, namespace: parameters["namespace"] ?? "default", freshness: Self.freshness)
+                return Answer(status: 200, body: Array(("[" + documents.joined(separator: ",") + "]").utf8))
+            default:
+                return Self.error(405, "ERR_METHOD_NOT_ALLOWED", "\(method) \(path) is not supported")
+            }
+        } catch {
+            return Self.error(500, "ERR_INTERNAL", "the registry cannot be read or written: \(error)")
         }
     }
 }
