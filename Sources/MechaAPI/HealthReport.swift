@@ -66,6 +66,11 @@ public struct HealthReport: Sendable {
             ("blocks", .array(blockList)),
             ("components", .array(entries)),
         ]
+        let lastKnown = health.lastKnownStateReasons
+        if !lastKnown.isEmpty {
+            members.append(("runningOnLastKnownState", .bool(true)))
+            members.append(("lastKnownStateReasons", .array(lastKnown.map { .string($0) })))
+        }
         if let reload = health.lastReload {
             members.append(
                 ("lastReload", .object([

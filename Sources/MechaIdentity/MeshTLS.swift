@@ -144,6 +144,9 @@ public final class MeshTLS: Sendable {
         return id
     }
 
+    /// A renewal was due and has not succeeded yet (the SVID in use is older than planned).
+    public var renewalOverdue: Bool { self.renewalFailures > 0 && self.renewAt < Date() }
+
     /// Replaces the SVID with a new one now.
     public func renew() async throws {
         let fresh = try await Self.obtain(id: self.id, issuer: self.issuer, ttl: self.ttl)

@@ -64,6 +64,19 @@ public final class ComponentHealth: OutboundObserver {
 
     public var lastReload: Reload? { self.reload.withLock { $0 } }
 
+    /// Conditions under which the sidecar serves on last-known state (e.g. the control plane is
+    /// unreachable): each returns a reason while it holds, nil otherwise.
+    private let lastKnownStateConditions = Mutex<[@Sendable () -> String?]>([])
+
+    public func addLastKnownStateCondition(_ condition: @escaping @Sendable () -> String?) {
+        self.lastKnownStateConditions.withLock { $0.append(condition) }
+    }
+
+    /// Why the sidecar is running on last-known state right now (empty: it is not).
+    public var lastKnownStateReasons: [String] {
+        self.lastKnownStateConditions.withLock { $0 }.compactMap { $0() }
+    }
+
     /// What the calls have shown of `name` so far.
     public func record(of name: String) -> Record {
         self.records.withLock { $0[name] } ?? Record()

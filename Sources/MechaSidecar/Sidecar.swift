@@ -153,8 +153,17 @@ public final class Sidecar: Sendable {
         let resolver: any NameResolver
         if let address = options.controlPlaneAddress, configuration?.nameResolutionComponent == nil, let meshTLS, let issuer = self.controlPlaneIssuer(address, meshTLS) {
             // With a control plane, its registry is the name resolution (across hosts and homes).
-            resolver = ControlPlaneResolver(client: ControlPlaneClient(host: issuer.host, port: issuer.port, anchors: issuer.anchors, identity: meshTLS))
+            let registry = ControlPlaneResolver(client: ControlPlaneClient(host: issuer.host, port: issuer.port, anchors: issuer.anchors, identity: meshTLS))
+            resolver = registry
             self.logger.info("name resolution: the control plane's registry at \(address)")
+            componentHealth.addLastKnownStateCondition {
+                registry.runningOnLastKnownState
+                    ? "the control plane at \(address) is unreachable: name resolution answers from the registry's last view" : nil
+            }
+            componentHealth.addLastKnownStateCondition {
+                meshTLS.renewalOverdue
+                    ? "the workload certificate could not be renewed yet: serving on the one valid until \(meshTLS.svid.notAfter)" : nil
+            }
         } else {
         do {
             let (component, _) = try await loader.build(resolverResource, secrets: components)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import MECHA_BIN, Process, free_port, port_open, wait_until
+from conftest import MECHA_BIN, Process, free_port, http, port_open, wait_until
 
 
 def start_control_plane(launcher, store, port):
@@ -126,7 +126,14 @@ def test_sidecars_of_different_homes_find_each_other_through_the_registry(module
     for _ in range(5):
         assert b"reg-callee" in client.invoke_method("reg-callee", "whoami", data=b"", http_verb="GET").data
         time.sleep(0.3)
+
+    def detail():
+        return json.loads(http("GET", f"{caller.http_url}/v1.0/healthz?detail")[2])
+
+    wait_until(lambda: detail().get("runningOnLastKnownState") is True, timeout=10, what="the health detail to say so")
+    assert "is unreachable" in " ".join(detail()["lastKnownStateReasons"])
     plane["process"] = start_control_plane(module_launcher, plane["store"], plane["port"])
+    wait_until(lambda: "runningOnLastKnownState" not in detail(), timeout=10, what="the sidecar to catch up")
     # A registration for another app id is refused: the registry knows callers by certificate.
     status, body = registry_post_as(module_launcher, plane, "reg-caller", {"instanceId": "x", "appId": "reg-callee", "namespace": "default"})
     assert status == 403 and b"may only register instances of its own app" in body
@@ -158,3 +165,14 @@ def registry_post_as(launcher, plane, app_id, document):
     connection.request("POST", "/v1/instances", body=json.dumps(document), headers={"Content-Type": "application/json"})
     response = connection.getresponse()
     return response.status, response.read()
+
+
+def test_malformed_trust_anchors_name_the_file(module_launcher, plane):
+    garbage = module_launcher.file("garbage-anchors.pem", "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
+    sidecar = module_launcher.sidecar(
+        "cp-garbage", wait=False,
+        extra_args=["--control-plane-address", f"127.0.0.1:{plane['port']}", "--trust-anchors-file", str(garbage)],
+        env={"MECHA_CONTROL_PLANE_TOKEN": "x"})
+    assert sidecar.wait_exit(20) not in (None, 0)
+    log = sidecar.log_text()
+    assert str(garbage) in log and "certificate" in log, sidecar.log_tail(10)
