@@ -116,7 +116,7 @@ let package = Package(
         .target(
             name: "MechaControlPlane",
             dependencies: [
-                "MechaCore", "MechaIdentity", "MechaEmbedded",
+                "MechaCore", "MechaIdentity", "MechaEmbedded", "MechaConfig",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -48,8 +48,17 @@ public enum ResourceLoader {
     /// Loads every `*.yaml` / `*.yml` file in each path (a path may also be a single file).
     /// Directories are read in name order, not recursively. A missing path is an error.
     public static func load(paths: [String]) throws(ResourceLoadError) -> LoadedResources {
+        try self.load(paths: paths, extra: [])
+    }
+
+    /// The files under `paths`, plus resources given as text (from the control plane), each named
+    /// by its `file` in errors.
+    public static func load(paths: [String], extra: [(text: String, file: String)]) throws(ResourceLoadError) -> LoadedResources {
         var loaded = LoadedResources()
         var errors: [ResourceError] = []
+        for (text, file) in extra {
+            self.decode(text: text, file: file, into: &loaded, errors: &errors)
+        }
         for path in paths {
             let files: [String]
             do throws(ResourceError) {
@@ -71,6 +80,24 @@ public enum ResourceLoader {
         errors += ResiliencyValidation.referenceErrors(loaded.resiliencies)
         guard errors.isEmpty else { throw ResourceLoadError(errors) }
         return loaded
+    }
+
+    /// The documents of a multi-document YAML text, split at `---` lines (for storing them one by one).
+    public static func splitDocuments(_ text: String) -> [String] {
+        var documents: [String] = []
+        var current: [Substring] = []
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("---") && line.dropFirst(3).allSatisfy({ $0 == " " || $0 == "\t" || $0 == "\r" }) {
+                documents.append(current.joined(separator: "\n"))
+                current = []
+            } else {
+                current.append(line)
+            }
+        }
+        documents.append(current.joined(separator: "\n"))
+        return documents.filter { document in
+            !document.split(separator: "\n").allSatisfy { line in line.allSatisfy { $0 == " " || $0 == "\t" || $0 == "\r" } || line.hasPrefix("#") }
+        }
     }
 
     /// Decodes YAML text as if read from `file`.

@@ -1,5 +1,7 @@
 public import Foundation
 public import MechaIdentity
+import MechaConfig
+public import MechaCore
 import SwiftASN1
 public import X509
 
@@ -19,13 +21,20 @@ public struct ControlPlaneAPI: Sendable {
     /// The longest lifetime granted; requests may ask for less.
     let maximumTTL: Duration
     let skew: Duration
+    /// Checks a pushed component as a sidecar's loader would (its type is known, …); the reason
+    /// when it is not loadable.
+    let componentCheck: @Sendable (ComponentResource) -> String?
 
     /// The control plane's own SPIFFE id (its serving certificate carries it; sidecars check it).
     public static func controlPlaneID(trustDomain: String) throws -> SPIFFEID {
         try SPIFFEID(trustDomain: trustDomain, namespace: "mecha-system", appID: "control-plane")
     }
 
-    public init(ca: WorkloadCA, store: ControlPlaneStore, maximumTTL: Duration = WorkloadCA.defaultTTL, skew: Duration = WorkloadCA.defaultSkew) {
+    public init(
+        ca: WorkloadCA, store: ControlPlaneStore, maximumTTL: Duration = WorkloadCA.defaultTTL, skew: Duration = WorkloadCA.defaultSkew,
+        componentCheck: @escaping @Sendable (ComponentResource) -> String? = { _ in nil }
+    ) {
+        self.componentCheck = componentCheck
         self.ca = ca
         self.store = store
         self.maximumTTL = maximumTTL
@@ -50,6 +59,9 @@ public struct ControlPlaneAPI: Sendable {
     public func handle(method: String, path: String, query: String = "", authorization: String?, peer: SPIFFEID? = nil, body: [UInt8]) async -> Answer {
         if path == "/v1/instances" || path.hasPrefix("/v1/instances/") {
             return await self.registry(method: method, path: path, query: query, peer: peer, body: body)
+        }
+        if path == "/v1/resources" || path.hasPrefix("/v1/resources/") {
+            return await self.resources(method: method, path: path, authorization: authorization, peer: peer, body: body)
         }
         guard path == "/v1/svid" else { return Self.error(404, "ERR_NOT_FOUND", "no such endpoint: \(path)") }
         guard method == "POST" else { return Self.error(405, "ERR_METHOD_NOT_ALLOWED", "use POST") }
@@ -96,6 +108,93 @@ public struct ControlPlaneAPI: Sendable {
         } catch {
             return Self.error(500, "ERR_INTERNAL", "\(error)")
         }
+    }
+
+    /// Resource distribution. `PUT /v1/resources` (administrator token; body: a YAML file, named by
+    /// the `file` of `?file=`) validates every document as a sidecar would and stores them, or
+    /// refuses the whole file naming the document and field; `DELETE /v1/resources/<kind>/<name>`
+    /// (administrator) removes one; `GET /v1/resources` (a sidecar's SVID) lists the documents
+    /// meant for the caller's app (their scopes include it, or they have none) with a version.
+    func resources(method: String, path: String, authorization: String?, peer: SPIFFEID?, body: [UInt8]) async -> Answer {
+        do {
+            if method == "GET" && path == "/v1/resources" {
+                guard let peer, peer.trustDomain == self.ca.trustDomain else {
+                    return Self.error(401, "ERR_UNAUTHENTICATED", "resources are served to sidecars presenting an SVID of trust domain \(self.ca.trustDomain)")
+                }
+                var documents: [[String: String]] = []
+                var version: [String] = []
+                for stored in try await self.store.resources() {
+                    guard let loaded = try? ResourceLoader.load(text: stored.text, file: stored.source), Self.isFor(peer.appID, loaded) else { continue }
+                    documents.append(["kind": stored.kind, "name": stored.name, "source": stored.source, "text": stored.text])
+                    version.append("\(stored.kind)/\(stored.name)\u{0}\(stored.text)")
+                }
+                // FNV-1a of every document: the same set gives the same version on every replica.
+                let digest = version.joined(separator: "\u{1}").utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 }
+                let answer: [String: Any] = ["version": String(digest, radix: 16), "documents": documents]
+                return Answer(status: 200, body: Array(try JSONSerialization.data(withJSONObject: answer, options: [.sortedKeys])))
+            }
+            guard let authorization, authorization.hasPrefix("Bearer "),
+                try await self.store.isAdministrator(token: String(authorization.dropFirst("Bearer ".count)))
+            else {
+                return Self.error(401, "ERR_UNAUTHENTICATED", "changing resources needs an administrator token (mecha control-plane token --admin)")
+            }
+            switch method {
+            case "PUT" where path.hasPrefix("/v1/resources"):
+                let file = path.hasPrefix("/v1/resources/") ? String(path.dropFirst("/v1/resources/".count)).removingPercentEncoding ?? "resources.yaml" : "resources.yaml"
+                let text = String(decoding: body, as: UTF8.self)
+                var documents: [(kind: String, name: String, text: String, source: String)] = []
+                var problems: [String] = []
+                for document in ResourceLoader.splitDocuments(text) {
+                    do {
+                        let loaded = try ResourceLoader.load(text: document, file: file)
+                        let unloadable = loaded.components.compactMap(self.componentCheck)
+                        guard unloadable.isEmpty else {
+                            problems += unloadable
+                            continue
+                        }
+                        guard let (kind, name) = Self.identity(of: loaded) else {
+                            problems.append("\(file): a document is not a Component, Subscription, Resiliency, TrafficPolicy or AccessPolicy")
+                            continue
+                        }
+                        documents.append((kind, name, document, file))
+                    } catch {
+                        problems += error.errors.map(\.description)
+                    }
+                }
+                guard problems.isEmpty else { return Self.error(400, "ERR_MALFORMED_REQUEST", problems.joined(separator: "\n")) }
+                guard !documents.isEmpty else { return Self.error(400, "ERR_MALFORMED_REQUEST", "\(file) holds no resource") }
+                try await self.store.apply(documents)
+                let names = documents.map { "\($0.kind)/\($0.name)" }
+                return Answer(status: 200, body: Array(try JSONSerialization.data(withJSONObject: ["applied": names], options: [.sortedKeys])))
+            case "DELETE":
+                let parts = path.dropFirst("/v1/resources/".count).split(separator: "/").map { String($0).removingPercentEncoding ?? String($0) }
+                guard parts.count == 2 else { return Self.error(400, "ERR_MALFORMED_REQUEST", "use DELETE /v1/resources/<kind>/<name>") }
+                guard try await self.store.delete(kind: parts[0], name: parts[1]) else {
+                    return Self.error(404, "ERR_NOT_FOUND", "no \(parts[0])/\(parts[1]) in the control plane")
+                }
+                return Answer(status: 204, body: [])
+            default:
+                return Self.error(405, "ERR_METHOD_NOT_ALLOWED", "\(method) \(path) is not supported")
+            }
+        } catch {
+            return Self.error(500, "ERR_INTERNAL", "the resource store cannot be read or written: \(error)")
+        }
+    }
+
+    /// The kind and name of the one resource a document holds (Configurations are not distributed).
+    static func identity(of loaded: LoadedResources) -> (String, String)? {
+        if let resource = loaded.components.first { return ("Component", resource.name) }
+        if let resource = loaded.subscriptions.first { return ("Subscription", resource.name) }
+        if let resource = loaded.resiliencies.first { return ("Resiliency", resource.name) }
+        if let resource = loaded.trafficPolicies.first { return ("TrafficPolicy", resource.name) }
+        if let resource = loaded.accessPolicies.first { return ("AccessPolicy", resource.name) }
+        return nil
+    }
+
+    /// Whether every resource of a document is meant for `appID` (by its scopes).
+    static func isFor(_ appID: String, _ loaded: LoadedResources) -> Bool {
+        loaded.components.allSatisfy { $0.isInScope(appID: appID) } && loaded.subscriptions.allSatisfy { $0.isInScope(appID: appID) }
+            && loaded.resiliencies.allSatisfy { $0.applies(to: appID) } && loaded.trafficPolicies.allSatisfy { $0.applies(to: appID) }
     }
 
     func registry(method: String, path: String, query: String, peer: SPIFFEID?, body: [UInt8]) async -> Answer {

@@ -1,7 +1,7 @@
 public import Foundation
 public import MechaIdentity
 public import NIOCore
-import NIOHTTP1
+public import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import NIOTLS
@@ -81,7 +81,7 @@ public struct ControlPlaneClient: Sendable {
         self.timeout = timeout
     }
 
-    func request(_ method: HTTPMethod, _ uri: String, headers extra: [(String, String)] = [], body: [UInt8] = []) async throws -> (Int, [UInt8]) {
+    public func request(_ method: HTTPMethod, _ uri: String, headers extra: [(String, String)] = [], body: [UInt8] = []) async throws -> (Int, [UInt8]) {
         let context: NIOSSLContext
         if let identity = self.identity {
             context = identity.clientContext

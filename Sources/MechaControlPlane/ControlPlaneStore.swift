@@ -26,6 +26,12 @@ public final class ControlPlaneStore: Sendable {
     func migrate() async throws {
         _ = try await self.database.execute(
             """
+            CREATE TABLE IF NOT EXISTS control_plane_resources (
+                kind TEXT NOT NULL, name TEXT NOT NULL, document TEXT NOT NULL, source TEXT NOT NULL, updated INTEGER NOT NULL,
+                PRIMARY KEY (kind, name))
+            """)
+        _ = try await self.database.execute(
+            """
             CREATE TABLE IF NOT EXISTS control_plane_instances (
                 instance_id TEXT PRIMARY KEY, app_id TEXT NOT NULL, namespace TEXT NOT NULL, document TEXT NOT NULL,
                 last_heartbeat INTEGER NOT NULL)
@@ -95,6 +101,43 @@ public final class ControlPlaneStore: Sendable {
             [.text(appID), .text(namespace), .integer(since)])
         return rows.compactMap { $0[0].string }
     }
+
+    /// Stores (or replaces) resource documents in one transaction.
+    public func apply(_ documents: [(kind: String, name: String, text: String, source: String)]) async throws {
+        try await self.migrate()
+        let now = Self.nowMilliseconds()
+        try await self.database.transaction { connection in
+            for document in documents {
+                _ = try connection.run(
+                    "REPLACE INTO control_plane_resources (kind, name, document, source, updated) VALUES (?, ?, ?, ?, ?)",
+                    [.text(document.kind), .text(document.name), .text(document.text), .text(document.source), .integer(now)])
+            }
+        }
+    }
+
+    /// Removes a resource; false when there was none.
+    public func delete(kind: String, name: String) async throws -> Bool {
+        try await self.migrate()
+        return try await self.database.execute("DELETE FROM control_plane_resources WHERE kind = ? AND name = ?", [.text(kind), .text(name)]) > 0
+    }
+
+    /// Every stored resource document, in kind and name order.
+    public func resources() async throws -> [(kind: String, name: String, text: String, source: String)] {
+        try await self.migrate()
+        return try await self.database.query("SELECT kind, name, document, source FROM control_plane_resources ORDER BY kind, name").compactMap { row in
+            guard let kind = row[0].string, let name = row[1].string, let text = row[2].string, let source = row[3].string else { return nil }
+            return (kind, name, text, source)
+        }
+    }
+
+    /// Whether `token` is an administrator's (made with `token --admin`).
+    public func isAdministrator(token: String) async throws -> Bool {
+        guard let identity = try await self.identity(forToken: token) else { return false }
+        return identity.appID == Self.administrator && identity.namespace == Self.administrator
+    }
+
+    /// The app id and namespace recorded for administrator tokens (no app id can be `*`).
+    public static let administrator = "*"
 
     static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 

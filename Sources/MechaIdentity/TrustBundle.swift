@@ -39,6 +39,14 @@ public struct TrustBundle: Sendable {
         try self.init(trustDomain: trustDomain, roots: roots)
     }
 
+    /// The trust domain the first root of a PEM text names (its `spiffe://<td>` URI SAN), if any.
+    public static func trustDomain(ofRootsIn pem: String) -> String? {
+        guard let documents = try? PEMDocument.parseMultiple(pemString: pem), let first = documents.first,
+            let root = try? Certificate(pemDocument: first)
+        else { return nil }
+        return WorkloadCA.trustDomain(of: root)
+    }
+
     public var pem: String { self.roots.compactMap { try? $0.serializeAsPEM().pemString }.joined(separator: "\n") + "\n" }
 
     /// The identity of a peer presenting `chain` (leaf first): the chain must lead to one of the

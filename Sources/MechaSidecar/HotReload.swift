@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import MechaAPI
 import MechaConfig
+import MechaControlPlane
 import MechaCore
 import MechaRuntime
 import MechaTelemetry
@@ -29,6 +30,8 @@ import Synchronization
 /// `mecha_hot_reloads_total{outcome="failed"}`. Configuration changes (`--config`) need a restart.
 final class HotReloader: Sendable {
     let paths: [String]
+    /// Resources from the control plane, polled every `interval` beside the files.
+    let remote: RemoteResources?
     let appID: String
     let loader: ComponentLoader
     let components: ComponentStore
@@ -67,7 +70,7 @@ final class HotReloader: Sendable {
     private let applied: Mutex<Applied>
 
     init(
-        paths: [String], appID: String, loader: ComponentLoader, components: ComponentStore, subscriptions: SubscriptionManager,
+        paths: [String], remote: RemoteResources? = nil, appID: String, loader: ComponentLoader, components: ComponentStore, subscriptions: SubscriptionManager,
         inputBindings: InputBindingManager, health: ComponentHealth, metrics: DaprMetrics?, initial: LoadedResources,
         replaceResiliency: @escaping @Sendable ([ResiliencySpec]) -> Void,
         replaceTrafficPolicies: @escaping @Sendable ([TrafficPolicySpec]) -> Void,
@@ -75,6 +78,7 @@ final class HotReloader: Sendable {
         interval: Duration = .seconds(1), grace: Duration = .seconds(5), logger: Logger
     ) {
         self.paths = paths
+        self.remote = remote
         self.appID = appID
         self.loader = loader
         self.components = components
@@ -117,11 +121,14 @@ final class HotReloader: Sendable {
     /// Checks the files every `interval` until `stop`; hosts the background work of components
     /// it loads and the closing of those it retires.
     func run(until stop: StopSignal) async {
-        self.logger.info("hot reload: watching \(self.paths.joined(separator: ", ")) every \(GoDuration.format(self.interval))")
+        let sources = self.paths + (self.remote == nil ? [] : ["the control plane"])
+        self.logger.info("hot reload: watching \(sources.joined(separator: ", ")) every \(GoDuration.format(self.interval))")
         await withDiscardingTaskGroup { group in
             while !(await stop.sleep(for: self.interval)) {
                 let stamps = Self.stamps(self.paths)
-                guard stamps != self.applied.withLock({ $0.stamps }) else { continue }
+                // The control plane's documents changed (an unreachable one changes nothing).
+                let remoteChanged = (try? await self.remote?.fetch()) ?? false
+                guard remoteChanged || stamps != self.applied.withLock({ $0.stamps }) else { continue }
                 // A file being written may still change: wait for it to settle for one more tick.
                 if await stop.sleep(for: .milliseconds(100)) { break }
                 let settled = Self.stamps(self.paths)
@@ -142,7 +149,7 @@ final class HotReloader: Sendable {
         }
         let loaded: LoadedResources
         do {
-            loaded = try ResourceLoader.load(paths: self.paths)
+            loaded = try ResourceLoader.load(paths: self.paths, extra: self.remote?.documents ?? [])
         } catch {
             self.logger.error("hot reload: the resources cannot be read; everything keeps its previous version:\n\(error)")
             let problems = error.errors.map(\.description)

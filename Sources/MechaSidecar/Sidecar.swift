@@ -102,7 +102,20 @@ public final class Sidecar: Sendable {
             configuration = try ResourceLoader.loadConfiguration(file: path)
         }
         let resourcePaths = self.resourcePaths()
-        let resources = try self.loadResources(resourcePaths)
+        // The mesh identity comes first: with a control plane, it fetches the resources with it.
+        let meshTLS = try await self.meshIdentity(configuration)
+        var remote: RemoteResources?
+        if let address = options.controlPlaneAddress, let meshTLS, let issuer = self.controlPlaneIssuer(address, meshTLS) {
+            let fetched = RemoteResources(client: ControlPlaneClient(host: issuer.host, port: issuer.port, anchors: issuer.anchors, identity: meshTLS))
+            do {
+                try await fetched.fetch()
+                self.logger.info("resources from the control plane: \(fetched.documents.count) document(s)")
+            } catch {
+                self.logger.warning("cannot read resources from the control plane at \(address) (\(error)); hot reload keeps asking")
+            }
+            remote = fetched
+        }
+        let resources = try self.loadResources(resourcePaths, remote: remote?.documents ?? [])
         for skipped in resources.skipped { self.logger.info("\(skipped.source): \(skipped.reason)") }
 
         let componentLogger = Logger(label: "mecha.component", factory: { _ in self.logger.handler })
@@ -145,7 +158,6 @@ public final class Sidecar: Sendable {
             for resiliency in resources.resiliencies where resiliency.applies(to: options.appID) { metrics.resiliencyLoaded(name: resiliency.name) }
         }
 
-        let meshTLS = try await self.meshIdentity(configuration)
         if let meshTLS, let metrics {
             metrics.mtlsFigures(refused: { meshTLS.refusedHandshakes }, renewalFailures: { meshTLS.renewalFailures })
         }
@@ -400,9 +412,9 @@ public final class Sidecar: Sendable {
         // Hot reload (on unless MECHA_HOT_RELOAD=0 or the Configuration's feature HotReload is
         // disabled), for resources read from files.
         var reloader: HotReloader?
-        if let resourcePaths, self.environment["MECHA_HOT_RELOAD"] != "0", configuration?.features["HotReload"] != false {
+        if resourcePaths != nil || remote != nil, self.environment["MECHA_HOT_RELOAD"] != "0", configuration?.features["HotReload"] != false {
             reloader = HotReloader(
-                paths: resourcePaths, appID: options.appID, loader: loader, components: components, subscriptions: subscriptions,
+                paths: resourcePaths ?? [], remote: remote, appID: options.appID, loader: loader, components: components, subscriptions: subscriptions,
                 inputBindings: inputBindings, health: componentHealth, metrics: metrics, initial: resources,
                 replaceResiliency: { [appID = options.appID] specs in
                     outbound.replace(ResiliencyPolicies(specs: specs, appID: appID, observer: metrics))
@@ -545,11 +557,13 @@ public final class Sidecar: Sendable {
 
     /// `--resources-path` directories; without any, `<mecha home>/components` if it exists, else the
     /// embedded defaults.
-    func loadResources(_ paths: [String]?) throws -> LoadedResources {
+    func loadResources(_ paths: [String]?, remote: [(text: String, file: String)] = []) throws -> LoadedResources {
         if let paths {
             if self.options.resourcesPaths.isEmpty { self.logger.info("loading resources from \(paths.joined(separator: ", "))") }
-            return try ResourceLoader.load(paths: paths)
+            return try ResourceLoader.load(paths: paths, extra: remote)
         }
+        // The control plane's resources replace the embedded defaults.
+        if !remote.isEmpty { return try ResourceLoader.load(paths: [], extra: remote) }
         var defaults = LoadedResources()
         defaults.components = EmbeddedDefaults.components(mechaHome: self.options.mechaHome)
         self.logger.info("no resources path given: using the embedded defaults (statestore, pubsub, lockstore) in \(self.options.mechaHome)/mecha.db")

@@ -2,10 +2,14 @@ import ArgumentParser
 import Foundation
 import Logging
 import MechaControlPlane
+import MechaComponents
+import MechaConfig
 import MechaCore
+import MechaRuntime
 import MechaIdentity
 import MechaSidecar
 import NIOCore
+import NIOHTTP1
 import ServiceLifecycle
 import UnixSignals
 
@@ -15,7 +19,7 @@ struct ControlPlaneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "control-plane",
         abstract: "Run the control plane (certificate authority), or manage its join tokens and trust anchors.",
-        subcommands: [Serve.self, Token.self, TrustAnchors.self],
+        subcommands: [Serve.self, Token.self, TrustAnchors.self, Apply.self, Delete.self],
         defaultSubcommand: Serve.self
     )
 
@@ -57,7 +61,13 @@ struct ControlPlaneCommand: AsyncParsableCommand {
             let ca = try await store.certificateAuthority(trustDomain: self.storeOptions.trustDomain)
             let identity = try await MeshTLS.start(
                 id: ControlPlaneAPI.controlPlaneID(trustDomain: ca.trustDomain), issuer: LocalIssuer(ca: ca, skew: skew), ttl: WorkloadCA.defaultTTL)
-            let server = ControlPlaneServer(service: ControlPlaneAPI(ca: ca, store: store, maximumTTL: ttl, skew: skew), tls: identity, logger: logger)
+            // Pushed components are checked against the component types this build knows.
+            let check: @Sendable (ComponentResource) -> String? = { resource in
+                guard case .failure(let lookup) = BuiltInComponents.registry.factory(for: resource.type, version: resource.version) else { return nil }
+                return ResourceError(source: resource.source, field: "spec.type", reason: lookup.description).description
+            }
+            let server = ControlPlaneServer(
+                service: ControlPlaneAPI(ca: ca, store: store, maximumTTL: ttl, skew: skew, componentCheck: check), tls: identity, logger: logger)
             let channel = try await server.bind(host: self.listenAddress, port: self.port)
             let port = channel.localAddress?.port ?? self.port
             logger.info("control plane for trust domain \(ca.trustDomain) listening on \(self.listenAddress):\(port); store \(store.path)")
@@ -88,14 +98,109 @@ struct ControlPlaneCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "token", abstract: "Print a new join token that lets one app id (in one namespace) get its certificates.")
 
-        @Option(name: .customLong("app-id"), help: "The app id the token is for.") var appID: String
+        @Option(name: .customLong("app-id"), help: "The app id the token is for.") var appID: String?
         @Option(name: .customLong("namespace"), help: "Its namespace.") var namespace = "default"
+        @Flag(name: .customLong("admin"), help: "A token for `apply` and `delete` instead (no certificates).") var admin = false
         @OptionGroup var storeOptions: StoreOptions
 
         func run() async throws {
-            _ = try SPIFFEID(trustDomain: self.storeOptions.trustDomain, namespace: self.namespace, appID: self.appID)
             let store = try self.storeOptions.open()
-            print(try await store.createToken(appID: self.appID, namespace: self.namespace))
+            if self.admin {
+                print(try await store.createToken(appID: ControlPlaneStore.administrator, namespace: ControlPlaneStore.administrator))
+                return
+            }
+            guard let appID = self.appID else { throw ValidationError("--app-id is required (or --admin)") }
+            _ = try SPIFFEID(trustDomain: self.storeOptions.trustDomain, namespace: self.namespace, appID: appID)
+            print(try await store.createToken(appID: appID, namespace: self.namespace))
+        }
+    }
+
+    /// What `apply` and `delete` need to reach the control plane as an administrator.
+    struct RemoteOptions: ParsableArguments {
+        @Option(name: .customLong("control-plane-address"), help: "host:port of the control plane.") var address: String
+        @Option(name: .customLong("trust-anchors-file"), help: "The control plane's root (mecha control-plane trust-anchors).") var anchors: String
+        @Option(name: [.customShort("f"), .customLong("filename")], help: "Resource files or directories.") var files: [String]
+
+        func client() throws -> ControlPlaneClient {
+            guard let text = try? String(contentsOfFile: self.anchors, encoding: .utf8) else { throw ValidationError("cannot read --trust-anchors-file '\(self.anchors)'") }
+            let bundle = try TrustBundle(trustDomain: TrustBundle.trustDomain(ofRootsIn: text) ?? "public", pem: text, origin: self.anchors)
+            let issuer = try ControlPlaneIssuer(address: self.address, anchors: bundle, token: "")
+            return ControlPlaneClient(host: issuer.host, port: issuer.port, anchors: bundle)
+        }
+
+        func token() throws -> String {
+            guard let token = ProcessInfo.processInfo.environment["MECHA_CONTROL_PLANE_TOKEN"], !token.isEmpty else {
+                throw ValidationError("an administrator token is needed in $MECHA_CONTROL_PLANE_TOKEN (mecha control-plane token --admin)")
+            }
+            return token
+        }
+
+        func yamlFiles() throws -> [String] {
+            var files: [String] = []
+            for path in self.files {
+                do {
+                    files += try ResourceLoader.yamlFiles(at: path)
+                } catch {
+                    throw ValidationError("\(error)")
+                }
+            }
+            return files
+        }
+    }
+
+    struct Apply: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "apply", abstract: "Store resources in the control plane, which pushes them to the sidecars whose scopes match.")
+        @OptionGroup var remote: RemoteOptions
+
+        func run() async throws {
+            let client = try self.remote.client()
+            let token = try self.remote.token()
+            var failed = false
+            for file in try self.remote.yamlFiles() {
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read '\(file)'") }
+                let name = (file as NSString).lastPathComponent.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "resources.yaml"
+                let (status, body) = try await client.request(.PUT, "/v1/resources/\(name)", headers: [("authorization", "Bearer \(token)")], body: Array(text.utf8))
+                let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
+                if status == 200, let applied = object?["applied"] as? [String] {
+                    for resource in applied { print("\(resource) applied (\(file))") }
+                } else {
+                    failed = true
+                    FileHandle.standardError.write(Data("\(file): refused by the control plane (\(status)): \(object?["message"] as? String ?? String(decoding: body, as: UTF8.self))\n".utf8))
+                }
+            }
+            if failed { throw ExitCode(1) }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "delete", abstract: "Remove the resources the files define from the control plane.")
+        @OptionGroup var remote: RemoteOptions
+
+        func run() async throws {
+            let client = try self.remote.client()
+            let token = try self.remote.token()
+            var failed = false
+            for file in try self.remote.yamlFiles() {
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read '\(file)'") }
+                for document in ResourceLoader.splitDocuments(text) {
+                    let loaded = try ResourceLoader.load(text: document, file: file)
+                    let names = loaded.components.map { ("Component", $0.name) } + loaded.subscriptions.map { ("Subscription", $0.name) }
+                        + loaded.resiliencies.map { ("Resiliency", $0.name) } + loaded.trafficPolicies.map { ("TrafficPolicy", $0.name) }
+                        + loaded.accessPolicies.map { ("AccessPolicy", $0.name) }
+                    for (kind, name) in names {
+                        let escaped = name.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? name
+                        let (status, body) = try await client.request(.DELETE, "/v1/resources/\(kind)/\(escaped)", headers: [("authorization", "Bearer \(token)")])
+                        if status == 204 {
+                            print("\(kind)/\(name) deleted")
+                        } else {
+                            failed = true
+                            FileHandle.standardError.write(Data("\(kind)/\(name): \(status) \(String(decoding: body, as: UTF8.self))\n".utf8))
+                        }
+                    }
+                }
+            }
+            if failed { throw ExitCode(1) }
         }
     }
 

@@ -176,3 +176,57 @@ def test_malformed_trust_anchors_name_the_file(module_launcher, plane):
     assert sidecar.wait_exit(20) not in (None, 0)
     log = sidecar.log_text()
     assert str(garbage) in log and "certificate" in log, sidecar.log_tail(10)
+
+
+def component(name, path, scopes=None):
+    scope_lines = "" if not scopes else "scopes:\n" + "".join(f"- {s}\n" for s in scopes)
+    return (f"apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\nspec:\n  type: state.sqlite\n  version: v1\n"
+            f"  metadata:\n  - name: connectionString\n    value: \"{path}\"\n{scope_lines}")
+
+
+def remote(plane, command, path, token):
+    return subprocess.run(
+        [str(MECHA_BIN), "control-plane", command, "--control-plane-address", f"127.0.0.1:{plane['port']}",
+         "--trust-anchors-file", str(plane["anchors"]), "-f", str(path)],
+        capture_output=True, text=True, env={"MECHA_CONTROL_PLANE_TOKEN": token, "PATH": "/usr/bin:/bin"})
+
+
+def test_resources_applied_to_the_control_plane_reach_the_sidecars_in_scope(module_launcher, plane, dapr_client):
+    admin = control("token", "--admin", "--store", str(plane["store"]))
+    directory = module_launcher.root / "pushed"
+    directory.mkdir()
+    home = module_launcher.root
+    (directory / "stores.yaml").write_text(
+        component("pushed-store", home / "pushed.db", ["res-app"]) + "---\n" + component("not-mine", home / "other.db", ["someone-else"]))
+    applied = remote(plane, "apply", directory, admin)
+    assert applied.returncode == 0, applied.stderr
+    assert "Component/pushed-store applied" in applied.stdout and "Component/not-mine applied" in applied.stdout
+    # Only an administrator may apply.
+    refused = remote(plane, "apply", directory, control("token", "--app-id", "res-app", "--store", str(plane["store"])))
+    assert refused.returncode != 0 and "administrator token" in refused.stderr
+
+    sidecar = joined(module_launcher, plane, "res-app", extra=["--mecha-home", str(module_launcher.root / "res-home")])
+    client = dapr_client(sidecar)
+    names = {c.name for c in client.get_metadata().registered_components}
+    assert "pushed-store" in names and "not-mine" not in names and "statestore" not in names, names
+    client.save_state("pushed-store", "k", "v")
+    assert client.get_state("pushed-store", "k").data == b"v"
+
+    # A new resource arrives without a restart; a bad one is refused by the control plane, naming the field.
+    extra = module_launcher.root / "extra.yaml"
+    extra.write_text(component("pushed-extra", home / "extra.db"))
+    assert remote(plane, "apply", extra, admin).returncode == 0
+    wait_until(lambda: "pushed-extra" in {c.name for c in client.get_metadata().registered_components}, timeout=15,
+               what="the pushed component")
+    bad = module_launcher.root / "bad.yaml"
+    bad.write_text(component("pushed-extra", home / "extra.db").replace("state.sqlite", "state.nope"))
+    result = remote(plane, "apply", bad, admin)
+    assert result.returncode != 0 and "bad.yaml" in result.stderr and "spec.type" in result.stderr, result.stderr
+    assert remote(plane, "delete", extra, admin).returncode == 0
+    wait_until(lambda: "pushed-extra" not in {c.name for c in client.get_metadata().registered_components}, timeout=15,
+               what="the deleted component to go")
+    # The control plane away: what was pushed keeps serving.
+    plane["process"].stop()
+    time.sleep(2.5)
+    assert client.get_state("pushed-store", "k").data == b"v"
+    plane["process"] = start_control_plane(module_launcher, plane["store"], plane["port"])
