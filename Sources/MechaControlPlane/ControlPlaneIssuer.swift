@@ -1,5 +1,6 @@
 public import Foundation
 public import MechaIdentity
+import MechaCore
 public import NIOCore
 public import NIOHTTP1
 import NIOPosix
@@ -14,24 +15,33 @@ public import X509
 /// chain to the trust anchors (`--trust-anchors-file` / `DAPR_TRUST_ANCHORS`) and carry the
 /// control plane's SPIFFE id — checked before the join token is sent.
 public struct ControlPlaneIssuer: SVIDIssuer {
-    public let host: String
-    public let port: Int
+    /// The control planes to ask, in order (`host:port[,host:port…]`: replicas on one store).
+    public let endpoints: [ControlPlaneClient.Endpoint]
     public let anchors: TrustBundle
     let token: String
     let timeout: TimeAmount
 
     public init(address: String, anchors: TrustBundle, token: String, timeout: Duration = .seconds(10)) throws(IdentityError) {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else {
-            throw IdentityError.invalidMaterial("the control plane address must be host:port, found '\(address)'")
+        var endpoints: [ControlPlaneClient.Endpoint] = []
+        for part in address.split(separator: ",").map({ $0.trimmingSpaces() }) where !part.isEmpty {
+            guard let colon = part.lastIndex(of: ":"), let port = Int(part[part.index(after: colon)...]), (1...65535).contains(port) else {
+                throw IdentityError.invalidMaterial("the control plane address must be host:port[,host:port…], found '\(address)'")
+            }
+            var host = String(part[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            endpoints.append(.init(host: host.isEmpty ? "127.0.0.1" : host, port: port))
         }
-        var host = String(address[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        self.host = host.isEmpty ? "127.0.0.1" : host
-        self.port = port
+        guard !endpoints.isEmpty else { throw IdentityError.invalidMaterial("the control plane address is empty") }
+        self.endpoints = endpoints
         self.anchors = anchors
         self.token = token
         let (seconds, attoseconds) = timeout.components
         self.timeout = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+
+    /// A client of the same control planes; with `identity`, the sidecar presents its SVID.
+    public func client(identity: MeshTLS? = nil) -> ControlPlaneClient {
+        ControlPlaneClient(endpoints: self.endpoints, anchors: self.anchors, identity: identity, timeout: self.timeout)
     }
 
     public struct Refused: Error, CustomStringConvertible {
@@ -45,7 +55,7 @@ public struct ControlPlaneIssuer: SVIDIssuer {
             withJSONObject: [
                 "csr": try csr.serializeAsPEM().pemString, "appId": id.appID, "namespace": id.namespace, "ttlSeconds": Int(ttl.components.seconds),
             ], options: [.sortedKeys])
-        let (status, answer) = try await ControlPlaneClient(host: self.host, port: self.port, anchors: self.anchors, timeout: self.timeout)
+        let (status, answer) = try await self.client()
             .request(.POST, "/v1/svid", headers: [("authorization", "Bearer \(self.token)")], body: Array(body))
         let object = (try? JSONSerialization.jsonObject(with: Data(answer))) as? [String: Any]
         guard status == 200 else {
@@ -66,22 +76,46 @@ public struct ControlPlaneIssuer: SVIDIssuer {
 /// One HTTPS request at a time to the control plane: its certificate must chain to `anchors` and
 /// carry the control plane's SPIFFE id, checked after the handshake and before anything is sent.
 /// With `identity`, the sidecar presents its SVID (the registry).
-public struct ControlPlaneClient: Sendable {
-    let host: String
-    let port: Int
+public final class ControlPlaneClient: Sendable {
+    public struct Endpoint: Sendable, Hashable {
+        public var host: String
+        public var port: Int
+    }
+
+    let endpoints: [Endpoint]
     let anchors: TrustBundle
     let identity: MeshTLS?
     let timeout: TimeAmount
+    /// The endpoint that answered last: tried first next time.
+    private let preferred = Mutex(0)
 
-    public init(host: String, port: Int, anchors: TrustBundle, identity: MeshTLS? = nil, timeout: TimeAmount = .seconds(10)) {
-        self.host = host
-        self.port = port
+    public init(endpoints: [Endpoint], anchors: TrustBundle, identity: MeshTLS? = nil, timeout: TimeAmount = .seconds(10)) {
+        self.endpoints = endpoints
         self.anchors = anchors
         self.identity = identity
         self.timeout = timeout
     }
 
+    /// Sends the request to the control planes in turn, from the one that answered last, until one
+    /// answers (any HTTP status counts as an answer).
     public func request(_ method: HTTPMethod, _ uri: String, headers extra: [(String, String)] = [], body: [UInt8] = []) async throws -> (Int, [UInt8]) {
+        let first = self.preferred.withLock { $0 }
+        var lastError: (any Error)?
+        for offset in 0..<self.endpoints.count {
+            let index = (first + offset) % self.endpoints.count
+            do {
+                let answer = try await self.request(self.endpoints[index], method, uri, headers: extra, body: body)
+                self.preferred.withLock { $0 = index }
+                return answer
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError ?? IdentityError.invalidMaterial("no control plane address")
+    }
+
+    func request(_ endpoint: Endpoint, _ method: HTTPMethod, _ uri: String, headers extra: [(String, String)], body: [UInt8]) async throws -> (Int, [UInt8]) {
+        let (host, port) = (endpoint.host, endpoint.port)
         let context: NIOSSLContext
         if let identity = self.identity {
             context = identity.clientContext
@@ -95,7 +129,7 @@ public struct ControlPlaneClient: Sendable {
         let expected = try ControlPlaneAPI.controlPlaneIDText(trustDomain: self.anchors.trustDomain)
         let promise = OnceResult(MultiThreadedEventLoopGroup.singleton.next().makePromise(of: (Int, [UInt8]).self))
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri)
-        head.headers.add(name: "host", value: "\(self.host):\(self.port)")
+        head.headers.add(name: "host", value: "\(host):\(port)")
         for (name, value) in extra { head.headers.add(name: name, value: value) }
         head.headers.add(name: "content-type", value: "application/json")
         head.headers.add(name: "content-length", value: String(body.count))
@@ -111,12 +145,12 @@ public struct ControlPlaneClient: Sendable {
                         try channel.pipeline.syncOperations.addHandler(exchange)
                     }
                 }
-                .connect(host: self.host, port: self.port).get()
+                .connect(host: host, port: port).get()
         } catch {
             promise.fail(error)
             throw error
         }
-        let (host, port, timeout) = (self.host, self.port, self.timeout)
+        let timeout = self.timeout
         let timer = channel.eventLoop.scheduleTask(in: timeout) {
             promise.fail(IdentityError.invalidMaterial("the control plane at \(host):\(port) did not answer within \(timeout)"))
             channel.close(promise: nil)

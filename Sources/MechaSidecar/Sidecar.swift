@@ -106,7 +106,7 @@ public final class Sidecar: Sendable {
         let meshTLS = try await self.meshIdentity(configuration)
         var remote: RemoteResources?
         if let address = options.controlPlaneAddress, let meshTLS, let issuer = self.controlPlaneIssuer(address, meshTLS) {
-            let fetched = RemoteResources(client: ControlPlaneClient(host: issuer.host, port: issuer.port, anchors: issuer.anchors, identity: meshTLS))
+            let fetched = RemoteResources(client: issuer.client(identity: meshTLS))
             do {
                 try await fetched.fetch()
                 self.logger.info("resources from the control plane: \(fetched.documents.count) document(s)")
@@ -165,7 +165,7 @@ public final class Sidecar: Sendable {
         let resolver: any NameResolver
         if let address = options.controlPlaneAddress, configuration?.nameResolutionComponent == nil, let meshTLS, let issuer = self.controlPlaneIssuer(address, meshTLS) {
             // With a control plane, its registry is the name resolution (across hosts and homes).
-            let registry = ControlPlaneResolver(client: ControlPlaneClient(host: issuer.host, port: issuer.port, anchors: issuer.anchors, identity: meshTLS))
+            let registry = ControlPlaneResolver(client: issuer.client(identity: meshTLS))
             resolver = registry
             self.logger.info("name resolution: the control plane's registry at \(address)")
             componentHealth.addLastKnownStateCondition {

@@ -125,7 +125,7 @@ struct ControlPlaneCommand: AsyncParsableCommand {
             guard let text = try? String(contentsOfFile: self.anchors, encoding: .utf8) else { throw ValidationError("cannot read --trust-anchors-file '\(self.anchors)'") }
             let bundle = try TrustBundle(trustDomain: TrustBundle.trustDomain(ofRootsIn: text) ?? "public", pem: text, origin: self.anchors)
             let issuer = try ControlPlaneIssuer(address: self.address, anchors: bundle, token: "")
-            return ControlPlaneClient(host: issuer.host, port: issuer.port, anchors: bundle)
+            return issuer.client()
         }
 
         func token() throws -> String {
