@@ -91,10 +91,11 @@ def world(module_launcher):
     try:
         store = root / "control-plane.db"
         cp_address = hosts.addresses["cp"]
-        plane = start("control-plane", "cp", [str(MECHA_BIN), "control-plane", "--listen-address", cp_address, "--port", "50100",
-                                              "--store", str(store)])
+        # The CA is made (and its root read) before the control plane starts on the same store.
         anchors = root / "anchors.pem"
         anchors.write_text(sh(str(MECHA_BIN), "control-plane", "trust-anchors", "--store", str(store)).stdout)
+        plane = start("control-plane", "cp", [str(MECHA_BIN), "control-plane", "--listen-address", cp_address, "--port", "50100",
+                                              "--store", str(store)])
 
         def token(app_id):
             return sh(str(MECHA_BIN), "control-plane", "token", "--app-id", app_id, "--store", str(store)).stdout.strip()

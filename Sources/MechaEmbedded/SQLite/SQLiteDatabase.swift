@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CSQLite
 import MechaCore
 public import NIOPosix
@@ -79,7 +82,18 @@ public final class SQLiteDatabase: Sendable {
         sqlite3_busy_timeout(raw, Int32(clamping: busyTimeout.milliseconds))
         sqlite3_extended_result_codes(raw, 1)
         if wal && path != ":memory:" {
-            try self.executeNow("PRAGMA journal_mode=WAL")
+            // Processes opening a new database together race for the journal mode switch, which
+            // answers SQLITE_BUSY without waiting on the busy handler: try again for a while.
+            var attempt = 0
+            while true {
+                do {
+                    try self.executeNow("PRAGMA journal_mode=WAL")
+                    break
+                } catch let error as SQLiteError where error.code & 0xFF == SQLITE_BUSY && attempt < 100 {
+                    attempt += 1
+                    usleep(20_000)
+                }
+            }
             try self.executeNow("PRAGMA synchronous=NORMAL")
         }
     }
