@@ -23,6 +23,13 @@ public struct LoadedResources: Sendable {
     public var skipped: [(source: ResourceSource, reason: String)] = []
 
     public init() {}
+
+    /// Kind and name of every resource the control plane distributes (not Configurations).
+    public var distributedNames: [(kind: String, name: String)] {
+        self.components.map { ("Component", $0.name) } + self.subscriptions.map { ("Subscription", $0.name) }
+            + self.resiliencies.map { ("Resiliency", $0.name) } + self.trafficPolicies.map { ("TrafficPolicy", $0.name) }
+            + self.accessPolicies.map { ("AccessPolicy", $0.name) }
+    }
 }
 
 /// Several configuration problems at once: the loader reports every bad document, not just the first.

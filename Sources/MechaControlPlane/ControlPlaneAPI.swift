@@ -152,7 +152,7 @@ public struct ControlPlaneAPI: Sendable {
                             problems += unloadable
                             continue
                         }
-                        guard let (kind, name) = Self.identity(of: loaded) else {
+                        guard let (kind, name) = loaded.distributedNames.first else {
                             problems.append("\(file): a document is not a Component, Subscription, Resiliency, TrafficPolicy or AccessPolicy")
                             continue
                         }
@@ -179,16 +179,6 @@ public struct ControlPlaneAPI: Sendable {
         } catch {
             return Self.error(500, "ERR_INTERNAL", "the resource store cannot be read or written: \(error)")
         }
-    }
-
-    /// The kind and name of the one resource a document holds (Configurations are not distributed).
-    static func identity(of loaded: LoadedResources) -> (String, String)? {
-        if let resource = loaded.components.first { return ("Component", resource.name) }
-        if let resource = loaded.subscriptions.first { return ("Subscription", resource.name) }
-        if let resource = loaded.resiliencies.first { return ("Resiliency", resource.name) }
-        if let resource = loaded.trafficPolicies.first { return ("TrafficPolicy", resource.name) }
-        if let resource = loaded.accessPolicies.first { return ("AccessPolicy", resource.name) }
-        return nil
     }
 
     /// Whether every resource of a document is meant for `appID` (by its scopes).

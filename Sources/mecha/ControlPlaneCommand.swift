@@ -184,11 +184,7 @@ struct ControlPlaneCommand: AsyncParsableCommand {
             for file in try self.remote.yamlFiles() {
                 guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read '\(file)'") }
                 for document in ResourceLoader.splitDocuments(text) {
-                    let loaded = try ResourceLoader.load(text: document, file: file)
-                    let names = loaded.components.map { ("Component", $0.name) } + loaded.subscriptions.map { ("Subscription", $0.name) }
-                        + loaded.resiliencies.map { ("Resiliency", $0.name) } + loaded.trafficPolicies.map { ("TrafficPolicy", $0.name) }
-                        + loaded.accessPolicies.map { ("AccessPolicy", $0.name) }
-                    for (kind, name) in names {
+                    for (kind, name) in try ResourceLoader.load(text: document, file: file).distributedNames {
                         let escaped = name.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? name
                         let (status, body) = try await client.request(.DELETE, "/v1/resources/\(kind)/\(escaped)", headers: [("authorization", "Bearer \(token)")])
                         if status == 204 {

@@ -73,6 +73,18 @@ class Hosts:
                 sh("ip", "netns", "del", namespace, check=False)
 
 
+def answering(hosts, timeout):
+    """The shipping instances that answer 12 calls from host a, as "shipping@b,shipping@c"."""
+    return hosts.python("a", f"""
+        import json, urllib.request
+        apps = set()
+        for _ in range(12):
+            with urllib.request.urlopen("http://127.0.0.1:3500/v1.0/invoke/shipping/method/whoami", timeout={timeout}) as r:
+                apps.add(json.loads(r.read())["app"])
+        print(",".join(sorted(apps)))
+    """, timeout=120).strip()
+
+
 @pytest.fixture(scope="module")
 def world(module_launcher):
     if os.geteuid() != 0:
@@ -129,15 +141,7 @@ def world(module_launcher):
             for process in processes:
                 assert process.alive(), f"{process.name} exited:\n{process.log_text()[-3000:]}"
             try:
-                seen = hosts.python("a", """
-                    import json, urllib.request
-                    apps = set()
-                    for _ in range(12):
-                        with urllib.request.urlopen("http://127.0.0.1:3500/v1.0/invoke/shipping/method/whoami", timeout=5) as r:
-                            apps.add(json.loads(r.read())["app"])
-                    print(",".join(sorted(apps)))
-                """, timeout=90).strip()
-                if seen == "shipping@b,shipping@c":
+                if answering(hosts, timeout=5) == "shipping@b,shipping@c":
                     break
             except AssertionError:
                 pass
@@ -256,14 +260,7 @@ def test_a_host_cut_off_fails_over_and_rejoins(world):
     # Back: b registers again and answers calls.
     deadline = time.monotonic() + 30
     while True:
-        seen = hosts.python("a", """
-            import json, urllib.request
-            apps = set()
-            for _ in range(12):
-                with urllib.request.urlopen("http://127.0.0.1:3500/v1.0/invoke/shipping/method/whoami", timeout=10) as r:
-                    apps.add(json.loads(r.read())["app"])
-            print(",".join(sorted(apps)))
-        """, timeout=120).strip()
+        seen = answering(hosts, timeout=10)
         if seen == "shipping@b,shipping@c":
             break
         assert time.monotonic() < deadline, f"host b did not rejoin: {seen}"
