@@ -116,7 +116,8 @@ let package = Package(
         .target(
             name: "MechaControlPlane",
             dependencies: [
-                "MechaCore", "MechaIdentity", "MechaEmbedded", "MechaConfig",
+                "MechaCore", "MechaIdentity", "MechaEmbedded", "MechaConfig", "MechaPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -302,6 +303,11 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
             ] + nio,
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MechaControlPlaneTests",
+            dependencies: ["MechaControlPlane", "MechaIdentity", "MechaTesting", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "MechaResiliencyTests", dependencies: ["MechaResiliency", "MechaCore"], swiftSettings: swiftSettings),

@@ -15,6 +15,7 @@ public import X509
 ///   `POST /v1/instances` registers or refreshes an instance of the caller's own app (a heartbeat),
 ///   `DELETE /v1/instances/<id>` removes one, `GET /v1/instances?appId=…&namespace=…` lists the
 ///   instances heard from in the last `freshness`.
+/// - `GET /healthz` (no credentials): `{"status": "ok", "store": …, "leader": …}`.
 public struct ControlPlaneAPI: Sendable {
     public let ca: WorkloadCA
     let store: ControlPlaneStore
@@ -24,6 +25,8 @@ public struct ControlPlaneAPI: Sendable {
     /// Checks a pushed component as a sidecar's loader would (its type is known, …); the reason
     /// when it is not loadable.
     let componentCheck: @Sendable (ComponentResource) -> String?
+    /// Whether this control plane leads the ones sharing its store (`GET /healthz`).
+    let leadership: ControlPlaneLeadership?
 
     /// The control plane's own SPIFFE id (its serving certificate carries it; sidecars check it).
     public static func controlPlaneID(trustDomain: String) throws -> SPIFFEID {
@@ -32,8 +35,9 @@ public struct ControlPlaneAPI: Sendable {
 
     public init(
         ca: WorkloadCA, store: ControlPlaneStore, maximumTTL: Duration = WorkloadCA.defaultTTL, skew: Duration = WorkloadCA.defaultSkew,
-        componentCheck: @escaping @Sendable (ComponentResource) -> String? = { _ in nil }
+        componentCheck: @escaping @Sendable (ComponentResource) -> String? = { _ in nil }, leadership: ControlPlaneLeadership? = nil
     ) {
+        self.leadership = leadership
         self.componentCheck = componentCheck
         self.ca = ca
         self.store = store
@@ -62,6 +66,15 @@ public struct ControlPlaneAPI: Sendable {
         }
         if path == "/v1/resources" || path.hasPrefix("/v1/resources/") {
             return await self.resources(method: method, path: path, authorization: authorization, peer: peer, body: body)
+        }
+        if path == "/healthz" {
+            var status: [String: Any] = ["status": "ok", "trustDomain": self.ca.trustDomain, "store": self.store.kind]
+            if let leadership = self.leadership {
+                status["leader"] = leadership.isLeader
+                if let since = leadership.leaderSince { status["leaderSince"] = ISO8601DateFormatter().string(from: since) }
+            }
+            let body = (try? JSONSerialization.data(withJSONObject: status, options: [.sortedKeys])) ?? Data()
+            return Answer(status: 200, body: Array(body))
         }
         guard path == "/v1/svid" else { return Self.error(404, "ERR_NOT_FOUND", "no such endpoint: \(path)") }
         guard method == "POST" else { return Self.error(405, "ERR_METHOD_NOT_ALLOWED", "use POST") }

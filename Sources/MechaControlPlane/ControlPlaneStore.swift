@@ -1,16 +1,42 @@
 public import Crypto
 public import Foundation
-public import MechaEmbedded
+public import Logging
+import MechaEmbedded
 public import MechaIdentity
+import MechaPostgres
+import Synchronization
 
-/// The control plane's state in an existing store — the embedded SQLite database: the trust
-/// domain's CA (root and key) and the join tokens sidecars present to get their SVIDs (kept as
-/// SHA-256 hashes, never in clear).
+/// The control plane's state in an existing store — the embedded SQLite database by default, or
+/// PostgreSQL, where several control planes share it (each serves every request; one of them, the
+/// holder of a PostgreSQL advisory lock, leads the background work): the trust domain's CA (root
+/// and key), the join tokens sidecars present to get their SVIDs (kept as SHA-256 hashes, never in
+/// clear), the registry's instances and the distributed resources.
 public final class ControlPlaneStore: Sendable {
-    let database: SQLiteDatabase
-    public let path: String
+    let backend: any ControlPlaneBackend
+    /// The SQLite file or PostgreSQL `host:port`, for messages.
+    public var path: String { self.backend.location }
+    /// `sqlite` or `postgresql`.
+    public var kind: String { self.backend.kind }
+    let postgres: MechaPostgresDatabase?
+    private let migrated = Atomic<Bool>(false)
 
-    public init(path: String) throws {
+    /// Whether `location` names a PostgreSQL database (a `postgres://` URL or libpq keywords).
+    public static func isPostgres(_ location: String) -> Bool {
+        location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") || location.contains("host=") || location.contains("dbname=")
+    }
+
+    /// The store at `location`: a PostgreSQL connection string, or the path of a SQLite file.
+    public convenience init(location: String, logger: Logger = Logger(label: "mecha.control-plane.store")) throws {
+        if Self.isPostgres(location) {
+            let database = try MechaPostgresDatabase(connectionString: location, logger: logger)
+            self.init(backend: PostgresControlPlaneBackend(database: database, logger: logger), postgres: database)
+        } else {
+            try self.init(path: location)
+        }
+    }
+
+    /// The SQLite store in the file at `path`.
+    public convenience init(path: String) throws {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -19,30 +45,46 @@ public final class ControlPlaneStore: Sendable {
         if !FileManager.default.fileExists(atPath: path) {
             FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
         }
-        self.database = try SQLiteDatabase(path: path)
-        self.path = path
+        self.init(backend: SQLiteControlPlaneBackend(database: try SQLiteDatabase(path: path), location: path), postgres: nil)
     }
 
+    init(backend: any ControlPlaneBackend, postgres: MechaPostgresDatabase?) {
+        self.backend = backend
+        self.postgres = postgres
+    }
+
+    public func close() async {
+        await self.postgres?.close()
+    }
+
+    /// The tables, created if missing (once per process; both databases accept the statements).
     func migrate() async throws {
-        _ = try await self.database.execute(
+        guard !self.migrated.load(ordering: .acquiring) else { return }
+        let statements = [
             """
             CREATE TABLE IF NOT EXISTS control_plane_resources (
-                kind TEXT NOT NULL, name TEXT NOT NULL, document TEXT NOT NULL, source TEXT NOT NULL, updated INTEGER NOT NULL,
+                kind TEXT NOT NULL, name TEXT NOT NULL, document TEXT NOT NULL, source TEXT NOT NULL, updated BIGINT NOT NULL,
                 PRIMARY KEY (kind, name))
-            """)
-        _ = try await self.database.execute(
+            """,
             """
             CREATE TABLE IF NOT EXISTS control_plane_instances (
                 instance_id TEXT PRIMARY KEY, app_id TEXT NOT NULL, namespace TEXT NOT NULL, document TEXT NOT NULL,
-                last_heartbeat INTEGER NOT NULL)
-            """)
-        _ = try await self.database.execute(
-            "CREATE TABLE IF NOT EXISTS control_plane_ca (trust_domain TEXT PRIMARY KEY, certificate TEXT NOT NULL, private_key TEXT NOT NULL)")
-        _ = try await self.database.execute(
+                last_heartbeat BIGINT NOT NULL)
+            """,
+            "CREATE TABLE IF NOT EXISTS control_plane_ca (trust_domain TEXT PRIMARY KEY, certificate TEXT NOT NULL, private_key TEXT NOT NULL)",
             """
             CREATE TABLE IF NOT EXISTS control_plane_tokens (
-                hash TEXT PRIMARY KEY, app_id TEXT NOT NULL, namespace TEXT NOT NULL, created INTEGER NOT NULL)
-            """)
+                hash TEXT PRIMARY KEY, app_id TEXT NOT NULL, namespace TEXT NOT NULL, created BIGINT NOT NULL)
+            """,
+        ]
+        for statement in statements {
+            do {
+                _ = try await self.backend.execute(statement, [])
+            } catch where self.postgres != nil && ["23505", "42P07"].contains(where: "\(error)".contains) {
+                // Two control planes creating a table at once on PostgreSQL: one wins, both go on.
+            }
+        }
+        self.migrated.store(true, ordering: .releasing)
     }
 
     /// The CA of `trustDomain`, created on first use. Two control planes starting together agree:
@@ -51,15 +93,15 @@ public final class ControlPlaneStore: Sendable {
         try await self.migrate()
         if let existing = try await self.loadCA(trustDomain) { return existing }
         let fresh = try WorkloadCA.create(trustDomain: trustDomain)
-        _ = try await self.database.execute(
-            "INSERT OR IGNORE INTO control_plane_ca (trust_domain, certificate, private_key) VALUES (?, ?, ?)",
+        _ = try await self.backend.execute(
+            "INSERT INTO control_plane_ca (trust_domain, certificate, private_key) VALUES (?, ?, ?) ON CONFLICT (trust_domain) DO NOTHING",
             [.text(trustDomain), .text(fresh.rootPEM), .text(try fresh.keyPEM())])
         guard let stored = try await self.loadCA(trustDomain) else { throw IdentityError.invalidMaterial("the CA of \(trustDomain) could not be stored") }
         return stored
     }
 
     private func loadCA(_ trustDomain: String) async throws -> WorkloadCA? {
-        let rows = try await self.database.query("SELECT certificate, private_key FROM control_plane_ca WHERE trust_domain = ?", [.text(trustDomain)])
+        let rows = try await self.backend.query("SELECT certificate, private_key FROM control_plane_ca WHERE trust_domain = ?", [.text(trustDomain)])
         guard let row = rows.first, let certificate = row[0].string, let key = row[1].string else { return nil }
         return try WorkloadCA(certificatePEM: certificate, keyPEM: key, origin: "\(self.path) (CA of \(trustDomain))")
     }
@@ -68,7 +110,7 @@ public final class ControlPlaneStore: Sendable {
     public func createToken(appID: String, namespace: String) async throws -> String {
         try await self.migrate()
         let token = Self.randomToken()
-        _ = try await self.database.execute(
+        _ = try await self.backend.execute(
             "INSERT INTO control_plane_tokens (hash, app_id, namespace, created) VALUES (?, ?, ?, ?)",
             [.text(Self.hash(token)), .text(appID), .text(namespace), .integer(Int64(Date().timeIntervalSince1970))])
         return token
@@ -76,55 +118,72 @@ public final class ControlPlaneStore: Sendable {
 
     /// The app id and namespace a token was made for, or nil.
     public func identity(forToken token: String) async throws -> (appID: String, namespace: String)? {
-        let rows = try await self.database.query("SELECT app_id, namespace FROM control_plane_tokens WHERE hash = ?", [.text(Self.hash(token))])
+        try await self.migrate()
+        let rows = try await self.backend.query("SELECT app_id, namespace FROM control_plane_tokens WHERE hash = ?", [.text(Self.hash(token))])
         guard let row = rows.first, let appID = row[0].string, let namespace = row[1].string else { return nil }
         return (appID, namespace)
     }
 
     /// Registers (or refreshes) an instance, as a JSON document.
     public func register(instanceID: String, appID: String, namespace: String, document: String) async throws {
-        _ = try await self.database.execute(
-            "REPLACE INTO control_plane_instances (instance_id, app_id, namespace, document, last_heartbeat) VALUES (?, ?, ?, ?, ?)",
+        try await self.migrate()
+        _ = try await self.backend.execute(
+            """
+            INSERT INTO control_plane_instances (instance_id, app_id, namespace, document, last_heartbeat) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (instance_id) DO UPDATE SET app_id = excluded.app_id, namespace = excluded.namespace,
+                document = excluded.document, last_heartbeat = excluded.last_heartbeat
+            """,
             [.text(instanceID), .text(appID), .text(namespace), .text(document), .integer(Self.nowMilliseconds())])
     }
 
     /// Removes an instance of `appID` (nothing when the id is another app's).
     public func deregister(instanceID: String, appID: String) async throws {
-        _ = try await self.database.execute("DELETE FROM control_plane_instances WHERE instance_id = ? AND app_id = ?", [.text(instanceID), .text(appID)])
+        _ = try await self.backend.execute("DELETE FROM control_plane_instances WHERE instance_id = ? AND app_id = ?", [.text(instanceID), .text(appID)])
     }
 
     /// The documents of the instances of `appID` in `namespace` heard from within `freshness`.
     public func instances(appID: String, namespace: String, freshness: Duration) async throws -> [String] {
+        try await self.migrate()
         let since = Self.nowMilliseconds() - Int64(freshness.components.seconds * 1000)
-        let rows = try await self.database.query(
+        let rows = try await self.backend.query(
             "SELECT document FROM control_plane_instances WHERE app_id = ? AND namespace = ? AND last_heartbeat >= ? ORDER BY instance_id",
             [.text(appID), .text(namespace), .integer(since)])
         return rows.compactMap { $0[0].string }
+    }
+
+    /// Removes the instances unheard of for `age` (the leader's housekeeping); how many.
+    public func pruneInstances(olderThan age: Duration) async throws -> Int {
+        try await self.migrate()
+        let before = Self.nowMilliseconds() - Int64(age.components.seconds * 1000)
+        return try await self.backend.execute("DELETE FROM control_plane_instances WHERE last_heartbeat < ?", [.integer(before)])
     }
 
     /// Stores (or replaces) resource documents in one transaction.
     public func apply(_ documents: [(kind: String, name: String, text: String, source: String)]) async throws {
         try await self.migrate()
         let now = Self.nowMilliseconds()
-        try await self.database.transaction { connection in
-            for document in documents {
-                _ = try connection.run(
-                    "REPLACE INTO control_plane_resources (kind, name, document, source, updated) VALUES (?, ?, ?, ?, ?)",
-                    [.text(document.kind), .text(document.name), .text(document.text), .text(document.source), .integer(now)])
-            }
-        }
+        try await self.backend.transaction(
+            documents.map { document in
+                (
+                    """
+                    INSERT INTO control_plane_resources (kind, name, document, source, updated) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (kind, name) DO UPDATE SET document = excluded.document, source = excluded.source, updated = excluded.updated
+                    """,
+                    [.text(document.kind), .text(document.name), .text(document.text), .text(document.source), .integer(now)]
+                )
+            })
     }
 
     /// Removes a resource; false when there was none.
     public func delete(kind: String, name: String) async throws -> Bool {
         try await self.migrate()
-        return try await self.database.execute("DELETE FROM control_plane_resources WHERE kind = ? AND name = ?", [.text(kind), .text(name)]) > 0
+        return try await self.backend.execute("DELETE FROM control_plane_resources WHERE kind = ? AND name = ?", [.text(kind), .text(name)]) > 0
     }
 
     /// Every stored resource document, in kind and name order.
     public func resources() async throws -> [(kind: String, name: String, text: String, source: String)] {
         try await self.migrate()
-        return try await self.database.query("SELECT kind, name, document, source FROM control_plane_resources ORDER BY kind, name").compactMap { row in
+        return try await self.backend.query("SELECT kind, name, document, source FROM control_plane_resources ORDER BY kind, name", []).compactMap { row in
             guard let kind = row[0].string, let name = row[1].string, let text = row[2].string, let source = row[3].string else { return nil }
             return (kind, name, text, source)
         }

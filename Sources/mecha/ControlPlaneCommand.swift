@@ -25,7 +25,10 @@ struct ControlPlaneCommand: AsyncParsableCommand {
 
     /// Where the control plane keeps its state (shared by the subcommands).
     struct StoreOptions: ParsableArguments {
-        @Option(name: .customLong("store"), help: "The control plane's SQLite database (default <mecha home>/control-plane.db).") var store: String?
+        @Option(
+            name: .customLong("store"),
+            help: "Where the control plane keeps its state: a SQLite file (default <mecha home>/control-plane.db) or a PostgreSQL connection string (postgres://… or host=… dbname=…), which several control planes can share."
+        ) var store: String?
         @Option(name: .customLong("trust-domain"), help: "The trust domain whose CA it is (default public, as Dapr).") var trustDomain = "public"
         @Option(name: .customLong("mecha-home"), help: "Mecha home for the default store (default ~/.mecha or $MECHA_HOME).") var mechaHome: String?
 
@@ -35,7 +38,11 @@ struct ControlPlaneCommand: AsyncParsableCommand {
             }
             let environment = ProcessInfo.processInfo.environment
             let home = self.mechaHome ?? environment["MECHA_HOME"] ?? ((environment["HOME"] ?? "/tmp") + "/.mecha")
-            return try ControlPlaneStore(path: self.store ?? home + "/control-plane.db")
+            do {
+                return try ControlPlaneStore(location: self.store ?? home + "/control-plane.db")
+            } catch {
+                throw ValidationError("--store: \(error)")
+            }
         }
     }
 
@@ -58,7 +65,13 @@ struct ControlPlaneCommand: AsyncParsableCommand {
                 throw ValidationError("invalid --allowed-clock-skew '\(self.allowedClockSkew)'")
             }
             let store = try self.storeOptions.open()
-            let ca = try await store.certificateAuthority(trustDomain: self.storeOptions.trustDomain)
+            let ca: WorkloadCA
+            do {
+                ca = try await store.certificateAuthority(trustDomain: self.storeOptions.trustDomain)
+            } catch {
+                await store.close()
+                throw ValidationError("cannot read the CA from the store \(store.kind) \(store.path): \(error)")
+            }
             let identity = try await MeshTLS.start(
                 id: ControlPlaneAPI.controlPlaneID(trustDomain: ca.trustDomain), issuer: LocalIssuer(ca: ca, skew: skew), ttl: WorkloadCA.defaultTTL)
             // Pushed components are checked against the component types this build knows.
@@ -66,17 +79,20 @@ struct ControlPlaneCommand: AsyncParsableCommand {
                 guard case .failure(let lookup) = BuiltInComponents.registry.factory(for: resource.type, version: resource.version) else { return nil }
                 return ResourceError(source: resource.source, field: "spec.type", reason: lookup.description).description
             }
+            let leadership = ControlPlaneLeadership(store: store, trustDomain: ca.trustDomain, logger: logger)
             let server = ControlPlaneServer(
-                service: ControlPlaneAPI(ca: ca, store: store, maximumTTL: ttl, skew: skew, componentCheck: check), tls: identity, logger: logger)
+                service: ControlPlaneAPI(ca: ca, store: store, maximumTTL: ttl, skew: skew, componentCheck: check, leadership: leadership),
+                tls: identity, logger: logger)
             let channel = try await server.bind(host: self.listenAddress, port: self.port)
             let port = channel.localAddress?.port ?? self.port
-            logger.info("control plane for trust domain \(ca.trustDomain) listening on \(self.listenAddress):\(port); store \(store.path)")
-            logger.info("trust anchors: mecha control-plane trust-anchors --store \(store.path) > ca.pem; join tokens: mecha control-plane token --app-id <id>")
+            logger.info("control plane for trust domain \(ca.trustDomain) listening on \(self.listenAddress):\(port); store \(store.kind) \(store.path)")
+            logger.info("trust anchors: mecha control-plane trust-anchors > ca.pem; join tokens: mecha control-plane token --app-id <id> (both with the same --store)")
             let group = ServiceGroup(
                 configuration: .init(
-                    services: [.init(service: ControlPlaneService(channel: channel, identity: identity, logger: logger))],
+                    services: [.init(service: ControlPlaneService(channel: channel, identity: identity, leadership: leadership, logger: logger))],
                     gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
+            await store.close()
         }
     }
 
@@ -84,11 +100,16 @@ struct ControlPlaneCommand: AsyncParsableCommand {
     struct ControlPlaneService: Service {
         let channel: any Channel
         let identity: MeshTLS
+        let leadership: ControlPlaneLeadership
         let logger: Logger
 
         func run() async throws {
             let renewal = Task { [identity, logger] in await identity.run { logger.info("\($0)") } }
-            defer { renewal.cancel() }
+            let leading = Task { [leadership] in await leadership.run() }
+            defer {
+                renewal.cancel()
+                leading.cancel()
+            }
             try? await gracefulShutdown()
             try? await self.channel.close()
         }
@@ -104,14 +125,22 @@ struct ControlPlaneCommand: AsyncParsableCommand {
         @OptionGroup var storeOptions: StoreOptions
 
         func run() async throws {
-            let store = try self.storeOptions.open()
-            if self.admin {
-                print(try await store.createToken(appID: ControlPlaneStore.administrator, namespace: ControlPlaneStore.administrator))
-                return
+            if !self.admin {
+                guard let appID = self.appID else { throw ValidationError("--app-id is required (or --admin)") }
+                _ = try SPIFFEID(trustDomain: self.storeOptions.trustDomain, namespace: self.namespace, appID: appID)
             }
-            guard let appID = self.appID else { throw ValidationError("--app-id is required (or --admin)") }
-            _ = try SPIFFEID(trustDomain: self.storeOptions.trustDomain, namespace: self.namespace, appID: appID)
-            print(try await store.createToken(appID: appID, namespace: self.namespace))
+            let store = try self.storeOptions.open()
+            let token: Result<String, any Error>
+            do {
+                token = .success(
+                    self.admin
+                        ? try await store.createToken(appID: ControlPlaneStore.administrator, namespace: ControlPlaneStore.administrator)
+                        : try await store.createToken(appID: self.appID ?? "", namespace: self.namespace))
+            } catch {
+                token = .failure(error)
+            }
+            await store.close()
+            print(try token.get())
         }
     }
 
@@ -208,7 +237,14 @@ struct ControlPlaneCommand: AsyncParsableCommand {
 
         func run() async throws {
             let store = try self.storeOptions.open()
-            print(try await store.certificateAuthority(trustDomain: self.storeOptions.trustDomain).rootPEM)
+            let root: Result<String, any Error>
+            do {
+                root = .success(try await store.certificateAuthority(trustDomain: self.storeOptions.trustDomain).rootPEM)
+            } catch {
+                root = .failure(error)
+            }
+            await store.close()
+            print(try root.get())
         }
     }
 }

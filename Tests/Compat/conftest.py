@@ -176,3 +176,50 @@ def start_redis(launcher, port: int) -> Process:
             server.fail("redis-server did not listen within 20s")
         time.sleep(0.05)
     return server
+
+
+def postgres_bin() -> Path:
+    """The directory holding initdb and postgres: PATH first, then Debian's /usr/lib/postgresql/<v>/bin."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    if not candidates:
+        pytest.fail("PostgreSQL server binaries are missing: install them (apt-get install postgresql)")
+    return candidates[-1].parent
+
+
+def start_postgres(launcher, port: int) -> tuple[Process, str]:
+    """A throwaway PostgreSQL server on 127.0.0.1:`port` (trust authentication, user postgres),
+    stopped with the launcher's processes; returns it and a connection URL for database
+    `postgres`. As root, the server runs as `nobody` (PostgreSQL refuses to run as root)."""
+    import pwd
+    import subprocess
+    import tempfile
+
+    bin_dir = postgres_bin()
+    directory = Path(tempfile.mkdtemp(prefix="mecha-pg-"))
+    data = directory / "data"
+    prefix = []
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        os.chown(directory, nobody.pw_uid, nobody.pw_gid)
+        prefix = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups"]
+    subprocess.run([*prefix, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"],
+                   check=True, capture_output=True, cwd=directory, timeout=120)
+    server = Process(
+        name=f"postgres:{port}",
+        argv=[*prefix, str(bin_dir / "postgres"), "-D", str(data), "-k", str(directory), "-p", str(port),
+              "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+        log_path=launcher.root / f"postgres-{port}.log", cwd=directory,
+    )
+    launcher.processes.append(server)
+    deadline = time.monotonic() + 30
+    while not (port_open(port) and "ready to accept connections" in server.log_text()):
+        if not server.alive():
+            server.fail("postgres exited before listening")
+        if time.monotonic() > deadline:
+            server.fail("postgres did not accept connections within 30s")
+        time.sleep(0.05)
+    return server, f"postgres://postgres@127.0.0.1:{port}/postgres?sslmode=disable"
+
