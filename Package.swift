@@ -307,7 +307,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MechaControlPlaneTests",
-            dependencies: ["MechaControlPlane", "MechaIdentity", "MechaTesting", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["MechaControlPlane", "MechaIdentity", "MechaTesting", "MechaCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "MechaResiliencyTests", dependencies: ["MechaResiliency", "MechaCore"], swiftSettings: swiftSettings),

@@ -9,20 +9,40 @@ import Synchronization
 /// instance unheard of for 10 s is no longer listed); resolution asks the registry, caching an
 /// answer for 1 s. When the control plane cannot be reached, the last answer it gave for an app
 /// keeps being used (self-healing: calls go on while it is away), and registration resumes when
-/// it is back.
+/// it is back. The answers are kept on disk too (`LastKnownState`): a sidecar restarted while the
+/// control plane is away resolves from them. While it is away, resolution asks it again at most
+/// every `retryAway` (the heartbeat probes it meanwhile), so calls do not wait on it.
 public final class ControlPlaneResolver: NameResolver {
     let client: ControlPlaneClient
     let heartbeat: Duration
     let cacheTTL: Duration
+    let retryAway: Duration
+    let lastKnown: LastKnownState?
     private let registered = Mutex<[String: AppInstance]>([:])
     private let cache = Mutex<[String: (instances: [AppInstance], at: ContinuousClock.Instant)]>([:])
     /// Whether the last exchange with the control plane failed (health detail).
     private let away = Atomic<Bool>(false)
+    private let lastFailure = Mutex<ContinuousClock.Instant?>(nil)
 
-    public init(client: ControlPlaneClient, heartbeat: Duration = .seconds(2), cacheTTL: Duration = .seconds(1)) {
+    public init(
+        client: ControlPlaneClient, heartbeat: Duration = .seconds(2), cacheTTL: Duration = .seconds(1), retryAway: Duration = .seconds(2),
+        lastKnown: LastKnownState? = nil
+    ) {
         self.client = client
         self.heartbeat = heartbeat
         self.cacheTTL = cacheTTL
+        self.retryAway = retryAway
+        self.lastKnown = lastKnown
+        if let kept = lastKnown?.loadRegistry(), !kept.isEmpty {
+            // Known, but stale: the control plane is asked first.
+            let old = ContinuousClock.now - .seconds(3600)
+            self.cache.withLock { cache in for (key, instances) in kept { cache[key] = (instances, old) } }
+        }
+    }
+
+    private func noteAway(_ away: Bool) {
+        self.away.store(away, ordering: .relaxed)
+        self.lastFailure.withLock { $0 = away ? ContinuousClock.now : nil }
     }
 
     /// True while the control plane cannot be reached (resolution runs on last-known answers).
@@ -40,9 +60,9 @@ public final class ControlPlaneResolver: NameResolver {
             guard status == 204 else {
                 throw IdentityError.refusedRequest("the registry refused the registration (\(status)): \(String(decoding: answer, as: UTF8.self))")
             }
-            self.away.store(false, ordering: .relaxed)
+            self.noteAway(false)
         } catch {
-            self.away.store(true, ordering: .relaxed)
+            self.noteAway(true)
             throw error
         }
     }
@@ -64,6 +84,7 @@ public final class ControlPlaneResolver: NameResolver {
         let now = ContinuousClock.now
         let cached = self.cache.withLock { $0[key] }
         if let cached, now - cached.at < self.cacheTTL { return cached.instances }
+        if let cached, let failed = self.lastFailure.withLock({ $0 }), now - failed < self.retryAway { return cached.instances }
         let query = "appId=\(Self.escape(appID))&namespace=\(Self.escape(namespace))"
         do {
             let (status, answer) = try await self.client.request(.GET, "/v1/instances?\(query)")
@@ -71,11 +92,16 @@ public final class ControlPlaneResolver: NameResolver {
                 throw IdentityError.refusedRequest("the registry answered \(status): \(String(decoding: answer, as: UTF8.self))")
             }
             let instances = list.compactMap(Self.instance)
-            self.away.store(false, ordering: .relaxed)
-            self.cache.withLock { $0[key] = (instances, now) }
+            self.noteAway(false)
+            let snapshot = self.cache.withLock { cache -> [String: [AppInstance]]? in
+                let changed = cache[key]?.instances != instances
+                cache[key] = (instances, now)
+                return changed ? cache.mapValues(\.instances) : nil
+            }
+            if let snapshot { try? self.lastKnown?.saveRegistry(snapshot) }
             return instances
         } catch {
-            self.away.store(true, ordering: .relaxed)
+            self.noteAway(true)
             // The control plane is away: the last answer it gave still holds.
             if let cached { return cached.instances }
             throw error

@@ -5,14 +5,22 @@ import Synchronization
 /// The resources `mecha control-plane` holds for this sidecar's app (`GET /v1/resources`, with
 /// the sidecar's SVID): fetched at startup and polled by hot reload, which applies them beside
 /// the files of `--resources-path`. When the control plane cannot be reached the last documents
-/// it gave stay in effect.
+/// it gave stay in effect — kept on disk too (`LastKnownState`), so a sidecar restarted while it
+/// is away starts with them.
 public final class RemoteResources: Sendable {
     let client: ControlPlaneClient
+    let lastKnown: LastKnownState?
     private let state = Mutex<(version: String?, documents: [(text: String, file: String)])>((nil, []))
+    private let away = Atomic<Bool>(false)
 
-    public init(client: ControlPlaneClient) {
+    public init(client: ControlPlaneClient, lastKnown: LastKnownState? = nil) {
         self.client = client
+        self.lastKnown = lastKnown
+        if let kept = lastKnown?.loadResources() { self.state.withLock { $0 = (kept.version, kept.documents) } }
     }
+
+    /// True while the control plane cannot be reached (the last documents it gave are in effect).
+    public var runningOnLastKnownState: Bool { self.away.load(ordering: .relaxed) }
 
     /// The documents last received, each named `control-plane:<file it was applied from>`.
     public var documents: [(text: String, file: String)] { self.state.withLock { $0.documents } }
@@ -20,7 +28,15 @@ public final class RemoteResources: Sendable {
     /// Asks the control plane; true when the set of documents changed.
     @discardableResult
     public func fetch() async throws -> Bool {
-        let (status, body) = try await self.client.request(.GET, "/v1/resources")
+        let status: Int
+        let body: [UInt8]
+        do {
+            (status, body) = try await self.client.request(.GET, "/v1/resources")
+            self.away.store(false, ordering: .relaxed)
+        } catch {
+            self.away.store(true, ordering: .relaxed)
+            throw error
+        }
         guard status == 200, let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any],
             let version = object["version"] as? String, let list = object["documents"] as? [[String: String]]
         else {
@@ -30,10 +46,12 @@ public final class RemoteResources: Sendable {
             guard let text = entry["text"] else { return nil }
             return (text, "control-plane:\(entry["source"] ?? "resources.yaml")")
         }
-        return self.state.withLock { state in
+        let changed = self.state.withLock { state in
             guard state.version != version else { return false }
             state = (version, documents)
             return true
         }
+        if changed { try? self.lastKnown?.saveResources(version: version, documents: documents) }
+        return changed
     }
 }

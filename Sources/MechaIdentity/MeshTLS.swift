@@ -62,12 +62,31 @@ public final class MeshTLS: Sendable {
     private let refusals = Mutex<[String: Int]>([:])
     /// Renewals that failed (retried with backoff while the current SVID is valid).
     private let failedRenewals = Atomic<Int>(0)
+    /// Called with each new SVID (a sidecar keeps the last one on disk).
+    private let renewalObservers = Mutex<[@Sendable (SVID, TrustBundle) -> Void]>([])
 
     init(id: SPIFFEID, issuer: any SVIDIssuer, ttl: Duration, material: Material) {
         self.id = id
         self.issuer = issuer
         self.ttl = ttl
         self.material = Mutex(material)
+    }
+
+    /// Resumes with an SVID obtained earlier (kept on disk while the issuer is away); it is renewed
+    /// from `issuer` at once, retried with backoff until the issuer answers.
+    public static func resume(id: SPIFFEID, issuer: any SVIDIssuer, ttl: Duration = WorkloadCA.defaultTTL, svid: SVID, bundle: TrustBundle) throws -> MeshTLS {
+        guard svid.id == id else { throw IdentityError.invalidMaterial("the kept SVID is for \(svid.id), not \(id)") }
+        var material = try Self.material(svid: svid, bundle: bundle)
+        // Renewal due now: the kept certificate serves only until a fresh one arrives.
+        // (`renewAt` = obtained + 0.7 × (expiry − obtained), solved for a second ago.)
+        let expiry = svid.leaf.notValidAfter
+        material.obtained = expiry.addingTimeInterval(-(expiry.timeIntervalSince(Date()) + 1) / 0.3)
+        return MeshTLS(id: id, issuer: issuer, ttl: ttl, material: material)
+    }
+
+    /// Calls `observer` with every SVID obtained from now on.
+    public func onRenewal(_ observer: @escaping @Sendable (SVID, TrustBundle) -> Void) {
+        self.renewalObservers.withLock { $0.append(observer) }
     }
 
     /// Asks `issuer` for a first SVID for `id`.
@@ -151,6 +170,7 @@ public final class MeshTLS: Sendable {
     public func renew() async throws {
         let fresh = try await Self.obtain(id: self.id, issuer: self.issuer, ttl: self.ttl)
         self.material.withLock { $0 = fresh }
+        for observer in self.renewalObservers.withLock({ $0 }) { observer(fresh.svid, fresh.bundle) }
     }
 
     /// Renews the SVID at 70 % of its lifetime until cancelled; a failed renewal is retried with

@@ -106,12 +106,13 @@ public final class Sidecar: Sendable {
         let meshTLS = try await self.meshIdentity(configuration)
         var remote: RemoteResources?
         if let address = options.controlPlaneAddress, let meshTLS, let issuer = self.controlPlaneIssuer(address, meshTLS) {
-            let fetched = RemoteResources(client: issuer.client(identity: meshTLS))
+            let fetched = RemoteResources(client: issuer.client(identity: meshTLS), lastKnown: self.lastKnownState())
             do {
                 try await fetched.fetch()
                 self.logger.info("resources from the control plane: \(fetched.documents.count) document(s)")
             } catch {
-                self.logger.warning("cannot read resources from the control plane at \(address) (\(error)); hot reload keeps asking")
+                self.logger.warning(
+                    "cannot read resources from the control plane at \(address) (\(error)); serving the \(fetched.documents.count) document(s) it last gave; hot reload keeps asking")
             }
             remote = fetched
         }
@@ -165,12 +166,18 @@ public final class Sidecar: Sendable {
         let resolver: any NameResolver
         if let address = options.controlPlaneAddress, configuration?.nameResolutionComponent == nil, let meshTLS, let issuer = self.controlPlaneIssuer(address, meshTLS) {
             // With a control plane, its registry is the name resolution (across hosts and homes).
-            let registry = ControlPlaneResolver(client: issuer.client(identity: meshTLS))
+            let registry = ControlPlaneResolver(client: issuer.client(identity: meshTLS), lastKnown: self.lastKnownState())
             resolver = registry
             self.logger.info("name resolution: the control plane's registry at \(address)")
             componentHealth.addLastKnownStateCondition {
                 registry.runningOnLastKnownState
                     ? "the control plane at \(address) is unreachable: name resolution answers from the registry's last view" : nil
+            }
+            if let remote {
+                componentHealth.addLastKnownStateCondition {
+                    remote.runningOnLastKnownState
+                        ? "the control plane at \(address) is unreachable: serving the resources it last gave" : nil
+                }
             }
             componentHealth.addLastKnownStateCondition {
                 meshTLS.renewalOverdue
@@ -505,20 +512,39 @@ public final class Sidecar: Sendable {
         } catch {
             throw SidecarError("cannot use the control plane at \(address): \(error)")
         }
-        let deadline = ContinuousClock.now + .seconds(10)
+        // With a certificate kept from an earlier run, the control plane gets 3 s before the
+        // sidecar starts on it; without one, 10 s before the sidecar gives up.
+        let lastKnown = self.lastKnownState()
+        let kept = await lastKnown?.loadSVID(id: id, anchors: issuer.anchors)
+        let deadline = ContinuousClock.now + .seconds(kept == nil ? 10 : 3)
+        var tls: MeshTLS
         while true {
             do {
-                let tls = try await MeshTLS.start(id: id, issuer: issuer, ttl: spec.workloadCertTTL)
+                tls = try await MeshTLS.start(id: id, issuer: issuer, ttl: spec.workloadCertTTL)
                 self.logger.info("mTLS is on: workload identity \(id) from the control plane at \(address), certificate valid until \(tls.svid.notAfter)")
-                return tls
+                try? lastKnown?.saveSVID(tls.svid, bundle: tls.bundle)
+                break
             } catch let refused as ControlPlaneIssuer.Refused {
                 throw SidecarError("the control plane at \(address) refused a certificate for \(id): \(refused.message)")
             } catch {
-                guard ContinuousClock.now < deadline else { throw SidecarError("cannot get a certificate from the control plane at \(address): \(error)") }
+                guard ContinuousClock.now < deadline else {
+                    guard let kept else { throw SidecarError("cannot get a certificate from the control plane at \(address): \(error)") }
+                    tls = try MeshTLS.resume(id: id, issuer: issuer, ttl: spec.workloadCertTTL, svid: kept.svid, bundle: kept.bundle)
+                    self.logger.warning(
+                        "the control plane at \(address) is unreachable (\(error)): mTLS is on with the certificate kept in \(lastKnown?.directory ?? ""), valid until \(kept.svid.notAfter); renewing when it is back")
+                    break
+                }
                 self.logger.warning("control plane at \(address) not reachable yet (\(error)); retrying")
                 try await Task.sleep(for: .milliseconds(500))
             }
         }
+        if let lastKnown { tls.onRenewal { svid, bundle in try? lastKnown.saveSVID(svid, bundle: bundle) } }
+        return tls
+    }
+
+    /// Where what the control plane last gave is kept (certificate, resources, registry answers).
+    func lastKnownState() -> LastKnownState? {
+        try? LastKnownState(directory: LastKnownState.directory(home: self.options.mechaHome, namespace: self.options.namespace, appID: self.options.appID))
     }
 
     /// `--enable-api-logging` (when given) or `spec.logging.apiLogging.enabled`: one log line per

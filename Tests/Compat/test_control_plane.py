@@ -230,3 +230,47 @@ def test_resources_applied_to_the_control_plane_reach_the_sidecars_in_scope(modu
     time.sleep(2.5)
     assert client.get_state("pushed-store", "k").data == b"v"
     plane["process"] = start_control_plane(module_launcher, plane["store"], plane["port"])
+
+
+def test_a_sidecar_restarted_while_the_control_plane_is_away_starts_on_its_last_known_state(module_launcher, plane, dapr_client):
+    """Self-healing across a restart: the caller's certificate, the resources pushed to it and the
+    registry's answers are kept in its Mecha home; restarted while the control plane is down, it
+    starts on them, serves (invocation over mTLS to a callee of another home, state in a pushed
+    store) and says so in its health detail; when the control plane is back it catches up."""
+    admin = control("token", "--admin", "--store", str(plane["store"]))
+    pushed = module_launcher.root / "lk-store.yaml"
+    pushed.write_text(component("lk-store", module_launcher.root / "lk.db", ["lk-caller"]))
+    assert remote(plane, "apply", pushed, admin).returncode == 0
+
+    app = module_launcher.app("http_app.py", env={"APP_ID": "lk-callee"})
+    joined(module_launcher, plane, "lk-callee", app_port=app.port, extra=["--mecha-home", str(module_launcher.root / "lk-a")])
+    token = control("token", "--app-id", "lk-caller", "--store", str(plane["store"]))
+    caller_home = ["--mecha-home", str(module_launcher.root / "lk-b")]
+    caller = joined(module_launcher, plane, "lk-caller", token=token, extra=caller_home)
+    client = dapr_client(caller)
+    wait_until(lambda: b"lk-callee" in client.invoke_method("lk-callee", "whoami", data=b"", http_verb="GET").data, timeout=15,
+               what="the callee in the registry")
+    client.save_state("lk-store", "k", "kept")
+
+    plane["process"].stop()
+    caller.stop()
+    started = time.monotonic()
+    caller = joined(module_launcher, plane, "lk-caller", token=token, extra=caller_home)
+    print(f"restarted without the control plane in {time.monotonic() - started:.1f}s")
+    assert "mTLS is on with the certificate kept in" in caller.log_text()
+    client = dapr_client(caller)
+    assert "lk-store" in {c.name for c in client.get_metadata().registered_components}
+    assert client.get_state("lk-store", "k").data == b"kept"
+    reply = json.loads(client.invoke_method("lk-callee", "whoami", data=b"", http_verb="GET").data)
+    assert reply["headers"]["dapr-caller-app-id"] == "lk-caller"
+
+    def detail():
+        return json.loads(http("GET", f"{caller.http_url}/v1.0/healthz?detail")[2])
+
+    wait_until(lambda: detail().get("runningOnLastKnownState") is True, timeout=10, what="the health detail to say so")
+    reasons = " ".join(detail()["lastKnownStateReasons"])
+    assert "resources it last gave" in reasons and "certificate could not be renewed" in reasons, reasons
+
+    plane["process"] = start_control_plane(module_launcher, plane["store"], plane["port"])
+    wait_until(lambda: "runningOnLastKnownState" not in detail(), timeout=60, what="the sidecar to catch up (a fresh certificate)")
+    assert "renewed the workload certificate" in caller.log_text()
