@@ -44,6 +44,7 @@ public enum BuiltInComponents {
             JWKSCryptoFactory(),
             // name resolution
             SQLiteNameResolverFactory(),
+            MDNSNameResolverFactory(),
             // middleware
             HTTPRateLimitFactory(),
         ])

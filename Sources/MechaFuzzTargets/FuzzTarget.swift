@@ -30,6 +30,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case enc
     /// Multi-app run templates (`dapr.yaml`).
     case runtemplate
+    /// DNS messages as mDNS receives them from anyone on the LAN: decoding never traps, and what
+    /// decodes re-encodes to a message that decodes to itself.
+    case dns
 
     public func run(_ bytes: UnsafeRawBufferPointer) {
         switch self {
@@ -42,6 +45,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .duration: Self.duration(bytes)
         case .enc: Self.encryptedMessage(bytes)
         case .runtemplate: Self.runTemplate(bytes)
+        case .dns: Self.dns(bytes)
         }
     }
 
@@ -76,6 +80,11 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         }
         // A pass-through unwrap: whatever the manifest carries is the file key.
         _ = try? EncryptionScheme.decrypt(message) { $0.wrappedFileKey }
+    }
+
+    static func dns(_ bytes: UnsafeRawBufferPointer) {
+        guard let first = try? DNSMessage(decoding: Array(bytes)), let second = try? DNSMessage(decoding: first.encoded()) else { return }
+        precondition((try? DNSMessage(decoding: second.encoded())) == second, "a re-encoded DNS message does not decode to itself")
     }
 
     static func runTemplate(_ bytes: UnsafeRawBufferPointer) {

@@ -31,13 +31,15 @@ def sh(*argv, check=True):
 class Hosts:
     """Namespaces `<prefix>-<name>` on one bridge (in `<prefix>-sw`), addresses 10.213.x.n/24."""
 
-    def __init__(self, names):
-        self.prefix = f"mh{os.getpid() % 10000}"
+    def __init__(self, names, prefix="mh"):
+        self.prefix = f"{prefix}{os.getpid() % 10000}"
         self.third = os.getpid() % 200 + 20
         self.switch = f"{self.prefix}-sw"
         self.addresses = {}
         sh("ip", "netns", "add", self.switch)
         sh("ip", "-n", self.switch, "link", "add", "br0", "type", "bridge")
+        # Multicast (mDNS) floods the bridge: no IGMP snooping to learn members first.
+        sh("ip", "-n", self.switch, "link", "set", "br0", "type", "bridge", "mcast_snooping", "0")
         sh("ip", "-n", self.switch, "link", "set", "br0", "up")
         for index, name in enumerate(names, start=1):
             namespace = self.ns(name)
