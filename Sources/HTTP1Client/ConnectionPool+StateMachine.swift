@@ -8,6 +8,7 @@ struct ConnectionPoolStateMachine {
         var host: String
         var port: Int
         var tls: Bool
+        var peer: String? = nil
 
         var description: String { "\(self.tls ? "https" : "http")://\(self.authority)" }
 

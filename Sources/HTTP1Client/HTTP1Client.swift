@@ -28,18 +28,19 @@ public final class HTTP1Client: Sendable {
         public var connectTimeout: Duration
         /// For every `https` target of this client.
         public var tls: HTTP1TLSConfiguration
-        /// When set, the TLS context of each new `https` connection, instead of one made from
-        /// `tls` (a sidecar's mesh identity, which is renewed while the client runs).
-        public var tlsContextProvider: (@Sendable () -> NIOSSLContext)?
+        /// When set, the TLS handler of each new `https` connection, instead of one made from
+        /// `tls` (a sidecar's mesh identity, which is renewed while the client runs and checks
+        /// the server's identity).
+        public var tlsHandlerProvider: (@Sendable (_ peer: String?) throws -> NIOSSLClientHandler)?
 
         public init(
             maxConnectionsPerHost: Int = 1024,
             idleTimeout: Duration = .seconds(60),
             connectTimeout: Duration = .seconds(5),
             tls: HTTP1TLSConfiguration = .init(),
-            tlsContextProvider: (@Sendable () -> NIOSSLContext)? = nil
+            tlsHandlerProvider: (@Sendable (_ peer: String?) throws -> NIOSSLClientHandler)? = nil
         ) {
-            self.tlsContextProvider = tlsContextProvider
+            self.tlsHandlerProvider = tlsHandlerProvider
             self.maxConnectionsPerHost = maxConnectionsPerHost
             self.idleTimeout = idleTimeout
             self.connectTimeout = connectTimeout
@@ -147,18 +148,23 @@ public final class HTTP1Client: Sendable {
             let (seconds, attoseconds) = self.configuration.connectTimeout.components
             let timeout = TimeAmount.nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
             let key = request.key
-            let sslContext = key.tls ? try (self.configuration.tlsContextProvider?() ?? self.makeSSLContext()) : nil
+            let provider = self.configuration.tlsHandlerProvider
+            let sslContext = key.tls && provider == nil ? try self.makeSSLContext() : nil
             let bootstrap = ClientBootstrap(group: self.eventLoopGroup)
                 .connectTimeout(timeout)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
             let (channel, handshake) = try await bootstrap.connect(host: key.host, port: key.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     var handshake: EventLoopFuture<Void>?
-                    if let sslContext {
+                    if key.tls {
                         let waiter = TLSHandshakeWaiter(promise: channel.eventLoop.makePromise(), timeout: timeout)
-                        try channel.pipeline.syncOperations.addHandler(
-                            NIOSSLClientHandler(context: sslContext, serverHostname: Self.serverName(for: key.host))
-                        )
+                        if let provider {
+                            try channel.pipeline.syncOperations.addHandler(try provider(key.peer))
+                        } else if let sslContext {
+                            try channel.pipeline.syncOperations.addHandler(
+                                NIOSSLClientHandler(context: sslContext, serverHostname: Self.serverName(for: key.host))
+                            )
+                        }
                         try channel.pipeline.syncOperations.addHandler(waiter)
                         handshake = waiter.futureResult
                     }
@@ -361,7 +367,7 @@ public final class HTTP1Client: Sendable {
         _ request: HTTP1Request,
         _ handler: (HTTP1Response) async throws -> Output
     ) async throws -> Output {
-        let key = Key(host: request.target.host, port: request.target.port, tls: request.target.tls)
+        let key = Key(host: request.target.host, port: request.target.port, tls: request.target.tls, peer: request.target.peer)
         var retried = false
         while true {
             let connection = try await self.lease(key)

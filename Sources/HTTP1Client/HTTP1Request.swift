@@ -30,11 +30,15 @@ public struct HTTP1Target: Sendable, Hashable, CustomStringConvertible {
     public var port: Int
     /// Connect with TLS, as the client's ``HTTP1TLSConfiguration`` says.
     public var tls: Bool
+    /// Who the server must prove to be (opaque here; given to the client's `tlsHandlerProvider`).
+    /// Connections are pooled per peer, so one made for a peer is never used for another.
+    public var peer: String?
 
-    public init(host: String, port: Int, tls: Bool = false) {
+    public init(host: String, port: Int, tls: Bool = false, peer: String? = nil) {
         self.host = host
         self.port = port
         self.tls = tls
+        self.peer = peer
     }
 
     public var description: String { "\(self.tls ? "https" : "http")://\(self.host):\(self.port)" }

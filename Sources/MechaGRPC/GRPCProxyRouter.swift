@@ -126,7 +126,9 @@ public struct GRPCProxyRouter: Sendable {
         // Over mTLS the certificate speaks for this sidecar; the token is for plaintext ports.
         if !instance.mtls { forwarded.addString(self.peerToken.value, forKey: PeerToken.header) }
         do {
-            return .forward(try self.pool.transport(host: instance.host, port: instance.grpcInternalPort, secure: instance.mtls), forwarded, governance)
+            return .forward(try self.pool.transport(
+                    host: instance.host, port: instance.grpcInternalPort, secure: instance.mtls,
+                    peer: instance.mtls ? MeshTLS.peer(appID: instance.appID, namespace: instance.namespace) : nil), forwarded, governance)
         } catch {
             governance.finish(.unavailable)
             return .reject(.unavailable, "failed to proxy request: \(error)")

@@ -31,8 +31,10 @@ public final class GRPCTransportPool: Sendable {
     /// The transport for `host:port`, created (and connected in the background) on first use.
     /// A `secure` one speaks mutual TLS with the sidecar's SVID (each new connection takes the
     /// current one).
-    public func transport(host: String, port: Int, secure: Bool = false) throws -> HTTP2ClientTransport.Posix {
-        let key = "\(secure ? "mtls" : "plain")://\(host):\(port)"
+    /// `peer` (`MeshTLS.peer`): the app a secure transport's server must prove to be; transports
+    /// are kept per peer.
+    public func transport(host: String, port: Int, secure: Bool = false, peer: String? = nil) throws -> HTTP2ClientTransport.Posix {
+        let key = "\(secure ? "mtls" : "plain")://\(host):\(port)/\(peer ?? "")"
         let tls = self.tls
         if secure && tls == nil {
             throw RPCError(code: .unavailable, message: "the target sidecar accepts only mTLS connections, and this sidecar runs with mTLS disabled")
@@ -45,7 +47,7 @@ public final class GRPCTransportPool: Sendable {
             if secure, let tls {
                 config.channelDebuggingCallbacks.onCreateTCPConnection = { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.clientContext, serverHostname: nil), position: .first)
+                        try channel.pipeline.syncOperations.addHandler(try tls.makeClientHandler(expecting: peer), position: .first)
                     }
                 }
             }

@@ -1,6 +1,7 @@
 public import Foundation
 public import NIOCore
 public import NIOSSL
+public import MechaCore
 import NIOTLS
 import SwiftASN1
 import Synchronization
@@ -82,6 +83,31 @@ public final class MeshTLS: Sendable {
         let expiry = svid.leaf.notValidAfter
         material.obtained = expiry.addingTimeInterval(-(expiry.timeIntervalSince(Date()) + 1) / 0.3)
         return MeshTLS(id: id, issuer: issuer, ttl: ttl, material: material)
+    }
+
+    /// How a caller names the app a connection is for (`peer` of `makeClientHandler`).
+    public static func peer(appID: String, namespace: String) -> String { "\(namespace)/\(appID)" }
+
+    /// The TLS handler for a connection to another sidecar: presents this SVID, verifies the
+    /// server's chain against the bundle, then — secure naming — requires the server's SPIFFE id to
+    /// be the app the connection is for (`peer`, from `MeshTLS.peer`), as name resolution named
+    /// it. A sidecar answering at an address announced for another app (a stale or forged registry
+    /// entry; with mDNS anyone on the LAN can announce) fails the handshake before any request
+    /// byte is written, and is counted (`wrong_server_identity`).
+    public func makeClientHandler(expecting peer: String?) throws -> NIOSSLClientHandler {
+        guard let peer else { return try NIOSSLClientHandler(context: self.clientContext, serverHostname: nil) }
+        return try NIOSSLClientHandler._makeSSLClientHandler(context: self.clientContext, serverHostname: nil) { [self] certificate, channel in
+            let found = self.peerID(of: certificate)
+            guard let found, Self.peer(appID: found.appID, namespace: found.namespace) == peer else {
+                self.noteRefused("wrong_server_identity")
+                let address = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+                let parts = peer.split(separator: "/", maxSplits: 1)
+                return channel.eventLoop.makeFailedFuture(
+                    IdentityError.untrustedPeer(
+                        "the sidecar at \(address) is \(found?.description ?? "not of trust domain \(self.id.trustDomain)"), not app \(parts.last ?? "") in namespace \(parts.first ?? "") as name resolution said"))
+            }
+            return channel.eventLoop.makeSucceededVoidFuture()
+        }
     }
 
     /// Calls `observer` with every SVID obtained from now on.

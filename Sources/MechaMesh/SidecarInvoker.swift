@@ -273,7 +273,9 @@ public final class SidecarInvoker: RemoteInvoker, DirectHopProvider {
             body = .stream(ByteStream(request.body), length: request.body.length)
         }
         let httpRequest = HTTP1Request(
-            target: HTTP1Target(host: instance.host, port: instance.internalPort, tls: instance.mtls),
+            target: HTTP1Target(
+                host: instance.host, port: instance.internalPort, tls: instance.mtls,
+                peer: instance.mtls ? MeshTLS.peer(appID: instance.appID, namespace: instance.namespace) : nil),
             method: HTTPMethod(rawValue: request.httpVerb),
             uri: uri,
             headers: headers,

@@ -210,7 +210,7 @@ public final class Sidecar: Sendable {
         let mesh = Mesh(resolver: resolver, trafficPolicies: resources.trafficPolicies, appID: options.appID, hostname: SidecarCore.hostname())
         let peerToken = try PeerTokenFile.loadOrCreate(home: options.mechaHome)
         // Its `https` targets are other sidecars' mTLS listeners (the app channel is plain HTTP).
-        let client = HTTP1Client(configuration: .init(tlsContextProvider: meshTLS.map { tls in { @Sendable in tls.clientContext } }))
+        let client = HTTP1Client(configuration: .init(tlsHandlerProvider: meshTLS.map { tls in { @Sendable peer in try tls.makeClientHandler(expecting: peer) } }))
         var appChannel: (any AppChannel)?
         if let port = options.appPort, port > 0 {
             let appAPIToken = self.environment["APP_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }

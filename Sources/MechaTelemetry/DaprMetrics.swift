@@ -308,7 +308,7 @@ public final class DaprMetrics: Sendable {
     /// certificate renewals that failed.
     public func mtlsFigures(refused: @escaping @Sendable () -> [String: Int], renewalFailures: @escaping @Sendable () -> Int) {
         let refusedFamily = self.registry.gauge("mecha_mtls_refused_handshakes_total", labels: ["app_id", "reason"])
-        let reasons = ["no_certificate", "untrusted_certificate", "not_tls", "handshake_failed"]
+        let reasons = ["no_certificate", "untrusted_certificate", "not_tls", "handshake_failed", "wrong_server_identity"]
         let refusedGauges = Dictionary(uniqueKeysWithValues: reasons.map { ($0, refusedFamily([self.appID, $0])) })
         let renewalGauge = self.registry.gauge("mecha_mtls_renewal_failures_total", labels: ["app_id"])([self.appID])
         self.registry.onScrape {

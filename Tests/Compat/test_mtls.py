@@ -212,3 +212,41 @@ def test_certificates_rotate_under_load_without_a_failed_request(module_launcher
     renewals = callee.log_text().count("renewed the workload certificate")
     assert renewals >= 2, callee.log_tail(20)
     assert caller.log_text().count("renewed the workload certificate") >= 2
+
+
+def test_a_sidecar_answering_for_another_app_is_refused_by_the_caller(caller, target, dapr_client):
+    """Secure naming: a registry entry naming app `mtls-ghost` at the address of `mtls-target`'s
+    sidecar (a stale or forged entry; with mDNS anyone on the LAN can announce one) is refused in
+    the caller's handshake — the server's certificate says mtls-target — before the request is
+    sent, on the general and the fast path alike, and counted."""
+    import sqlite3
+    import time
+    import uuid
+
+    database = sqlite3.connect(str(target.home / "mecha.db"), timeout=10)
+    columns = [row[1] for row in database.execute("PRAGMA table_info(nameresolution_instances)")]
+    row = database.execute("SELECT * FROM nameresolution_instances WHERE app_id = 'mtls-target' ORDER BY last_heartbeat DESC").fetchone()
+    forged = dict(zip(columns, row))
+    forged.update(instance_id=str(uuid.uuid4()), app_id="mtls-ghost")
+    database.execute(f"INSERT INTO nameresolution_instances ({', '.join(forged)}) VALUES ({', '.join('?' * len(forged))})",
+                     list(forged.values()))
+    database.commit()
+    try:
+        for _ in range(3):
+            status, _, body = fetch("GET", f"{caller.http_url}/v1.0/invoke/mtls-ghost/method/whoami")
+            assert status == 500, body
+            assert b"not app mtls-ghost" in body, body
+        # The SDK over gRPC (the general path).
+        with pytest.raises(Exception) as refused_call:
+            dapr_client(caller).invoke_method("mtls-ghost", "whoami", data=b"", http_verb="GET")
+        assert "not app mtls-ghost" in str(refused_call.value)
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{caller.metrics_port}/metrics", timeout=5).read().decode()
+        refused = [line for line in metrics.splitlines() if 'reason="wrong_server_identity"' in line and not line.startswith("#")]
+        assert refused and float(refused[0].split()[-1]) >= 1, refused
+        # The real app id at the same address still works.
+        status, _, body = fetch("GET", f"{caller.http_url}/v1.0/invoke/mtls-target/method/whoami")
+        assert status == 200, body
+    finally:
+        database.execute("DELETE FROM nameresolution_instances WHERE app_id = 'mtls-ghost'")
+        database.commit()
+        database.close()

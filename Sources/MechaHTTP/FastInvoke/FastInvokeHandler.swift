@@ -307,7 +307,7 @@ final class FastInvokeHandler: ChannelDuplexHandler {
                 self.armTimeoutTimer(at: deadline, context: context)
             }
         }
-        let key = UpstreamPool.Key(host: exchange.plan.host, port: exchange.plan.port, secure: exchange.plan.secure)
+        let key = UpstreamPool.Key(host: exchange.plan.host, port: exchange.plan.port, secure: exchange.plan.secure, peer: exchange.plan.peer)
         if let connection = pool.takeIdle(key) {
             self.start(exchange, on: connection)
             return

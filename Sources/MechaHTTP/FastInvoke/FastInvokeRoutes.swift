@@ -35,6 +35,8 @@ struct FastInvokePlan {
     var secure = false
     /// This sidecar's mTLS identity, for secure hops (a retry may go to another instance).
     var tls: MeshTLS? = nil
+    /// The app the next sidecar must prove to be (`MeshTLS.peer`), for secure hops.
+    var peer: String? = nil
 }
 
 /// A fast request's Resiliency policy, applied by the handler on the event loop: the breaker is
@@ -251,7 +253,8 @@ struct PublicFastInvokeRouter: FastInvokeRouter {
                 }
             },
             secure: hop.tls,
-            tls: self.tls
+            tls: self.tls,
+            peer: hop.tls ? MeshTLS.peer(appID: targetApp, namespace: targetNamespace) : nil
         )
     }
 

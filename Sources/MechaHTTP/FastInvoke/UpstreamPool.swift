@@ -14,6 +14,8 @@ final class UpstreamPool {
         var port: Int
         /// Mutual TLS with the sidecar's SVID (a sidecar that listens with mTLS).
         var secure = false
+        /// The app the server must prove to be (`MeshTLS.peer`), for a secure key.
+        var peer: String? = nil
     }
 
     let eventLoop: any EventLoop
@@ -56,14 +58,14 @@ final class UpstreamPool {
     /// A new connection to `key`; a secure key's connection presents `tls`'s SVID.
     func connect(_ key: Key, tls: MeshTLS? = nil) -> EventLoopFuture<UpstreamConnection> {
         if key.secure && tls == nil { return self.eventLoop.makeFailedFuture(NoIdentity()) }
-        let context = key.secure ? tls?.clientContext : nil
+        let secureTLS = key.secure ? tls : nil
         let bootstrap = ClientBootstrap(group: self.eventLoop)
             .connectTimeout(Self.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // The request waits in the TLS handler until the handshake is over.
-                    if let context { try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil)) }
+                    if let secureTLS { try channel.pipeline.syncOperations.addHandler(try secureTLS.makeClientHandler(expecting: key.peer)) }
                     // Headers come from a parsed request and our own names: validated already.
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
