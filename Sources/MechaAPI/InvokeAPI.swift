@@ -1,6 +1,7 @@
 public import MechaCore
 public import MechaResiliency
 import NIOCore
+import Synchronization
 
 /// Service invocation, written once: the local app or a remote sidecar, caller identity headers,
 /// error mapping. Bodies stream in both directions.
@@ -11,14 +12,27 @@ public struct InvokeAPI: Sendable {
     let readiness: Readiness?
     /// Every call to another app goes through its Resiliency policy here.
     public let outbound: OutboundSeam
-    /// This app's `spec.accessControl`, checked for every invocation another sidecar brings.
-    public let accessControl: AccessControl?
+    /// This app's `spec.accessControl`, checked for every invocation another sidecar brings
+    /// (replaced when hot reload sees the Configuration change).
+    public var accessControl: AccessControl? { self.accessControlBox.current.withLock { $0 } }
+    let accessControlBox: AccessControlBox
+
+    /// Holds the access control in force; a new one applies to the next call.
+    public final class AccessControlBox: Sendable {
+        let current: Mutex<AccessControl?>
+        init(_ initial: AccessControl?) { self.current = Mutex(initial) }
+    }
+
+    /// Installs a new `spec.accessControl` (nil: none) for the calls that come next.
+    public func replaceAccessControl(_ accessControl: AccessControl?) {
+        self.accessControlBox.current.withLock { $0 = accessControl }
+    }
 
     public init(
         identity: SidecarIdentity, appChannel: (any AppChannel)?, remote: any RemoteInvoker, readiness: Readiness? = nil, outbound: OutboundSeam = OutboundSeam(),
         accessControl: AccessControl? = nil
     ) {
-        self.accessControl = accessControl
+        self.accessControlBox = AccessControlBox(accessControl)
         self.identity = identity
         self.appChannel = appChannel
         self.remote = remote

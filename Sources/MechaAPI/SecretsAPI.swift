@@ -1,18 +1,36 @@
 public import MechaCore
 import MechaResiliency
 public import MechaRuntime
+import Synchronization
 
 /// The secrets building block with Configuration secret scopes.
 public struct SecretsAPI: Sendable {
     let components: ComponentStore
-    let scopes: [String: SecretScope]
+    /// The Configuration's `spec.secrets.scopes` by store (replaced by hot reload).
+    var scopes: [String: SecretScope] { self.scopeBox.current.withLock { $0 } }
+    let scopeBox: ScopeBox
+
+    public final class ScopeBox: Sendable {
+        let current: Mutex<[String: SecretScope]>
+        init(_ initial: [String: SecretScope]) { self.current = Mutex(initial) }
+    }
+
+    /// Installs new secret scopes for the requests that come next.
+    public func replaceScopes(_ scopes: [SecretScope]) {
+        self.scopeBox.current.withLock { $0 = Self.byStore(scopes) }
+    }
+
+    static func byStore(_ scopes: [SecretScope]) -> [String: SecretScope] {
+        Dictionary(scopes.map { ($0.storeName, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
     /// Mecha AccessPolicies: which secrets this app may get.
     let access: BlockAccess?
 
     public init(components: ComponentStore, scopes: [SecretScope], access: BlockAccess? = nil) {
         self.access = access
         self.components = components
-        self.scopes = Dictionary(scopes.map { ($0.storeName, $0) }, uniquingKeysWith: { first, _ in first })
+        self.scopeBox = ScopeBox(Self.byStore(scopes))
     }
 
     func store(_ name: String) throws(APIError) -> any SecretStore {

@@ -27,9 +27,17 @@ import Synchronization
 ///
 /// What fails to load leaves the previous version serving and is reported: an error log naming
 /// the file, resource and field, `GET /v1.0/healthz?detail`'s `lastReload`, and
-/// `mecha_hot_reloads_total{outcome="failed"}`. Configuration changes (`--config`) need a restart.
+/// `mecha_hot_reloads_total{outcome="failed"}`.
+///
+/// The `--config` Configuration file is watched too: `spec.accessControl` and
+/// `spec.secrets.scopes` apply to the next call; a change to any other part is reported as needing
+/// a restart (log and `lastReload`), and a Configuration that fails to load keeps the previous one.
 final class HotReloader: Sendable {
     let paths: [String]
+    /// The `--config` file, if any.
+    let configPath: String?
+    /// Installs the parts of a new Configuration that apply while serving.
+    let replaceConfiguration: @Sendable (ConfigurationSpec) -> Void
     /// Resources from the control plane, polled every `interval` beside the files.
     let remote: RemoteResources?
     let appID: String
@@ -57,6 +65,8 @@ final class HotReloader: Sendable {
         var resiliencies: [ResiliencySpec]
         var trafficPolicies: [TrafficPolicySpec]
         var accessPolicies: [AccessPolicySpec]
+        var configStamps: [String: FileStamp] = [:]
+        var configuration: ConfigurationSpec?
     }
 
     struct FileStamp: Sendable, Hashable {
@@ -75,8 +85,12 @@ final class HotReloader: Sendable {
         replaceResiliency: @escaping @Sendable ([ResiliencySpec]) -> Void,
         replaceTrafficPolicies: @escaping @Sendable ([TrafficPolicySpec]) -> Void,
         replaceAccessPolicies: @escaping @Sendable ([AccessPolicySpec]) -> Void,
+        configPath: String? = nil, initialConfiguration: ConfigurationSpec? = nil,
+        replaceConfiguration: @escaping @Sendable (ConfigurationSpec) -> Void = { _ in },
         interval: Duration = .seconds(1), grace: Duration = .seconds(5), logger: Logger
     ) {
+        self.configPath = configPath
+        self.replaceConfiguration = replaceConfiguration
         self.paths = paths
         self.remote = remote
         self.appID = appID
@@ -99,7 +113,8 @@ final class HotReloader: Sendable {
         self.applied = Mutex(
             Applied(
                 stamps: Self.stamps(paths), components: inScope, resiliencies: initial.resiliencies, trafficPolicies: initial.trafficPolicies,
-                accessPolicies: initial.accessPolicies))
+                accessPolicies: initial.accessPolicies, configStamps: Self.stamps(configPath.map { [$0] } ?? []),
+                configuration: initialConfiguration))
     }
 
     /// The modification stamps of every resource file under `paths` (an unreadable path has none).
@@ -121,13 +136,18 @@ final class HotReloader: Sendable {
     /// Checks the files every `interval` until `stop`; hosts the background work of components
     /// it loads and the closing of those it retires.
     func run(until stop: StopSignal) async {
-        let sources = self.paths + (self.remote == nil ? [] : ["the control plane"])
+        let sources = self.paths + (self.configPath.map { ["\($0) (Configuration)"] } ?? []) + (self.remote == nil ? [] : ["the control plane"])
         self.logger.info("hot reload: watching \(sources.joined(separator: ", ")) every \(GoDuration.format(self.interval))")
         await withDiscardingTaskGroup { group in
             while !(await stop.sleep(for: self.interval)) {
                 let stamps = Self.stamps(self.paths)
                 // The control plane's documents changed (an unreachable one changes nothing).
                 let remoteChanged = (try? await self.remote?.fetch()) ?? false
+                let configStamps = Self.stamps(self.configPath.map { [$0] } ?? [])
+                if configStamps != self.applied.withLock({ $0.configStamps }) {
+                    if await stop.sleep(for: .milliseconds(100)) { break }
+                    self.reloadConfiguration(stamps: Self.stamps(self.configPath.map { [$0] } ?? []))
+                }
                 guard remoteChanged || stamps != self.applied.withLock({ $0.stamps }) else { continue }
                 // A file being written may still change: wait for it to settle for one more tick.
                 if await stop.sleep(for: .milliseconds(100)) { break }
@@ -260,6 +280,61 @@ final class HotReloader: Sendable {
         }
         self.health.reloaded(applied: appliedNames, failed: failed)
         return work
+    }
+
+    /// Reads the `--config` file again: access control and secret scopes are replaced for the next
+    /// call; other changes are reported as needing a restart; a file that fails keeps the previous
+    /// Configuration.
+    func reloadConfiguration(stamps: [String: FileStamp]) {
+        guard let path = self.configPath else { return }
+        let previous = self.applied.withLock { applied -> ConfigurationSpec? in
+            applied.configStamps = stamps
+            return applied.configuration
+        }
+        let loaded: ConfigurationSpec
+        do {
+            loaded = try ResourceLoader.loadConfiguration(file: path)
+        } catch {
+            self.logger.error("hot reload: the Configuration cannot be read; the previous one stays in force:\n\(error)")
+            self.metrics?.hotReload(resource: "Configuration", outcome: "failed")
+            self.health.reloaded(applied: [], failed: ["\(error)"])
+            return
+        }
+        guard loaded != previous else { return }
+        self.applied.withLock { $0.configuration = loaded }
+        var applied: [String] = []
+        if loaded.accessControl != previous?.accessControl || loaded.secretScopes != previous?.secretScopes {
+            self.replaceConfiguration(loaded)
+            var parts: [String] = []
+            if loaded.accessControl != previous?.accessControl { parts.append("spec.accessControl") }
+            if loaded.secretScopes != previous?.secretScopes { parts.append("spec.secrets.scopes") }
+            self.logger.info("hot reload: Configuration/\(loaded.name): \(parts.joined(separator: " and ")) replaced; they apply to new calls")
+            applied.append("Configuration/\(loaded.name) \(parts.joined(separator: ", "))")
+            self.metrics?.hotReload(resource: "Configuration/\(loaded.name)", outcome: "changed")
+        }
+        let restart = Self.restartOnlyChanges(previous, loaded)
+        if !restart.isEmpty {
+            self.logger.warning("hot reload: Configuration/\(loaded.name): \(restart.joined(separator: ", ")) changed; these apply after a restart")
+            applied.append("Configuration/\(loaded.name) \(restart.joined(separator: ", ")) (applies after a restart)")
+        }
+        self.health.reloaded(applied: applied, failed: [])
+    }
+
+    /// The parts of a Configuration that changed and only apply when the sidecar starts.
+    static func restartOnlyChanges(_ old: ConfigurationSpec?, _ new: ConfigurationSpec) -> [String] {
+        let old = old ?? ConfigurationSpec(name: new.name, source: new.source)
+        var changed: [String] = []
+        if old.apiAllowed != new.apiAllowed || old.apiDenied != new.apiDenied { changed.append("spec.api") }
+        if old.features != new.features { changed.append("spec.features") }
+        if old.nameResolutionComponent != new.nameResolutionComponent || old.nameResolutionConfiguration != new.nameResolutionConfiguration {
+            changed.append("spec.nameResolution")
+        }
+        if old.httpPipeline != new.httpPipeline { changed.append("spec.httpPipeline") }
+        if old.metrics != new.metrics { changed.append("spec.metrics") }
+        if old.apiLogging != new.apiLogging { changed.append("spec.logging") }
+        if old.tracing != new.tracing { changed.append("spec.tracing") }
+        if old.mtls != new.mtls { changed.append("spec.mtls") }
+        return changed
     }
 
     /// Fires `old.retired` (loops on it move to its replacement or end) and closes its component

@@ -419,7 +419,9 @@ public final class Sidecar: Sendable {
         // Hot reload (on unless MECHA_HOT_RELOAD=0 or the Configuration's feature HotReload is
         // disabled), for resources read from files.
         var reloader: HotReloader?
-        if resourcePaths != nil || remote != nil, self.environment["MECHA_HOT_RELOAD"] != "0", configuration?.features["HotReload"] != false {
+        if resourcePaths != nil || remote != nil || options.configPath != nil, self.environment["MECHA_HOT_RELOAD"] != "0",
+            configuration?.features["HotReload"] != false
+        {
             reloader = HotReloader(
                 paths: resourcePaths ?? [], remote: remote, appID: options.appID, loader: loader, components: components, subscriptions: subscriptions,
                 inputBindings: inputBindings, health: componentHealth, metrics: metrics, initial: resources,
@@ -430,7 +432,14 @@ public final class Sidecar: Sendable {
                     mesh.replace(trafficPolicies: specs)
                     outbound.replace(trafficPolicies: specs)
                 },
-                replaceAccessPolicies: { specs in blockAccess.replace(specs) }, logger: self.logger)
+                replaceAccessPolicies: { specs in blockAccess.replace(specs) },
+                configPath: options.configPath, initialConfiguration: configuration,
+                replaceConfiguration: { [appProtocol = options.appProtocol] spec in
+                    api.invoke.replaceAccessControl(
+                        spec.accessControl.map { AccessControl(spec: $0, appProtocolIsHTTP: appProtocol != .grpc && appProtocol != .grpcs) })
+                    api.secrets.replaceScopes(spec.secretScopes)
+                },
+                logger: self.logger)
         }
         return SidecarCore(
             options: options,

@@ -303,3 +303,51 @@ def test_a_new_access_policy_applies_to_the_next_call(setup):
     wait_until(lambda: save() == 403, timeout=15, what="the AccessPolicy to apply")
     (directory / "access.yaml").unlink()
     wait_until(lambda: save() == 204, timeout=15, what="the AccessPolicy to be gone")
+
+
+ACL = """\
+apiVersion: dapr.io/v1alpha1
+kind: Configuration
+metadata:
+  name: callee-config
+spec:
+  accessControl:
+    defaultAction: {default}
+    trustDomain: public
+{tracing}"""
+
+
+def test_the_configuration_file_is_watched_access_control_applies_to_new_calls(module_launcher, dapr_client):
+    """`--config` is watched: `spec.accessControl` applies to the next call (no restart), a broken
+    Configuration keeps the previous one in force and is reported, and a change to a part that
+    only applies at startup is reported as such."""
+    config = module_launcher.root / "callee-config.yaml"
+    write(config, ACL.format(default="deny", tracing=""))
+    app = module_launcher.app("http_app.py", env={"APP_ID": "cfg-callee"})
+    callee = module_launcher.sidecar("cfg-callee", config=config, app_port=app.port)
+    caller = module_launcher.sidecar("cfg-caller")
+    client = dapr_client(caller)
+
+    def call():
+        return http("GET", f"{caller.http_url}/v1.0/invoke/cfg-callee/method/whoami", timeout=5)[0]
+
+    assert call() == 403
+    write(config, ACL.format(default="allow", tracing=""))
+    wait_until(lambda: call() == 200, timeout=10, what="the allowing access control to apply")
+    assert b"cfg-callee" in client.invoke_method("cfg-callee", "whoami", data=b"", http_verb="GET").data
+    assert "spec.accessControl" in " ".join(health_detail(callee)["lastReload"]["applied"])
+
+    # A broken Configuration: the previous one stays in force, the failure is named.
+    failed_before = reload_count(callee, "failed")
+    write(config, ACL.format(default="maybe", tracing=""))
+    wait_until(lambda: health_detail(callee)["lastReload"].get("status") == "failed", timeout=10, what="the failure to be reported")
+    assert "defaultAction" in " ".join(health_detail(callee)["lastReload"]["failed"])
+    assert reload_count(callee, "failed") > failed_before
+    assert call() == 200
+
+    # Back to deny, with a tracing change that applies only after a restart.
+    write(config, ACL.format(default="deny", tracing="  tracing:\n    samplingRate: \"1\"\n"))
+    wait_until(lambda: call() == 403, timeout=10, what="the denying access control to apply")
+    applied = " ".join(health_detail(callee)["lastReload"]["applied"])
+    assert "spec.tracing (applies after a restart)" in applied, applied
+    assert "these apply after a restart" in callee.log_text()
