@@ -80,6 +80,7 @@ public struct HealthReport: Sendable {
                     ("failed", .array(reload.failed.map { .string($0) })),
                 ])))
         }
+        members += health.extraDetails
         self.document = .object(members)
     }
 }

@@ -113,8 +113,14 @@ public struct ControlPlaneAPI: Sendable {
         var ttl = self.maximumTTL
         if let seconds = object["ttlSeconds"] as? Int, seconds > 0 { ttl = min(ttl, .seconds(seconds)) }
         do {
-            let leaf = try self.ca.issue(csr: csr, for: id, ttl: ttl, skew: self.skew)
-            let answer: [String: String] = ["certificateChain": try leaf.serializeAsPEM().pemString + "\n", "trustBundle": self.ca.rootPEM + "\n"]
+            // The signing root and the trusted ones are read from the store on each request: a
+            // rollover made through any replica applies at once.
+            let signing = try await self.store.certificateAuthority(trustDomain: self.ca.trustDomain)
+            let roots = try await self.store.trustedRoots(trustDomain: self.ca.trustDomain)
+            let leaf = try signing.issue(csr: csr, for: id, ttl: ttl, skew: self.skew)
+            let answer: [String: String] = [
+                "certificateChain": try leaf.serializeAsPEM().pemString + "\n", "trustBundle": roots.joined(separator: "\n") + "\n",
+            ]
             return Answer(status: 200, body: Array(try JSONSerialization.data(withJSONObject: answer, options: [.sortedKeys])))
         } catch let error as IdentityError {
             return Self.error(403, "ERR_PERMISSION_DENIED", "\(error)")
@@ -143,7 +149,10 @@ public struct ControlPlaneAPI: Sendable {
                 }
                 // FNV-1a of every document: the same set gives the same version on every replica.
                 let digest = version.joined(separator: "\u{1}").utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 }
-                let answer: [String: Any] = ["version": String(digest, radix: 16), "documents": documents]
+                // The trust bundle's fingerprint: a sidecar whose bundle differs renews at once (a
+                // root rollover reaches every sidecar within seconds).
+                let trust = try await self.store.trustVersion(trustDomain: self.ca.trustDomain)
+                let answer: [String: Any] = ["version": String(digest, radix: 16), "documents": documents, "trustBundle": trust]
                 return Answer(status: 200, body: Array(try JSONSerialization.data(withJSONObject: answer, options: [.sortedKeys])))
             }
             guard let authorization, authorization.hasPrefix("Bearer "),

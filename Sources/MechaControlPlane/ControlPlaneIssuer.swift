@@ -17,7 +17,10 @@ public import X509
 public struct ControlPlaneIssuer: SVIDIssuer {
     /// The control planes to ask, in order (`host:port[,host:port…]`: replicas on one store).
     public let endpoints: [ControlPlaneClient.Endpoint]
-    public let anchors: TrustBundle
+    /// The trust anchors, plus the roots of every bundle the control plane has given since (a
+    /// root rollover's new root is learnt before it signs anything).
+    public let trust: TrustAnchors
+    public var anchors: TrustBundle { self.trust.current }
     let token: String
     let timeout: TimeAmount
 
@@ -33,7 +36,7 @@ public struct ControlPlaneIssuer: SVIDIssuer {
         }
         guard !endpoints.isEmpty else { throw IdentityError.invalidMaterial("the control plane address is empty") }
         self.endpoints = endpoints
-        self.anchors = anchors
+        self.trust = TrustAnchors(anchors)
         self.token = token
         let (seconds, attoseconds) = timeout.components
         self.timeout = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
@@ -41,7 +44,7 @@ public struct ControlPlaneIssuer: SVIDIssuer {
 
     /// A client of the same control planes; with `identity`, the sidecar presents its SVID.
     public func client(identity: MeshTLS? = nil) -> ControlPlaneClient {
-        ControlPlaneClient(endpoints: self.endpoints, anchors: self.anchors, identity: identity, timeout: self.timeout)
+        ControlPlaneClient(endpoints: self.endpoints, trust: self.trust, identity: identity, timeout: self.timeout)
     }
 
     public struct Refused: Error, CustomStringConvertible {
@@ -66,8 +69,10 @@ public struct ControlPlaneIssuer: SVIDIssuer {
         }
         let chain = try PEMDocument.parseMultiple(pemString: chainText).map { try Certificate(pemDocument: $0) }
         let bundle = try TrustBundle(trustDomain: id.trustDomain, pem: bundleText, origin: "the control plane's trust bundle")
-        // The certificate must verify against the anchors this sidecar was given.
+        // The certificate must verify against the anchors this sidecar was given (or roots the
+        // control plane announced since, over a connection verified with them).
         _ = try await self.anchors.verify(chain)
+        self.trust.learn(bundle)
         return (chain, bundle)
     }
 
@@ -83,15 +88,20 @@ public final class ControlPlaneClient: Sendable {
     }
 
     let endpoints: [Endpoint]
-    let anchors: TrustBundle
+    let trust: TrustAnchors
+    var anchors: TrustBundle { self.trust.current }
     let identity: MeshTLS?
     let timeout: TimeAmount
     /// The endpoint that answered last: tried first next time.
     private let preferred = Mutex(0)
 
-    public init(endpoints: [Endpoint], anchors: TrustBundle, identity: MeshTLS? = nil, timeout: TimeAmount = .seconds(10)) {
+    public convenience init(endpoints: [Endpoint], anchors: TrustBundle, identity: MeshTLS? = nil, timeout: TimeAmount = .seconds(10)) {
+        self.init(endpoints: endpoints, trust: TrustAnchors(anchors), identity: identity, timeout: timeout)
+    }
+
+    public init(endpoints: [Endpoint], trust: TrustAnchors, identity: MeshTLS? = nil, timeout: TimeAmount = .seconds(10)) {
         self.endpoints = endpoints
-        self.anchors = anchors
+        self.trust = trust
         self.identity = identity
         self.timeout = timeout
     }
@@ -157,6 +167,23 @@ public final class ControlPlaneClient: Sendable {
         }
         defer { timer.cancel() }
         return try await promise.futureResult.get()
+    }
+}
+
+/// The roots a sidecar trusts for the control plane and its certificates: the trust anchors it
+/// was started with, and the roots of the bundles the control plane gave it since.
+public final class TrustAnchors: Sendable {
+    private let bundle: Mutex<TrustBundle>
+
+    public init(_ anchors: TrustBundle) {
+        self.bundle = Mutex(anchors)
+    }
+
+    public var current: TrustBundle { self.bundle.withLock { $0 } }
+
+    func learn(_ other: TrustBundle) {
+        guard other.trustDomain == self.current.trustDomain else { return }
+        self.bundle.withLock { $0 = $0.merged(with: other) }
     }
 }
 

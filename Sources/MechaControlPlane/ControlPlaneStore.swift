@@ -4,6 +4,7 @@ public import Logging
 import MechaEmbedded
 public import MechaIdentity
 import MechaPostgres
+public import X509
 import Synchronization
 
 /// The control plane's state in an existing store — the embedded SQLite database by default, or
@@ -72,6 +73,13 @@ public final class ControlPlaneStore: Sendable {
                 last_heartbeat BIGINT NOT NULL)
             """,
             "CREATE TABLE IF NOT EXISTS control_plane_ca (trust_domain TEXT PRIMARY KEY, certificate TEXT NOT NULL, private_key TEXT NOT NULL)",
+            // A root rollover's other roots: `next` (trusted, not signing yet), `previous` (still
+            // trusted, no longer signing).
+            """
+            CREATE TABLE IF NOT EXISTS control_plane_roots (
+                trust_domain TEXT NOT NULL, role TEXT NOT NULL, certificate TEXT NOT NULL, private_key TEXT NOT NULL,
+                PRIMARY KEY (trust_domain, role))
+            """,
             """
             CREATE TABLE IF NOT EXISTS control_plane_tokens (
                 hash TEXT PRIMARY KEY, app_id TEXT NOT NULL, namespace TEXT NOT NULL, created BIGINT NOT NULL)
@@ -98,6 +106,76 @@ public final class ControlPlaneStore: Sendable {
             [.text(trustDomain), .text(fresh.rootPEM), .text(try fresh.keyPEM())])
         guard let stored = try await self.loadCA(trustDomain) else { throw IdentityError.invalidMaterial("the CA of \(trustDomain) could not be stored") }
         return stored
+    }
+
+    /// The roots sidecars must trust, as PEM: the signing one, then a prepared `next` and a
+    /// `previous` one still trusted during a rollover.
+    public func trustedRoots(trustDomain: String) async throws -> [String] {
+        let active = try await self.certificateAuthority(trustDomain: trustDomain).rootPEM
+        let others = try await self.backend.query(
+            "SELECT role, certificate FROM control_plane_roots WHERE trust_domain = ? ORDER BY role", [.text(trustDomain)])
+        return [active] + others.compactMap { $0[1].string }
+    }
+
+    /// Changes whenever the signing root or the set of trusted roots changes: the fingerprint of
+    /// the signing root, then that of every trusted root. Sidecars renew their certificate when
+    /// it changes, so a rollover's steps reach them within seconds.
+    public func trustVersion(trustDomain: String) async throws -> String {
+        let roots = try await self.trustedRoots(trustDomain: trustDomain)
+        let signing = try TrustBundle(trustDomain: trustDomain, pem: roots[0]).fingerprint
+        return signing + ":" + (try TrustBundle(trustDomain: trustDomain, pem: roots.joined(separator: "\n")).fingerprint)
+    }
+
+    public enum RootRotationError: Error, CustomStringConvertible {
+        case alreadyPrepared, nothingPrepared, previousStillTrusted, nothingToRetire
+
+        public var description: String {
+            switch self {
+            case .alreadyPrepared: "a new root is already prepared: activate it (root activate) first"
+            case .nothingPrepared: "no new root is prepared: run root prepare first"
+            case .previousStillTrusted: "the previous root is still trusted: retire it (root retire) before activating another"
+            case .nothingToRetire: "there is no previous root to retire"
+            }
+        }
+    }
+
+    /// Step 1 of a root rollover: a new root, trusted by every sidecar from its next certificate
+    /// on, but not signing yet.
+    public func prepareRoot(trustDomain: String) async throws -> WorkloadCA {
+        _ = try await self.certificateAuthority(trustDomain: trustDomain)
+        let fresh = try WorkloadCA.create(trustDomain: trustDomain)
+        let inserted = try await self.backend.execute(
+            "INSERT INTO control_plane_roots (trust_domain, role, certificate, private_key) VALUES (?, 'next', ?, ?) ON CONFLICT (trust_domain, role) DO NOTHING",
+            [.text(trustDomain), .text(fresh.rootPEM), .text(try fresh.keyPEM())])
+        guard inserted > 0 else { throw RootRotationError.alreadyPrepared }
+        return fresh
+    }
+
+    /// Step 2: the prepared root signs from now on; the one it replaces stays trusted (`previous`).
+    public func activateRoot(trustDomain: String) async throws {
+        let roles = try await self.backend.query(
+            "SELECT role, certificate, private_key FROM control_plane_roots WHERE trust_domain = ?", [.text(trustDomain)])
+        guard let next = roles.first(where: { $0[0].string == "next" }), let certificate = next[1].string, let key = next[2].string else {
+            throw RootRotationError.nothingPrepared
+        }
+        guard !roles.contains(where: { $0[0].string == "previous" }) else { throw RootRotationError.previousStillTrusted }
+        let current = try await self.certificateAuthority(trustDomain: trustDomain)
+        try await self.backend.transaction([
+            (
+                "INSERT INTO control_plane_roots (trust_domain, role, certificate, private_key) VALUES (?, 'previous', ?, ?)",
+                [.text(trustDomain), .text(current.rootPEM), .text(try current.keyPEM())]
+            ),
+            ("UPDATE control_plane_ca SET certificate = ?, private_key = ? WHERE trust_domain = ?", [.text(certificate), .text(key), .text(trustDomain)]),
+            ("DELETE FROM control_plane_roots WHERE trust_domain = ? AND role = 'next'", [.text(trustDomain)]),
+        ])
+    }
+
+    /// Step 3: the previous root is no longer trusted (once every sidecar has a certificate of
+    /// the new one).
+    public func retireRoot(trustDomain: String) async throws {
+        let removed = try await self.backend.execute(
+            "DELETE FROM control_plane_roots WHERE trust_domain = ? AND role = 'previous'", [.text(trustDomain)])
+        guard removed > 0 else { throw RootRotationError.nothingToRetire }
     }
 
     private func loadCA(_ trustDomain: String) async throws -> WorkloadCA? {
@@ -207,5 +285,29 @@ public final class ControlPlaneStore: Sendable {
     static func randomToken() -> String {
         var generator = SystemRandomNumberGenerator()
         return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+}
+
+/// The control plane's own certificates, from the signing root in its store (after a rollover's
+/// activation, the next renewal chains to the new root), with every trusted root as the bundle.
+public struct StoreIssuer: SVIDIssuer {
+    let store: ControlPlaneStore
+    let skew: Duration
+
+    public init(store: ControlPlaneStore, skew: Duration) {
+        self.store = store
+        self.skew = skew
+    }
+
+    public func issue(csr: CertificateSigningRequest, for id: SPIFFEID, ttl: Duration) async throws -> (chain: [Certificate], bundle: TrustBundle) {
+        let signing = try await self.store.certificateAuthority(trustDomain: id.trustDomain)
+        let roots = try await self.store.trustedRoots(trustDomain: id.trustDomain)
+        let leaf = try signing.issue(csr: csr, for: id, ttl: ttl, skew: self.skew)
+        return ([leaf], try TrustBundle(trustDomain: id.trustDomain, pem: roots.joined(separator: "\n")))
+    }
+
+    /// Changes when the signing root or the trusted roots change (see `ControlPlaneStore.trustVersion`).
+    public func trustVersion(trustDomain: String) async throws -> String {
+        try await self.store.trustVersion(trustDomain: trustDomain)
     }
 }

@@ -12,6 +12,11 @@ public final class RemoteResources: Sendable {
     let lastKnown: LastKnownState?
     private let state = Mutex<(version: String?, documents: [(text: String, file: String)])>((nil, []))
     private let away = Atomic<Bool>(false)
+    private let bundleFingerprint = Mutex<String?>(nil)
+
+    /// The fingerprint of the trust bundle the control plane serves now (a sidecar whose bundle
+    /// differs renews its certificate to get it).
+    public var trustBundleFingerprint: String? { self.bundleFingerprint.withLock { $0 } }
 
     public init(client: ControlPlaneClient, lastKnown: LastKnownState? = nil) {
         self.client = client
@@ -42,6 +47,7 @@ public final class RemoteResources: Sendable {
         else {
             throw ControlPlaneIssuer.Refused(status: status, message: String(decoding: body, as: UTF8.self))
         }
+        if let fingerprint = object["trustBundle"] as? String { self.bundleFingerprint.withLock { $0 = fingerprint } }
         let documents = list.compactMap { entry -> (text: String, file: String)? in
             guard let text = entry["text"] else { return nil }
             return (text, "control-plane:\(entry["source"] ?? "resources.yaml")")

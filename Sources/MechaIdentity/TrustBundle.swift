@@ -1,4 +1,5 @@
 public import Foundation
+import Crypto
 import SwiftASN1
 public import X509
 
@@ -45,6 +46,31 @@ public struct TrustBundle: Sendable {
             let root = try? Certificate(pemDocument: first)
         else { return nil }
         return WorkloadCA.trustDomain(of: root)
+    }
+
+    /// Identifies the set of roots, whatever their order: SHA-256 over their sorted DER encodings.
+    public var fingerprint: String {
+        let encodings = self.roots.compactMap { root -> [UInt8]? in
+            var serializer = DER.Serializer()
+            guard (try? serializer.serialize(root)) != nil else { return nil }
+            return serializer.serializedBytes
+        }.sorted { $0.lexicographicallyPrecedes($1) }
+        var hasher = SHA256()
+        for encoding in encodings { hasher.update(data: encoding) }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The fingerprint (SHA-256 of the DER) of the root in this bundle that signed `certificate`.
+    public func issuingRootFingerprint(of certificate: Certificate) -> String? {
+        guard let root = self.roots.first(where: { $0.publicKey.isValidSignature(certificate.signature, for: certificate) }) else { return nil }
+        return (try? TrustBundle(trustDomain: self.trustDomain, roots: [root]))?.fingerprint
+    }
+
+    /// The roots of both (a root in each is kept once).
+    public func merged(with other: TrustBundle) -> TrustBundle {
+        var roots = self.roots
+        for root in other.roots where !roots.contains(root) { roots.append(root) }
+        return (try? TrustBundle(trustDomain: self.trustDomain, roots: roots)) ?? self
     }
 
     public var pem: String { self.roots.compactMap { try? $0.serializeAsPEM().pemString }.joined(separator: "\n") + "\n" }

@@ -68,6 +68,15 @@ public final class ComponentHealth: OutboundObserver {
     /// unreachable): each returns a reason while it holds, nil otherwise.
     private let lastKnownStateConditions = Mutex<[@Sendable () -> String?]>([])
 
+    /// Further members of the health detail (`name` → a value read at each request).
+    private let details = Mutex<[(name: String, value: @Sendable () -> JSONValue)]>([])
+
+    public func addDetail(_ name: String, _ value: @escaping @Sendable () -> JSONValue) {
+        self.details.withLock { $0.append((name, value)) }
+    }
+
+    public var extraDetails: [(String, JSONValue)] { self.details.withLock { $0 }.map { ($0.name, $0.value()) } }
+
     public func addLastKnownStateCondition(_ condition: @escaping @Sendable () -> String?) {
         self.lastKnownStateConditions.withLock { $0.append(condition) }
     }

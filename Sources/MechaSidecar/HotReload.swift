@@ -38,6 +38,8 @@ final class HotReloader: Sendable {
     let configPath: String?
     /// Installs the parts of a new Configuration that apply while serving.
     let replaceConfiguration: @Sendable (ConfigurationSpec) -> Void
+    /// Told, after each fetch from the control plane, the version of its trusted roots.
+    let trustVersion: (@Sendable (String) async -> Void)?
     /// Resources from the control plane, polled every `interval` beside the files.
     let remote: RemoteResources?
     let appID: String
@@ -87,8 +89,10 @@ final class HotReloader: Sendable {
         replaceAccessPolicies: @escaping @Sendable ([AccessPolicySpec]) -> Void,
         configPath: String? = nil, initialConfiguration: ConfigurationSpec? = nil,
         replaceConfiguration: @escaping @Sendable (ConfigurationSpec) -> Void = { _ in },
+        trustVersion: (@Sendable (String) async -> Void)? = nil,
         interval: Duration = .seconds(1), grace: Duration = .seconds(5), logger: Logger
     ) {
+        self.trustVersion = trustVersion
         self.configPath = configPath
         self.replaceConfiguration = replaceConfiguration
         self.paths = paths
@@ -143,6 +147,7 @@ final class HotReloader: Sendable {
                 let stamps = Self.stamps(self.paths)
                 // The control plane's documents changed (an unreachable one changes nothing).
                 let remoteChanged = (try? await self.remote?.fetch()) ?? false
+                if let version = self.remote?.trustBundleFingerprint, let trustVersion = self.trustVersion { await trustVersion(version) }
                 let configStamps = Self.stamps(self.configPath.map { [$0] } ?? [])
                 if configStamps != self.applied.withLock({ $0.configStamps }) {
                     if await stop.sleep(for: .milliseconds(100)) { break }

@@ -19,6 +19,7 @@ import NIOCore
 import NIOPosix
 public import ServiceLifecycle
 public import UnixSignals
+import Foundation
 import Synchronization
 
 /// The data plane: loads resources, builds components and building blocks, serves the Dapr API and
@@ -159,6 +160,18 @@ public final class Sidecar: Sendable {
             for resiliency in resources.resiliencies where resiliency.applies(to: options.appID) { metrics.resiliencyLoaded(name: resiliency.name) }
         }
 
+        if let meshTLS {
+            componentHealth.addDetail("mtls") {
+                let svid = meshTLS.svid
+                let bundle = meshTLS.bundle
+                return .object([
+                    ("spiffeID", .string(svid.id.description)),
+                    ("notAfter", .string(Timestamp(seconds: Int64(svid.notAfter.timeIntervalSince1970)).rfc3339Nano)),
+                    ("trustedRoots", .array(bundle.roots.compactMap { try? TrustBundle(trustDomain: bundle.trustDomain, roots: [$0]).fingerprint }.map { .string($0) })),
+                    ("issuingRoot", bundle.issuingRootFingerprint(of: svid.leaf).map { .string($0) } ?? .null),
+                ])
+            }
+        }
         if let meshTLS, let metrics {
             metrics.mtlsFigures(refused: { meshTLS.refusedHandshakes }, renewalFailures: { meshTLS.renewalFailures })
         }
@@ -439,6 +452,7 @@ public final class Sidecar: Sendable {
                         spec.accessControl.map { AccessControl(spec: $0, appProtocolIsHTTP: appProtocol != .grpc && appProtocol != .grpcs) })
                     api.secrets.replaceScopes(spec.secretScopes)
                 },
+                trustVersion: meshTLS.map { tls in self.rolloverFollower(tls) },
                 logger: self.logger)
         }
         return SidecarCore(
@@ -549,6 +563,29 @@ public final class Sidecar: Sendable {
         }
         if let lastKnown { tls.onRenewal { svid, bundle in try? lastKnown.saveSVID(svid, bundle: bundle) } }
         return tls
+    }
+
+    /// Renews the SVID when the control plane's trusted roots change (a root rollover step), so
+    /// the new bundle and a certificate of the signing root reach this sidecar within seconds.
+    func rolloverFollower(_ tls: MeshTLS) -> @Sendable (String) async -> Void {
+        let lastFailure = Mutex<ContinuousClock.Instant?>(nil)
+        let logger = self.logger
+        return { version in
+            // The control plane's version is "<signing root>:<trusted roots>", fingerprints this
+            // sidecar can compute for the certificate and bundle it holds.
+            let bundle = tls.bundle
+            let held = (bundle.issuingRootFingerprint(of: tls.svid.leaf) ?? "") + ":" + bundle.fingerprint
+            guard held != version else { return }
+            if let failed = lastFailure.withLock({ $0 }), ContinuousClock.now - failed < .seconds(5) { return }
+            do {
+                try await tls.renew()
+                lastFailure.withLock { $0 = nil }
+                logger.info("the control plane's trusted roots changed: renewed the workload certificate (\(tls.bundle.roots.count) trusted root(s))")
+            } catch {
+                lastFailure.withLock { $0 = .now }
+                logger.warning("the control plane's trusted roots changed but the certificate could not be renewed yet: \(error)")
+            }
+        }
     }
 
     /// Where what the control plane last gave is kept (certificate, resources, registry answers).

@@ -200,3 +200,8 @@ struct SidecarCore: Service {
         return String(cString: buffer)
     }
 }
+
+extension SidecarCore: CustomStringConvertible {
+    /// What service lifecycle logs for it: never the options (they hold the join token).
+    var description: String { "SidecarCore(appID: \(self.identity.appID), namespace: \(self.identity.namespace), instance: \(self.identity.instanceID))" }
+}

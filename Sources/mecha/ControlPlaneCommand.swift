@@ -19,7 +19,7 @@ struct ControlPlaneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "control-plane",
         abstract: "Run the control plane (certificate authority), or manage its join tokens and trust anchors.",
-        subcommands: [Serve.self, Token.self, TrustAnchors.self, Apply.self, Delete.self],
+        subcommands: [Serve.self, Token.self, TrustAnchors.self, Root.self, Apply.self, Delete.self],
         defaultSubcommand: Serve.self
     )
 
@@ -72,8 +72,9 @@ struct ControlPlaneCommand: AsyncParsableCommand {
                 await store.close()
                 throw ValidationError("cannot read the CA from the store \(store.kind) \(store.path): \(error)")
             }
+            let ownIssuer = StoreIssuer(store: store, skew: skew)
             let identity = try await MeshTLS.start(
-                id: ControlPlaneAPI.controlPlaneID(trustDomain: ca.trustDomain), issuer: LocalIssuer(ca: ca, skew: skew), ttl: WorkloadCA.defaultTTL)
+                id: ControlPlaneAPI.controlPlaneID(trustDomain: ca.trustDomain), issuer: ownIssuer, ttl: WorkloadCA.defaultTTL)
             // Pushed components are checked against the component types this build knows.
             let check: @Sendable (ComponentResource) -> String? = { resource in
                 guard case .failure(let lookup) = BuiltInComponents.registry.factory(for: resource.type, version: resource.version) else { return nil }
@@ -89,7 +90,9 @@ struct ControlPlaneCommand: AsyncParsableCommand {
             logger.info("trust anchors: mecha control-plane trust-anchors > ca.pem; join tokens: mecha control-plane token --app-id <id> (both with the same --store)")
             let group = ServiceGroup(
                 configuration: .init(
-                    services: [.init(service: ControlPlaneService(channel: channel, identity: identity, leadership: leadership, logger: logger))],
+                    services: [
+                        .init(service: ControlPlaneService(channel: channel, identity: identity, issuer: ownIssuer, leadership: leadership, logger: logger))
+                    ],
                     gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
             await store.close()
@@ -100,15 +103,32 @@ struct ControlPlaneCommand: AsyncParsableCommand {
     struct ControlPlaneService: Service {
         let channel: any Channel
         let identity: MeshTLS
+        let issuer: StoreIssuer
         let leadership: ControlPlaneLeadership
         let logger: Logger
 
         func run() async throws {
             let renewal = Task { [identity, logger] in await identity.run { logger.info("\($0)") } }
             let leading = Task { [leadership] in await leadership.run() }
+            // A root rollover step (made through this control plane or another on the store): the
+            // control plane's own certificate follows within 2 s.
+            let rollover = Task { [identity, issuer, logger] in
+                var seen = try? await issuer.trustVersion(trustDomain: identity.id.trustDomain)
+                while (try? await Task.sleep(for: .seconds(2))) != nil {
+                    guard let now = try? await issuer.trustVersion(trustDomain: identity.id.trustDomain), now != seen else { continue }
+                    do {
+                        try await identity.renew()
+                        seen = now
+                        logger.info("the trusted roots changed: the control plane's certificate was renewed (valid until \(identity.svid.notAfter))")
+                    } catch {
+                        logger.warning("the trusted roots changed but the control plane's certificate could not be renewed: \(error)")
+                    }
+                }
+            }
             defer {
                 renewal.cancel()
                 leading.cancel()
+                rollover.cancel()
             }
             try? await gracefulShutdown()
             try? await self.channel.close()
@@ -237,14 +257,56 @@ struct ControlPlaneCommand: AsyncParsableCommand {
 
         func run() async throws {
             let store = try self.storeOptions.open()
-            let root: Result<String, any Error>
+            let roots: Result<[String], any Error>
             do {
-                root = .success(try await store.certificateAuthority(trustDomain: self.storeOptions.trustDomain).rootPEM)
+                roots = .success(try await store.trustedRoots(trustDomain: self.storeOptions.trustDomain))
             } catch {
-                root = .failure(error)
+                roots = .failure(error)
             }
             await store.close()
-            print(try root.get())
+            print(try roots.get().joined(separator: "\n"))
+        }
+    }
+
+    /// A root rollover in three steps, both roots trusted during the overlap.
+    struct Root: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "root",
+            abstract: "Roll the CA's root over: prepare (a new root, trusted but not signing), activate (it signs; the old one stays trusted), retire (the old one is dropped).")
+
+        @Argument(help: "prepare, activate or retire.") var step: String
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() async throws {
+            guard ["prepare", "activate", "retire"].contains(self.step) else {
+                throw ValidationError("unknown step '\(self.step)': use prepare, activate or retire")
+            }
+            let store = try self.storeOptions.open()
+            let trustDomain = self.storeOptions.trustDomain
+            let outcome: Result<String, any Error>
+            do {
+                switch self.step {
+                case "prepare":
+                    _ = try await store.prepareRoot(trustDomain: trustDomain)
+                    outcome = .success(
+                        "a new root is trusted (not signing yet); sidecars joined to a running control plane renew within seconds. "
+                            + "Give sidecars started with --trust-anchors-file the output of trust-anchors, then run root activate.")
+                case "activate":
+                    try await store.activateRoot(trustDomain: trustDomain)
+                    outcome = .success("the new root signs; the previous one stays trusted until root retire.")
+                default:
+                    try await store.retireRoot(trustDomain: trustDomain)
+                    outcome = .success("the previous root is no longer trusted.")
+                }
+            } catch {
+                outcome = .failure(error)
+            }
+            await store.close()
+            do {
+                print(try outcome.get())
+            } catch {
+                throw ValidationError("\(error)")
+            }
         }
     }
 }

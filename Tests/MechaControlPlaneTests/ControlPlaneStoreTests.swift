@@ -85,6 +85,34 @@ struct ControlPlaneStoreTests {
         }
     }
 
+    @Test("a root rollover: prepare, activate, retire, in that order only", .timeLimit(.minutes(2)), arguments: Backend.allCases)
+    func rootRollover(_ backend: Backend) async throws {
+        try await Self.withStores(backend, count: 2) { stores in
+            let old = try await stores[0].certificateAuthority(trustDomain: "public").rootPEM
+            let initial = try await stores[1].trustVersion(trustDomain: "public")
+            await #expect(throws: ControlPlaneStore.RootRotationError.self) { try await stores[0].activateRoot(trustDomain: "public") }
+            await #expect(throws: ControlPlaneStore.RootRotationError.self) { try await stores[0].retireRoot(trustDomain: "public") }
+
+            let next = try await stores[0].prepareRoot(trustDomain: "public")
+            await #expect(throws: ControlPlaneStore.RootRotationError.self) { _ = try await stores[1].prepareRoot(trustDomain: "public") }
+            #expect(try await stores[1].trustedRoots(trustDomain: "public") == [old, next.rootPEM])
+            #expect(try await stores[1].certificateAuthority(trustDomain: "public").rootPEM == old)
+            let prepared = try await stores[1].trustVersion(trustDomain: "public")
+            #expect(prepared != initial)
+
+            try await stores[1].activateRoot(trustDomain: "public")
+            #expect(try await stores[0].certificateAuthority(trustDomain: "public").rootPEM == next.rootPEM)
+            #expect(Set(try await stores[0].trustedRoots(trustDomain: "public")) == [old, next.rootPEM])
+            // Same roots trusted, another one signing: the version changes, so sidecars renew.
+            #expect(try await stores[0].trustVersion(trustDomain: "public") != prepared)
+            _ = try await stores[0].prepareRoot(trustDomain: "public")
+            await #expect(throws: ControlPlaneStore.RootRotationError.self) { try await stores[0].activateRoot(trustDomain: "public") }
+
+            try await stores[0].retireRoot(trustDomain: "public")
+            #expect(!(try await stores[1].trustedRoots(trustDomain: "public")).contains(old))
+        }
+    }
+
     @Test("placeholders are numbered for PostgreSQL")
     func numbering() {
         #expect(PostgresControlPlaneBackend.numbered("SELECT a FROM t WHERE b = ? AND c = ?") == "SELECT a FROM t WHERE b = $1 AND c = $2")
