@@ -189,10 +189,11 @@ def postgres_bin() -> Path:
     return candidates[-1].parent
 
 
-def start_postgres(launcher, port: int) -> tuple[Process, str]:
-    """A throwaway PostgreSQL server on 127.0.0.1:`port` (trust authentication, user postgres),
+def start_postgres(launcher, port: int, host: str = "127.0.0.1", wrap=lambda argv: argv) -> tuple[Process, str]:
+    """A throwaway PostgreSQL server on `host`:`port` (trust authentication, user postgres),
     stopped with the launcher's processes; returns it and a connection URL for database
-    `postgres`. As root, the server runs as `nobody` (PostgreSQL refuses to run as root)."""
+    `postgres`. As root, the server runs as `nobody` (PostgreSQL refuses to run as root). `wrap`
+    prefixes the server's command (`ip netns exec <ns>` to run it on a test host)."""
     import pwd
     import subprocess
     import tempfile
@@ -207,19 +208,23 @@ def start_postgres(launcher, port: int) -> tuple[Process, str]:
         prefix = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups"]
     subprocess.run([*prefix, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"],
                    check=True, capture_output=True, cwd=directory, timeout=120)
+    if host != "127.0.0.1":
+        # Other test hosts (network namespaces) connect over their bridge.
+        with open(data / "pg_hba.conf", "a") as hba:
+            hba.write("host all all 0.0.0.0/0 trust\n")
     server = Process(
         name=f"postgres:{port}",
-        argv=[*prefix, str(bin_dir / "postgres"), "-D", str(data), "-k", str(directory), "-p", str(port),
-              "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+        argv=wrap([*prefix, str(bin_dir / "postgres"), "-D", str(data), "-k", str(directory), "-p", str(port),
+                   "-c", f"listen_addresses={host}", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]),
         log_path=launcher.root / f"postgres-{port}.log", cwd=directory,
     )
     launcher.processes.append(server)
     deadline = time.monotonic() + 30
-    while not (port_open(port) and "ready to accept connections" in server.log_text()):
+    while "ready to accept connections" not in server.log_text():
         if not server.alive():
             server.fail("postgres exited before listening")
         if time.monotonic() > deadline:
             server.fail("postgres did not accept connections within 30s")
         time.sleep(0.05)
-    return server, f"postgres://postgres@127.0.0.1:{port}/postgres?sslmode=disable"
+    return server, f"postgres://postgres@{host}:{port}/postgres?sslmode=disable"
 

@@ -1,11 +1,15 @@
 """Several hosts, made of network namespaces this test creates (`ip netns`, veth pairs on a bridge
-inside a namespace of its own — nothing touches the machine's network): a control plane host and
-three sidecar hosts. Proves, with the official SDK run inside the caller's host:
+inside a namespace of its own — nothing touches the machine's network): two control plane hosts
+sharing a PostgreSQL server (on the first one) and three sidecar hosts. Proves, with the official
+SDK run inside the caller's host:
 
-- invocation across hosts over mTLS with SVIDs from the control plane and its registry;
+- invocation across hosts over mTLS with SVIDs from the control planes and their registry;
 - a plain client and a client with its own CA refused by another host's sidecar;
 - a host cut off (its link down): calls fail over to the remaining instance within a bounded time
-  (printed, and kept under 15 s); the host rejoins when its link is back.
+  (printed, and kept under 15 s); the host rejoins when its link is back;
+- the leading control plane killed: nothing changes for the sidecars (the other one leads);
+  both control planes down: the sidecars keep working on their last-known state; back: they catch
+  up.
 
 Needs root (network namespaces); CI runs as root."""
 
@@ -19,13 +23,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import APPS_DIR, MECHA_BIN, PYTHON, Process
+from conftest import APPS_DIR, MECHA_BIN, PYTHON, Process, start_postgres
 
 SUBNET = "10.213.{}.{}"
 
 
 def sh(*argv, check=True):
-    return subprocess.run(list(argv), check=check, capture_output=True, text=True)
+    result = subprocess.run(list(argv), capture_output=True, text=True)
+    assert not check or result.returncode == 0, f"{' '.join(argv)} failed ({result.returncode}):\n{result.stderr[-2000:]}"
+    return result
 
 
 class Hosts:
@@ -91,7 +97,7 @@ def answering(hosts, timeout):
 def world(module_launcher):
     if os.geteuid() != 0:
         pytest.fail("the multi-host tests create network namespaces: run them as root (CI does)")
-    hosts = Hosts(["cp", "a", "b", "c"])
+    hosts = Hosts(["cp", "cp2", "a", "b", "c"])
     root = module_launcher.root / "multi-host"
     root.mkdir()
     processes = []
@@ -103,16 +109,25 @@ def world(module_launcher):
         return process
 
     try:
-        store = root / "control-plane.db"
-        cp_address = hosts.addresses["cp"]
-        # The CA is made (and its root read) before the control plane starts on the same store.
+        # PostgreSQL on the first control plane host; both control planes use it.
+        _, store = start_postgres(module_launcher, 5432, host=hosts.addresses["cp"], wrap=lambda argv: hosts.run("cp", argv))
+
+        def control(*arguments):
+            return sh(*hosts.run("cp", [str(MECHA_BIN), "control-plane", *arguments, "--store", store])).stdout.strip()
+
+        # The CA is made (and its root read) before the control planes start on the same store.
         anchors = root / "anchors.pem"
-        anchors.write_text(sh(str(MECHA_BIN), "control-plane", "trust-anchors", "--store", str(store)).stdout)
-        plane = start("control-plane", "cp", [str(MECHA_BIN), "control-plane", "--listen-address", cp_address, "--port", "50100",
-                                              "--store", str(store)])
+        anchors.write_text(control("trust-anchors"))
+
+        def plane(host):
+            return start(f"control-plane-{host}-{time.monotonic_ns()}", host,
+                         [str(MECHA_BIN), "control-plane", "--listen-address", hosts.addresses[host], "--port", "50100", "--store", store])
+
+        planes = {"cp": plane("cp"), "cp2": plane("cp2")}
+        cp_address = ",".join(f"{hosts.addresses[h]}:50100" for h in ("cp", "cp2"))
 
         def token(app_id):
-            return sh(str(MECHA_BIN), "control-plane", "token", "--app-id", app_id, "--store", str(store)).stdout.strip()
+            return control("token", "--app-id", app_id)
 
         # The caller balances round robin over shipping's instances, ejects one after 2 failures,
         # and gives each call 1 s (a cut-off host does not answer at all) and 3 retries.
@@ -124,7 +139,7 @@ def world(module_launcher):
             argv = [str(MECHA_BIN), "sidecar", "--app-id", app_id, "--dapr-http-port", "3500", "--dapr-grpc-port", "50001",
                     "--dapr-internal-grpc-port", "50002", "--dapr-internal-grpc-listen-address", hosts.addresses[host],
                     "--metrics-port", "9090", "--mecha-home", str(root / f"home-{host}"),
-                    "--control-plane-address", f"{cp_address}:50100", "--trust-anchors-file", str(anchors)]
+                    "--control-plane-address", cp_address, "--trust-anchors-file", str(anchors)]
             if app_port:
                 argv += ["--app-port", str(app_port)]
             if resources:
@@ -149,7 +164,7 @@ def world(module_launcher):
                 pass
             assert time.monotonic() < deadline, "the hosts did not come up:\n" + "\n".join(p.log_text()[-1500:] for p in processes)
             time.sleep(0.5)
-        yield {"hosts": hosts, "plane": plane, "orders": orders, "shipping": shipping, "root": root, "anchors": anchors}
+        yield {"hosts": hosts, "planes": planes, "plane": plane, "orders": orders, "shipping": shipping, "root": root, "anchors": anchors}
     finally:
         for process in processes:
             process.stop()
@@ -267,3 +282,93 @@ def test_a_host_cut_off_fails_over_and_rejoins(world):
             break
         assert time.monotonic() < deadline, f"host b did not rejoin: {seen}"
         time.sleep(1)
+
+
+def plane_health(world, host):
+    """The control plane on `host`'s /healthz, asked from host a (None when it does not answer)."""
+    out = world["hosts"].python("a", f"""
+        import http.client, json, ssl
+        context = ssl.create_default_context(cafile="{world['anchors']}")
+        context.check_hostname = False
+        try:
+            c = http.client.HTTPSConnection("{world['hosts'].addresses[host]}", 50100, context=context, timeout=3)
+            c.request("GET", "/healthz")
+            print(c.getresponse().read().decode())
+        except OSError:
+            print("null")
+    """)
+    return json.loads(out)
+
+
+def calls_during(hosts, seconds):
+    """Calls shipping from host a for `seconds`: {"calls": n, "failures": [...], "apps": [...]}."""
+    return json.loads(hosts.python("a", f"""
+        import json, time, urllib.request
+        calls, failures, apps = 0, [], set()
+        end = time.monotonic() + {seconds}
+        while time.monotonic() < end:
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:3500/v1.0/invoke/shipping/method/whoami", timeout=5) as r:
+                    apps.add(json.loads(r.read())["app"])
+            except Exception as error:
+                failures.append(repr(error))
+            calls += 1
+            time.sleep(0.02)
+        print(json.dumps({{"calls": calls, "failures": failures, "apps": sorted(apps)}}))
+    """, timeout=seconds + 60))
+
+
+def sidecar_detail(hosts):
+    return json.loads(hosts.python("a", """
+        import urllib.request
+        print(urllib.request.urlopen("http://127.0.0.1:3500/v1.0/healthz?detail", timeout=5).read().decode())
+    """))
+
+
+def test_control_planes_killed_change_nothing_for_the_sidecars(world):
+    import threading
+
+    hosts, planes = world["hosts"], world["planes"]
+    deadline = time.monotonic() + 15
+    while sorted(str(plane_health(world, h).get("leader")) for h in ("cp", "cp2")) != ["False", "True"]:
+        assert time.monotonic() < deadline, "no single leader"
+        time.sleep(0.5)
+    leader = next(h for h in ("cp", "cp2") if plane_health(world, h)["leader"])
+    other = "cp2" if leader == "cp" else "cp"
+
+    # The leader killed during calls: nothing fails; the other one leads.
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(calls_during(hosts, 8)))
+    worker.start()
+    time.sleep(2)
+    planes[leader].kill()
+    killed = time.monotonic()
+    while plane_health(world, other).get("leader") is not True:
+        assert time.monotonic() - killed < 15, "the other control plane did not take the lead"
+        time.sleep(0.2)
+    takeover = time.monotonic() - killed
+    worker.join()
+    print(f"leader control plane killed on another host: the other led after {takeover:.1f}s; {result['calls']} calls, "
+          f"{len(result['failures'])} failed")
+    assert not result["failures"], result["failures"][:3]
+    assert result["apps"] == ["shipping@b", "shipping@c"]
+    assert "runningOnLastKnownState" not in sidecar_detail(hosts)
+
+    # Both down: the sidecars keep working on their last-known state and say so.
+    planes[other].kill()
+    result = calls_during(hosts, 4)
+    assert not result["failures"], result["failures"][:3]
+    assert result["apps"] == ["shipping@b", "shipping@c"]
+    deadline = time.monotonic() + 15
+    while sidecar_detail(hosts).get("runningOnLastKnownState") is not True:
+        assert time.monotonic() < deadline, "the health detail did not say so"
+        time.sleep(0.5)
+
+    # Back: the sidecars catch up.
+    planes[leader] = world["plane"](leader)
+    planes[other] = world["plane"](other)
+    deadline = time.monotonic() + 30
+    while "runningOnLastKnownState" in sidecar_detail(hosts):
+        assert time.monotonic() < deadline, f"the sidecars did not catch up: {sidecar_detail(hosts).get('lastKnownStateReasons')}"
+        time.sleep(0.5)
+    assert not calls_during(hosts, 2)["failures"]
