@@ -27,6 +27,8 @@ public struct ControlPlaneAPI: Sendable {
     let componentCheck: @Sendable (ComponentResource) -> String?
     /// Whether this control plane leads the ones sharing its store (`GET /healthz`).
     let leadership: ControlPlaneLeadership?
+    /// How long a resource watch waits for a change (below the server's 10 s idle timeout).
+    var longPoll: Duration = .seconds(8)
 
     /// The control plane's own SPIFFE id (its serving certificate carries it; sidecars check it).
     public static func controlPlaneID(trustDomain: String) throws -> SPIFFEID {
@@ -65,7 +67,7 @@ public struct ControlPlaneAPI: Sendable {
             return await self.registry(method: method, path: path, query: query, peer: peer, body: body)
         }
         if path == "/v1/resources" || path.hasPrefix("/v1/resources/") {
-            return await self.resources(method: method, path: path, authorization: authorization, peer: peer, body: body)
+            return await self.resources(method: method, path: path, query: query, authorization: authorization, peer: peer, body: body)
         }
         if path == "/healthz" {
             var status: [String: Any] = ["status": "ok", "trustDomain": self.ca.trustDomain, "store": self.store.kind]
@@ -134,12 +136,36 @@ public struct ControlPlaneAPI: Sendable {
     /// refuses the whole file naming the document and field; `DELETE /v1/resources/<kind>/<name>`
     /// (administrator) removes one; `GET /v1/resources` (a sidecar's SVID) lists the documents
     /// meant for the caller's app (their scopes include it, or they have none) with a version.
-    func resources(method: String, path: String, authorization: String?, peer: SPIFFEID?, body: [UInt8]) async -> Answer {
+    ///
+    /// A watch: `GET /v1/resources?wait=<watch>` (the `watch` of a previous answer) is answered as
+    /// soon as the documents or the trusted roots differ from that answer, or after `longPoll` with
+    /// the same ones — a sidecar learns of a change within half a second, with one request per
+    /// `longPoll` while nothing changes.
+    func resources(method: String, path: String, query: String = "", authorization: String?, peer: SPIFFEID?, body: [UInt8]) async -> Answer {
         do {
             if method == "GET" && path == "/v1/resources" {
                 guard let peer, peer.trustDomain == self.ca.trustDomain else {
                     return Self.error(401, "ERR_UNAUTHENTICATED", "resources are served to sidecars presenting an SVID of trust domain \(self.ca.trustDomain)")
                 }
+                let waitFor = query.split(separator: "&").first { $0.hasPrefix("wait=") }.map { String($0.dropFirst(5)).removingPercentEncoding ?? "" }
+                let deadline = ContinuousClock.now + self.longPoll
+                while true {
+                    let answer = try await self.resourcesAnswer(for: peer)
+                    guard let waitFor, answer.watch == waitFor, ContinuousClock.now < deadline, !Task.isCancelled else {
+                        return Answer(status: 200, body: answer.body)
+                    }
+                    try await Task.sleep(for: .milliseconds(500))
+                }
+            }
+            return try await self.changeResources(method: method, path: path, authorization: authorization, body: body)
+        } catch {
+            return Self.error(500, "ERR_INTERNAL", "the resource store cannot be read or written: \(error)")
+        }
+    }
+
+    /// The documents meant for `peer`'s app, their version, the trusted roots' version, and the
+    /// watch token made of both.
+    func resourcesAnswer(for peer: SPIFFEID) async throws -> (watch: String, body: [UInt8]) {
                 var documents: [[String: String]] = []
                 var version: [String] = []
                 for stored in try await self.store.resources() {
@@ -152,9 +178,13 @@ public struct ControlPlaneAPI: Sendable {
                 // The trust bundle's fingerprint: a sidecar whose bundle differs renews at once (a
                 // root rollover reaches every sidecar within seconds).
                 let trust = try await self.store.trustVersion(trustDomain: self.ca.trustDomain)
-                let answer: [String: Any] = ["version": String(digest, radix: 16), "documents": documents, "trustBundle": trust]
-                return Answer(status: 200, body: Array(try JSONSerialization.data(withJSONObject: answer, options: [.sortedKeys])))
-            }
+                let watch = String(digest, radix: 16) + "-" + trust
+                let answer: [String: Any] = ["version": String(digest, radix: 16), "documents": documents, "trustBundle": trust, "watch": watch]
+                return (watch, Array(try JSONSerialization.data(withJSONObject: answer, options: [.sortedKeys])))
+    }
+
+    func changeResources(method: String, path: String, authorization: String?, body: [UInt8]) async throws -> Answer {
+        do {
             guard let authorization, authorization.hasPrefix("Bearer "),
                 try await self.store.isAdministrator(token: String(authorization.dropFirst("Bearer ".count)))
             else {

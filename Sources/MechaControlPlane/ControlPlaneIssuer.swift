@@ -166,7 +166,13 @@ public final class ControlPlaneClient: Sendable {
             channel.close(promise: nil)
         }
         defer { timer.cancel() }
-        return try await promise.futureResult.get()
+        // A cancelled caller (a watch when the sidecar stops) ends the exchange at once.
+        return try await withTaskCancellationHandler {
+            try await promise.futureResult.get()
+        } onCancel: {
+            promise.fail(CancellationError())
+            channel.close(promise: nil)
+        }
     }
 }
 

@@ -13,6 +13,8 @@ public final class RemoteResources: Sendable {
     private let state = Mutex<(version: String?, documents: [(text: String, file: String)])>((nil, []))
     private let away = Atomic<Bool>(false)
     private let bundleFingerprint = Mutex<String?>(nil)
+    /// The watch token of the last answer (`GET /v1/resources?wait=`).
+    private let watchToken = Mutex<String?>(nil)
 
     /// The fingerprint of the trust bundle the control plane serves now (a sidecar whose bundle
     /// differs renews its certificate to get it).
@@ -33,10 +35,25 @@ public final class RemoteResources: Sendable {
     /// Asks the control plane; true when the set of documents changed.
     @discardableResult
     public func fetch() async throws -> Bool {
+        try await self.fetch(waiting: false)
+    }
+
+    /// Waits (up to the control plane's long poll, 8 s) for the documents or the trusted roots to
+    /// differ from the last answer; true when the documents changed.
+    @discardableResult
+    public func watch() async throws -> Bool {
+        try await self.fetch(waiting: true)
+    }
+
+    func fetch(waiting: Bool) async throws -> Bool {
         let status: Int
         let body: [UInt8]
+        var uri = "/v1/resources"
+        if waiting, let token = self.watchToken.withLock({ $0 }) {
+            uri += "?wait=" + (token.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? token)
+        }
         do {
-            (status, body) = try await self.client.request(.GET, "/v1/resources")
+            (status, body) = try await self.client.request(.GET, uri)
             self.away.store(false, ordering: .relaxed)
         } catch {
             self.away.store(true, ordering: .relaxed)
@@ -48,6 +65,7 @@ public final class RemoteResources: Sendable {
             throw ControlPlaneIssuer.Refused(status: status, message: String(decoding: body, as: UTF8.self))
         }
         if let fingerprint = object["trustBundle"] as? String { self.bundleFingerprint.withLock { $0 = fingerprint } }
+        if let token = object["watch"] as? String { self.watchToken.withLock { $0 = token } }
         let documents = list.compactMap { entry -> (text: String, file: String)? in
             guard let text = entry["text"] else { return nil }
             return (text, "control-plane:\(entry["source"] ?? "resources.yaml")")

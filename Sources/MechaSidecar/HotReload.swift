@@ -80,6 +80,8 @@ final class HotReloader: Sendable {
     }
 
     private let applied: Mutex<Applied>
+    /// Set by the control plane watch when its documents changed; taken by the next tick.
+    private let remoteChanged = Atomic<Bool>(false)
 
     init(
         paths: [String], remote: RemoteResources? = nil, appID: String, loader: ComponentLoader, components: ComponentStore, subscriptions: SubscriptionManager,
@@ -143,11 +145,13 @@ final class HotReloader: Sendable {
         let sources = self.paths + (self.configPath.map { ["\($0) (Configuration)"] } ?? []) + (self.remote == nil ? [] : ["the control plane"])
         self.logger.info("hot reload: watching \(sources.joined(separator: ", ")) every \(GoDuration.format(self.interval))")
         await withDiscardingTaskGroup { group in
+            if let remote = self.remote {
+                group.addTask { await self.watch(remote, until: stop) }
+            }
             while !(await stop.sleep(for: self.interval)) {
                 let stamps = Self.stamps(self.paths)
                 // The control plane's documents changed (an unreachable one changes nothing).
-                let remoteChanged = (try? await self.remote?.fetch()) ?? false
-                if let version = self.remote?.trustBundleFingerprint, let trustVersion = self.trustVersion { await trustVersion(version) }
+                let remoteChanged = self.remoteChanged.exchange(false, ordering: .acquiringAndReleasing)
                 let configStamps = Self.stamps(self.configPath.map { [$0] } ?? [])
                 if configStamps != self.applied.withLock({ $0.configStamps }) {
                     if await stop.sleep(for: .milliseconds(100)) { break }
@@ -161,6 +165,31 @@ final class HotReloader: Sendable {
                     group.addTask { await work() }
                 }
             }
+        }
+    }
+
+    /// Watches the control plane's resources (long polls) until `stop`: a change is picked up by
+    /// the next tick; a change of its trusted roots is passed on at once. An unreachable control
+    /// plane is asked again every second.
+    func watch(_ remote: RemoteResources, until stop: StopSignal) async {
+        while !stop.isStopped {
+            let outcome = await withTaskGroup(of: Bool?.self) { group -> Bool? in
+                group.addTask { (try? await remote.watch()) }
+                group.addTask {
+                    _ = await stop.sleep(for: .seconds(3600))
+                    return nil
+                }
+                let first = await group.next() ?? nil
+                group.cancelAll()
+                return first
+            }
+            if stop.isStopped { return }
+            guard let changed = outcome else {
+                if await stop.sleep(for: self.interval) { return }
+                continue
+            }
+            if changed { self.remoteChanged.store(true, ordering: .releasing) }
+            if let version = remote.trustBundleFingerprint, let trustVersion = self.trustVersion { await trustVersion(version) }
         }
     }
 

@@ -216,8 +216,11 @@ def test_resources_applied_to_the_control_plane_reach_the_sidecars_in_scope(modu
     extra = module_launcher.root / "extra.yaml"
     extra.write_text(component("pushed-extra", home / "extra.db"))
     assert remote(plane, "apply", extra, admin).returncode == 0
+    applied_at = time.monotonic()
     wait_until(lambda: "pushed-extra" in {c.name for c in client.get_metadata().registered_components}, timeout=15,
                what="the pushed component")
+    # The sidecar watches (long poll): the change arrives within about a second.
+    assert time.monotonic() - applied_at < 3
     bad = module_launcher.root / "bad.yaml"
     bad.write_text(component("pushed-extra", home / "extra.db").replace("state.sqlite", "state.nope"))
     result = remote(plane, "apply", bad, admin)

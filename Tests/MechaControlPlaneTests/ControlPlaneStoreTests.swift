@@ -176,3 +176,37 @@ struct ControlPlaneLeadershipTests {
         }
     }
 }
+
+/// The resource watch: an answer as soon as something changed, or after the long poll.
+struct ResourceWatchTests {
+    @Test("a watch returns at once when stale, on a change, or after the long poll", .timeLimit(.minutes(1)))
+    func watch() async throws {
+        try await ControlPlaneStoreTests.withStores(.sqlite) { stores in
+            let store = stores[0]
+            var api = ControlPlaneAPI(ca: try await store.certificateAuthority(trustDomain: "public"), store: store)
+            api.longPoll = .seconds(1)
+            let peer = try SPIFFEID(trustDomain: "public", namespace: "default", appID: "orders")
+            func get(_ query: String = "") async throws -> (watch: String, seconds: Double) {
+                let started = ContinuousClock.now
+                let answer = await api.handle(method: "GET", path: "/v1/resources", query: query, authorization: nil, peer: peer, body: [])
+                #expect(answer.status == 200)
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any])
+                let elapsed = ContinuousClock.now - started
+                return (try #require(object["watch"] as? String), Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            }
+            let first = try await get()
+            #expect(first.seconds < 0.5)
+            // Nothing changes: the long poll's full second.
+            let idle = try await get("wait=\(first.watch)")
+            #expect(idle.watch == first.watch && idle.seconds >= 0.9)
+            // A stale token: at once.
+            #expect(try await get("wait=stale").seconds < 0.5)
+            // A change while waiting: the answer comes before the long poll ends.
+            async let changed = get("wait=\(first.watch)")
+            try await Task.sleep(for: .milliseconds(100))
+            try await store.apply([(kind: "Component", name: "a", text: "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: a\nspec:\n  type: state.in-memory\n  version: v1\n", source: "a.yaml")])
+            let answer = try await changed
+            #expect(answer.watch != first.watch)
+        }
+    }
+}
