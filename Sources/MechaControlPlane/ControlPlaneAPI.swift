@@ -149,13 +149,17 @@ public struct ControlPlaneAPI: Sendable {
                 }
                 let waitFor = query.split(separator: "&").first { $0.hasPrefix("wait=") }.map { String($0.dropFirst(5)).removingPercentEncoding ?? "" }
                 let deadline = ContinuousClock.now + self.longPoll
-                while true {
-                    let answer = try await self.resourcesAnswer(for: peer)
-                    guard let waitFor, answer.watch == waitFor, ContinuousClock.now < deadline, !Task.isCancelled else {
-                        return Answer(status: 200, body: answer.body)
-                    }
+                var token = try await self.store.changeToken(trustDomain: self.ca.trustDomain)
+                var answer = try await self.resourcesAnswer(for: peer)
+                while let waitFor, answer.watch == waitFor, ContinuousClock.now < deadline, !Task.isCancelled {
                     try await Task.sleep(for: .milliseconds(500))
+                    // Only a change anywhere in the store makes it worth building the app's answer.
+                    let now = try await self.store.changeToken(trustDomain: self.ca.trustDomain)
+                    guard now != token else { continue }
+                    token = now
+                    answer = try await self.resourcesAnswer(for: peer)
                 }
+                return Answer(status: 200, body: answer.body)
             }
             return try await self.changeResources(method: method, path: path, authorization: authorization, body: body)
         } catch {
@@ -166,21 +170,21 @@ public struct ControlPlaneAPI: Sendable {
     /// The documents meant for `peer`'s app, their version, the trusted roots' version, and the
     /// watch token made of both.
     func resourcesAnswer(for peer: SPIFFEID) async throws -> (watch: String, body: [UInt8]) {
-                var documents: [[String: String]] = []
-                var version: [String] = []
-                for stored in try await self.store.resources() {
-                    guard let loaded = try? ResourceLoader.load(text: stored.text, file: stored.source), Self.isFor(peer.appID, loaded) else { continue }
-                    documents.append(["kind": stored.kind, "name": stored.name, "source": stored.source, "text": stored.text])
-                    version.append("\(stored.kind)/\(stored.name)\u{0}\(stored.text)")
-                }
-                // FNV-1a of every document: the same set gives the same version on every replica.
-                let digest = version.joined(separator: "\u{1}").utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 }
-                // The trust bundle's fingerprint: a sidecar whose bundle differs renews at once (a
-                // root rollover reaches every sidecar within seconds).
-                let trust = try await self.store.trustVersion(trustDomain: self.ca.trustDomain)
-                let watch = String(digest, radix: 16) + "-" + trust
-                let answer: [String: Any] = ["version": String(digest, radix: 16), "documents": documents, "trustBundle": trust, "watch": watch]
-                return (watch, Array(try JSONSerialization.data(withJSONObject: answer, options: [.sortedKeys])))
+        var documents: [[String: String]] = []
+        var version: [String] = []
+        for stored in try await self.store.resources() {
+            guard let loaded = try? ResourceLoader.load(text: stored.text, file: stored.source), Self.isFor(peer.appID, loaded) else { continue }
+            documents.append(["kind": stored.kind, "name": stored.name, "source": stored.source, "text": stored.text])
+            version.append("\(stored.kind)/\(stored.name)\u{0}\(stored.text)")
+        }
+        // FNV-1a of every document: the same set gives the same version on every replica.
+        let digest = version.joined(separator: "\u{1}").utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 }
+        // The trusted roots' version: a sidecar whose certificate or bundle differs renews at
+        // once (a root rollover reaches every sidecar within seconds).
+        let trust = try await self.store.trustVersion(trustDomain: self.ca.trustDomain)
+        let watch = String(digest, radix: 16) + "-" + trust
+        let answer: [String: Any] = ["version": String(digest, radix: 16), "documents": documents, "trustBundle": trust, "watch": watch]
+        return (watch, Array(try JSONSerialization.data(withJSONObject: answer, options: [.sortedKeys])))
     }
 
     func changeResources(method: String, path: String, authorization: String?, body: [UInt8]) async throws -> Answer {

@@ -20,6 +20,8 @@ public final class ControlPlaneStore: Sendable {
     public var kind: String { self.backend.kind }
     let postgres: MechaPostgresDatabase?
     private let migrated = Atomic<Bool>(false)
+    /// Trust versions by the trusted roots' PEM (the fingerprints need the certificates parsed).
+    private let trustVersions = Mutex<[String: String]>([:])
 
     /// Whether `location` names a PostgreSQL database (a `postgres://` URL or libpq keywords).
     public static func isPostgres(_ location: String) -> Bool {
@@ -111,7 +113,14 @@ public final class ControlPlaneStore: Sendable {
     /// The roots sidecars must trust, as PEM: the signing one, then a prepared `next` and a
     /// `previous` one still trusted during a rollover.
     public func trustedRoots(trustDomain: String) async throws -> [String] {
-        let active = try await self.certificateAuthority(trustDomain: trustDomain).rootPEM
+        try await self.migrate()
+        let stored = try await self.backend.query("SELECT certificate FROM control_plane_ca WHERE trust_domain = ?", [.text(trustDomain)])
+        let active: String
+        if let text = stored.first?[0].string {
+            active = text
+        } else {
+            active = try await self.certificateAuthority(trustDomain: trustDomain).rootPEM
+        }
         let others = try await self.backend.query(
             "SELECT role, certificate FROM control_plane_roots WHERE trust_domain = ? ORDER BY role", [.text(trustDomain)])
         return [active] + others.compactMap { $0[1].string }
@@ -122,8 +131,25 @@ public final class ControlPlaneStore: Sendable {
     /// it changes, so a rollover's steps reach them within seconds.
     public func trustVersion(trustDomain: String) async throws -> String {
         let roots = try await self.trustedRoots(trustDomain: trustDomain)
+        let key = roots.joined(separator: "\n")
+        if let known = self.trustVersions.withLock({ $0[key] }) { return known }
         let signing = try TrustBundle(trustDomain: trustDomain, pem: roots[0]).fingerprint
-        return signing + ":" + (try TrustBundle(trustDomain: trustDomain, pem: roots.joined(separator: "\n")).fingerprint)
+        let version = signing + ":" + (try TrustBundle(trustDomain: trustDomain, pem: key).fingerprint)
+        self.trustVersions.withLock { versions in
+            if versions.count > 16 { versions.removeAll() }
+            versions[key] = version
+        }
+        return version
+    }
+
+    /// Changes whenever a resource is applied or deleted, or the trusted roots change: cheap
+    /// enough for every long poll to ask twice a second (no document is parsed).
+    public func changeToken(trustDomain: String) async throws -> String {
+        try await self.migrate()
+        let rows = try await self.backend.query(
+            "SELECT count(*), coalesce(max(updated), 0), coalesce(sum(length(document)), 0) FROM control_plane_resources", [])
+        let resources = rows.first.map { $0.map { $0.int.map(String.init) ?? "?" }.joined(separator: ",") } ?? ""
+        return resources + "|" + (try await self.trustedRoots(trustDomain: trustDomain)).joined()
     }
 
     public enum RootRotationError: Error, CustomStringConvertible {

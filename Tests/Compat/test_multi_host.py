@@ -4,6 +4,10 @@ sharing a PostgreSQL server (on the first one) and three sidecar hosts. Proves, 
 SDK run inside the caller's host:
 
 - invocation across hosts over mTLS with SVIDs from the control planes and their registry;
+- pub/sub across hosts through a Redis on the control plane host, with the pubsub component
+  pushed by the control plane (`apply`), each message delivered once to one of the two instances;
+- an access-control policy on shipping allowing orders `POST /ship` (and `GET /whoami`) and
+  denying the rest;
 - a plain client and a client with its own CA refused by another host's sidecar;
 - a host cut off (its link down): calls fail over to the remaining instance within a bounded time
   (printed, and kept under 15 s); the host rejoins when its link is back;
@@ -23,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import APPS_DIR, MECHA_BIN, PYTHON, Process, start_postgres
+from conftest import APPS_DIR, MECHA_BIN, PYTHON, REDIS_SERVER, Process, start_postgres
 
 SUBNET = "10.213.{}.{}"
 
@@ -125,6 +129,27 @@ def world(module_launcher):
 
         planes = {"cp": plane("cp"), "cp2": plane("cp2")}
         cp_address = ",".join(f"{hosts.addresses[h]}:50100" for h in ("cp", "cp2"))
+        # A Redis on the first control plane host carries pub/sub between the hosts; its pubsub
+        # component is pushed to orders and shipping by the control plane.
+        redis_address = f"{hosts.addresses['cp']}:6379"
+        start("redis", "cp", [REDIS_SERVER, "--port", "6379", "--bind", hosts.addresses["cp"], "--save", "", "--appendonly", "no",
+                              "--protected-mode", "no", "--dir", str(root)])
+        pushed = root / "pushed"
+        pushed.mkdir()
+        (pushed / "pubsub.yaml").write_text(PUBSUB.format(redis=redis_address))
+        admin = control("token", "--admin")
+        deadline = time.monotonic() + 20
+        while True:
+            applied = subprocess.run(
+                hosts.run("a", [str(MECHA_BIN), "control-plane", "apply", "--control-plane-address", cp_address,
+                                "--trust-anchors-file", str(anchors), "-f", str(pushed)]),
+                capture_output=True, text=True, env={**os.environ, "MECHA_CONTROL_PLANE_TOKEN": admin})
+            if applied.returncode == 0:
+                break
+            assert time.monotonic() < deadline, applied.stderr
+            time.sleep(0.5)
+        acl = root / "shipping-config.yaml"
+        acl.write_text(ACL)
 
         def token(app_id):
             return control("token", "--app-id", app_id)
@@ -135,7 +160,7 @@ def world(module_launcher):
         governance.mkdir()
         (governance / "traffic.yaml").write_text(GOVERNANCE)
 
-        def sidecar(host, app_id, app_port=None, resources=None):
+        def sidecar(host, app_id, app_port=None, resources=None, config=None):
             argv = [str(MECHA_BIN), "sidecar", "--app-id", app_id, "--dapr-http-port", "3500", "--dapr-grpc-port", "50001",
                     "--dapr-internal-grpc-port", "50002", "--dapr-internal-grpc-listen-address", hosts.addresses[host],
                     "--metrics-port", "9090", "--mecha-home", str(root / f"home-{host}"),
@@ -144,13 +169,16 @@ def world(module_launcher):
                 argv += ["--app-port", str(app_port)]
             if resources:
                 argv += ["--resources-path", str(resources)]
+            if config:
+                argv += ["--config", str(config)]
             return start(f"sidecar-{app_id}-{host}", host, argv, env={"MECHA_CONTROL_PLANE_TOKEN": token(app_id)})
 
         for host in ("b", "c"):
             start(f"app-{host}", host, [PYTHON, str(APPS_DIR / "http_app.py")],
-                  env={"APP_PORT": "8080", "APP_ID": f"shipping@{host}", "RECORD_FILE": str(root / f"records-{host}.jsonl")})
+                  env={"APP_PORT": "8080", "APP_ID": f"shipping@{host}", "RECORD_FILE": str(root / f"records-{host}.jsonl"),
+                       "SUBSCRIPTIONS": json.dumps([{"pubsubname": "orders-pubsub", "topic": "shipments", "route": "/shipments"}])})
         time.sleep(0.5)
-        shipping = [sidecar("b", "shipping", 8080), sidecar("c", "shipping", 8080)]
+        shipping = [sidecar("b", "shipping", 8080, config=acl), sidecar("c", "shipping", 8080, config=acl)]
         orders = sidecar("a", "orders", resources=governance)
         # Ready when the caller's sidecar answers and both shipping instances are registered.
         deadline = time.monotonic() + 40
@@ -170,6 +198,45 @@ def world(module_launcher):
             process.stop()
         hosts.remove()
 
+
+PUBSUB = """\
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: orders-pubsub
+spec:
+  type: pubsub.redis
+  version: v1
+  metadata:
+  - name: redisHost
+    value: "{redis}"
+scopes:
+- orders
+- shipping
+"""
+
+ACL = """\
+apiVersion: dapr.io/v1alpha1
+kind: Configuration
+metadata:
+  name: shipping
+spec:
+  accessControl:
+    defaultAction: deny
+    trustDomain: public
+    policies:
+    - appId: orders
+      namespace: default
+      trustDomain: public
+      defaultAction: deny
+      operations:
+      - name: /ship
+        httpVerb: ["POST"]
+        action: allow
+      - name: /whoami
+        httpVerb: ["GET"]
+        action: allow
+"""
 
 GOVERNANCE = """\
 apiVersion: mecha.dev/v1alpha1
@@ -216,6 +283,53 @@ def test_invocation_across_hosts_over_mtls_with_the_sdk(world):
     """, env={"DAPR_HTTP_PORT": "3500", "DAPR_GRPC_PORT": "50001"})
     # Round robin: both hosts answer.
     assert out.strip() == "shipping@b,shipping@c", out
+
+
+def test_pubsub_and_access_control_across_hosts_with_the_sdk(world):
+    """The SDK on host a publishes through the pushed Redis pubsub: every message reaches one of
+    shipping's instances on hosts b and c, once; shipping's access control lets orders POST /ship
+    and refuses POST /refund with daprd's error."""
+    root = world["root"]
+    tag = uuid.uuid4().hex[:8]
+    out = world["hosts"].python("a", f"""
+        import json
+        from dapr.clients import DaprClient
+        from dapr.clients.exceptions import DaprInternalError
+        with DaprClient() as client:
+            names = {{c.name for c in client.get_metadata().registered_components}}
+            assert "orders-pubsub" in names, names
+            for n in range(10):
+                client.publish_event("orders-pubsub", "shipments", json.dumps({{"tag": "{tag}", "n": n}}), data_content_type="application/json")
+            shipped = client.invoke_method("shipping", "ship", data=b"{{}}", http_verb="POST")
+            try:
+                client.invoke_method("shipping", "refund", data=b"{{}}", http_verb="POST")
+                refund = "allowed"
+            except Exception as error:
+                refund = str(error)
+        print(json.dumps({{"refund": refund}}))
+    """, env={"DAPR_HTTP_PORT": "3500", "DAPR_GRPC_PORT": "50001"})
+    result = json.loads(out.strip().splitlines()[-1])
+    assert "PermissionDenied" in result["refund"] and "access control policy has denied access" in result["refund"], result
+
+    def delivered():
+        numbers = []
+        for host in ("b", "c"):
+            path = root / f"records-{host}.jsonl"
+            if not path.exists():
+                continue
+            for line in path.read_text().splitlines():
+                entry = json.loads(line)
+                data = ((entry.get("json") or {}).get("data")) if entry["path"] == "/shipments" else None
+                if isinstance(data, dict) and data.get("tag") == tag:
+                    numbers.append(data["n"])
+        return numbers
+
+    deadline = time.monotonic() + 20
+    while len(delivered()) < 10:
+        assert time.monotonic() < deadline, f"delivered: {sorted(delivered())}"
+        time.sleep(0.2)
+    time.sleep(1)
+    assert sorted(delivered()) == list(range(10)), sorted(delivered())
 
 
 def test_another_host_refuses_a_plain_client_and_a_foreign_ca(world):
