@@ -131,7 +131,15 @@ public final class MDNSNameResolver: NameResolver {
             guard let removed = directory.remove(instanceID: instanceID) else { return nil }
             return directory.announcement(goodbye: true, only: [removed])
         }
-        if let goodbye { self.send(goodbye) }
+        if let goodbye { await self.sendTwice(goodbye) }
+    }
+
+    /// A goodbye goes out twice, 50 ms apart: a lost one would leave callers on a gone instance
+    /// until its records expire.
+    func sendTwice(_ message: DNSMessage) async {
+        self.send(message)
+        try? await Task.sleep(for: .milliseconds(50))
+        self.send(message)
     }
 
     public func cachedInstances(appID: String, namespace: String) -> [AppInstance]? {
@@ -172,13 +180,13 @@ public final class MDNSNameResolver: NameResolver {
     }
 
     public func close() async throws {
-        if let goodbye = self.directory.withLock({ $0.announcement(goodbye: true) }) { self.send(goodbye) }
+        if let goodbye = self.directory.withLock({ $0.announcement(goodbye: true) }) { await self.sendTwice(goodbye) }
         let (listener, senders) = self.channels.withLock { channels in
             defer { channels = (nil, []) }
             return channels
         }
         // Give the goodbye a moment to leave.
-        try? await Task.sleep(for: .milliseconds(50))
+        try? await Task.sleep(for: .milliseconds(20))
         try? await listener?.close()
         for sender in senders { try? await sender.close() }
     }
