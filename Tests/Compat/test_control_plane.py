@@ -17,7 +17,7 @@ def start_control_plane(launcher, store, port):
     process = Process(
         name=f"control-plane:{port}",
         argv=[str(MECHA_BIN), "control-plane", "--port", str(port), "--store", str(store)],
-        log_path=launcher.root / f"control-plane-{port}.log",
+        log_path=launcher.root / f"control-plane-{port}-{time.monotonic_ns()}.log",
     )
     launcher.processes.append(process)
     deadline = time.monotonic() + 20

@@ -13,24 +13,8 @@ import time
 
 import pytest
 
-from conftest import MECHA_BIN, Process, free_port, port_open, start_postgres, wait_until
-
-
-def start_plane(launcher, store, port):
-    process = Process(
-        name=f"control-plane:{port}",
-        argv=[str(MECHA_BIN), "control-plane", "--port", str(port), "--store", store],
-        log_path=launcher.root / f"control-plane-{port}-{time.monotonic_ns()}.log",
-    )
-    launcher.processes.append(process)
-    deadline = time.monotonic() + 20
-    while not port_open(port):
-        if not process.alive():
-            process.fail("mecha control-plane exited before listening")
-        if time.monotonic() > deadline:
-            process.fail("mecha control-plane did not listen within 20s")
-        time.sleep(0.05)
-    return process
+from conftest import MECHA_BIN, free_port, start_postgres, wait_until
+from test_control_plane import start_control_plane
 
 
 def control(store, *arguments, env=None):
@@ -65,7 +49,7 @@ def state_component(name, path):
 def planes(module_launcher):
     _, url = start_postgres(module_launcher, free_port())
     ports = [free_port(), free_port()]
-    processes = [start_plane(module_launcher, url, port) for port in ports]
+    processes = [start_control_plane(module_launcher, url, port) for port in ports]
     anchors = module_launcher.file("ha-anchors.pem", control(url, "trust-anchors"))
     return {"store": url, "ports": ports, "processes": processes, "anchors": anchors}
 
@@ -146,7 +130,7 @@ def test_two_control_planes_on_postgresql_survive_the_leader_being_killed(module
     assert takeover < 10
 
     # The killed one comes back and follows.
-    planes["processes"][leader_index] = start_plane(module_launcher, store, ports[leader_index])
+    planes["processes"][leader_index] = start_control_plane(module_launcher, store, ports[leader_index])
     wait_until(lambda: health(ports[leader_index], anchors).get("leader") is False, timeout=10, what="the restarted one to follow")
     assert health(survivor, anchors)["leader"] is True
 
