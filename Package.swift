@@ -353,7 +353,7 @@ let package = Package(
         .testTarget(
             name: "MechaHTTPTests",
             dependencies: [
-                "MechaHTTP", "MechaSidecar", "MechaComponents", "MechaAPI", "MechaCore", "MechaTesting", "MechaFuzzTargets", "MechaResiliency",
+                "MechaHTTP", "MechaSidecar", "MechaComponents", "MechaEmbedded", "MechaAPI", "MechaCore", "MechaTesting", "MechaFuzzTargets", "MechaResiliency",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

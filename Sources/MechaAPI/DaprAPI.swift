@@ -1,4 +1,5 @@
 public import MechaRuntime
+import Logging
 
 /// Every building block, built once per sidecar and shared by the HTTP and gRPC surfaces.
 public struct DaprAPI: Sendable {
@@ -12,6 +13,8 @@ public struct DaprAPI: Sendable {
     public var conversation: ConversationAPI
     public var configuration: ConfigurationAPI
     public var metadata: MetadataAPI
+    /// Virtual actors (off, answering ERR_ACTOR_RUNTIME_NOT_FOUND, without an actor state store).
+    public var actors: ActorsAPI
     public var readiness: Readiness
     /// Component health as calls show it (`GET /v1.0/healthz?detail`).
     public var health: ComponentHealth
@@ -31,8 +34,11 @@ public struct DaprAPI: Sendable {
         metadata: MetadataAPI,
         readiness: Readiness,
         health: ComponentHealth = ComponentHealth(),
+        actors: ActorsAPI? = nil,
         shutdown: @escaping @Sendable () -> Void
     ) {
+        self.actors = actors ?? ActorsAPI(
+            identity: identity, components: ComponentStore(), stateStoreName: nil, placement: nil, forwarder: nil, logger: Logger(label: "mecha.actors"))
         self.health = health
         self.identity = identity
         self.state = state

@@ -48,6 +48,11 @@ public final class MetadataAPI: Sendable {
     /// The subscriptions in effect.
     public var activeSubscriptions: [SubscriptionSpec] { self.subscriptions.subscriptions }
     private let extended = Mutex<[String: String]>([:])
+    private let actorsBox = Mutex<ActorsAPI?>(nil)
+
+    /// The actors building block whose state the document reports.
+    public func attach(actors: ActorsAPI) { self.actorsBox.withLock { $0 = actors } }
+    public var actors: ActorsAPI? { self.actorsBox.withLock { $0 } }
 
     public init(
         identity: SidecarIdentity,
@@ -107,7 +112,17 @@ public final class MetadataAPI: Sendable {
             }
             members.append(("appConnectionProperties", .object(connection)))
         }
-        members.append(("actorRuntime", .object([("runtimeStatus", "DISABLED"), ("hostReady", false), ("placement", "placement: disconnected")])))
+        if let actors = self.actors {
+            let counts = actors.activeCounts.map { JSONValue.object([("type", .string($0.type)), ("count", .int($0.count))]) }
+            if !counts.isEmpty { members.append(("actors", .array(counts))) }
+            var runtime: [(String, JSONValue)] = [("runtimeStatus", .string(actors.runtimeStatus))]
+            if !counts.isEmpty { runtime.append(("activeActors", .array(counts))) }
+            runtime.append(("hostReady", .bool(actors.hostReady)))
+            runtime.append(("placement", .string(actors.placementStatus)))
+            members.append(("actorRuntime", .object(runtime)))
+        } else {
+            members.append(("actorRuntime", .object([("runtimeStatus", "DISABLED"), ("hostReady", false), ("placement", "placement: disconnected")])))
+        }
         return .object(members)
     }
 

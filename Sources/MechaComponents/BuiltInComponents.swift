@@ -7,6 +7,12 @@ public import MechaRuntime
 /// registry from this list; tests may build registries with fewer factories.
 public enum BuiltInComponents {
     public static var registry: ComponentRegistry {
+        var registry = Self.factories
+        registry.actorMembership = { path in try await SQLiteActorMembership(path: path) }
+        return registry
+    }
+
+    static var factories: ComponentRegistry {
         ComponentRegistry([
             // state
             InMemoryStateStoreFactory(),

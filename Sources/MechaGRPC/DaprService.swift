@@ -60,6 +60,8 @@ public struct DaprService: RegistrableRPCService {
         self.registerConversation(with: &router)
         // Cryptography
         self.registerCrypto(with: &router)
+        // Actors
+        self.registerActors(with: &router)
         // Metadata and lifecycle
         Self.unary(&router, DaprMethod.GetMetadata.descriptor, self.getMetadata)
         Self.unary(&router, DaprMethod.SetMetadata.descriptor, self.setMetadata)

@@ -63,8 +63,22 @@ enum MetadataMessage {
             response.appConnectionProperties = connection
         }
         var actors = Dapr_Proto_Runtime_V1_ActorRuntime()
-        actors.runtimeStatus = .disabled
-        actors.placement = "placement: disconnected"
+        if let api = metadata.actors {
+            let counts = api.activeCounts.map { count in
+                var entry = Dapr_Proto_Runtime_V1_ActiveActorsCount()
+                entry.type = count.type
+                entry.count = Int32(clamping: count.count)
+                return entry
+            }
+            response.activeActorsCount = counts
+            actors.activeActors = counts
+            actors.runtimeStatus = api.runtimeStatus == "RUNNING" ? .running : .disabled
+            actors.hostReady = api.hostReady
+            actors.placement = api.placementStatus
+        } else {
+            actors.runtimeStatus = .disabled
+            actors.placement = "placement: disconnected"
+        }
         response.actorRuntime = actors
         return response
     }

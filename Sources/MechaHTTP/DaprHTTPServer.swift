@@ -325,6 +325,12 @@ public struct DaprHTTPServer: Sendable {
                 return try await ConversationRoutes(api: self.api.conversation).converse(name: name, alpha2: alpha2, body: body)
             case .crypto(let name, let operation):
                 return await CryptoRoutes(api: self.api.crypto, maxBodySize: self.configuration.maxBodySize).handle(name: name, operation: operation, request: request)
+            case .actor(let route):
+                let body = try await self.body(request, error: { .badRequest("failed to read body: " + $0) })
+                var headers = HeaderList()
+                for field in request.headers { headers.add(field.name.rawName, field.value) }
+                return await ActorRoutes(api: self.api.actors).respond(
+                    route, verb: request.head.method.rawValue, headers: headers, contentType: request.headers[.contentType], body: body, hops: 0)
             case .invoke, .fallback:
                 return .error(.directInvokeNoAppID)
             }

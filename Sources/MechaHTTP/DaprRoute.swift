@@ -27,6 +27,8 @@ enum DaprRoute: Equatable {
     case unlock(store: String)
     case converse(name: String, alpha2: Bool)
     case crypto(name: String, operation: String)
+    /// `/v1.0/actors/{type}/{id}/…`: method calls, state, reminders, timers.
+    case actor(ActorRoute)
     /// `/v1.0/invoke/{id}/method/{method}`: target and raw method path.
     case invoke(appID: String, method: String)
     /// Nothing matched: the invoke fallback (header or basic-auth form) decides.
@@ -55,6 +57,7 @@ enum DaprRoute: Equatable {
         case .converse(_, let alpha2): ("conversation", alpha2 ? "v1.0-alpha2" : "v1.0-alpha1", "conversation")
         case .crypto(_, let operation): CryptoRoutes.accessGroup(operation)
         case .invoke: ("invoke", "v1.0", "invoke")
+        case .actor: ("actors", "v1.0", "actors")
         }
     }
 
@@ -164,6 +167,8 @@ enum DaprRoute: Equatable {
             guard method == "GET", rest.count == 3, let store = param(1) else { break }
             if rest[2] == "bulk" { return .bulkSecrets(store: store) }
             if let key = param(2) { return .getSecret(store: store, key: key) }
+        case "actors":
+            if let actor = ActorRoute.match(method: method, segments: rest) { return .actor(actor) }
         case "invoke":
             // /v1.0/invoke/<id>/method/<method...>: the id runs up to the first "/method/".
             let joined = rest.dropFirst().joined(separator: "/")

@@ -102,6 +102,24 @@ public struct InternalInvokeServer: Sendable {
             return
         }
         let (path, query) = DaprHTTPServer.split(request.head.path ?? "/")
+        // An actor call forwarded by the sidecar that placement sent it to.
+        if path.hasPrefix("/v1.0/actors/"), let route = ActorRoute.match(method: request.head.method.rawValue, path: String(path)) {
+            let body: [UInt8]
+            do {
+                body = Array(try await DaprHTTPServer.invocationBody(request, length: request.headers[.contentLength].flatMap(Int.init), limit: self.maxBodySize)
+                    .collect(upTo: self.maxBodySize).readableBytesView)
+            } catch {
+                try await HTTPReply.error(.badRequest("failed to read body: \(error)")).write(to: writer)
+                return
+            }
+            var headers = HeaderList()
+            for field in request.headers { headers.add(field.name.rawName, field.value) }
+            let hops = request.headers[HTTPField.Name(ActorsAPI.hopsHeader)!].flatMap(Int.init) ?? 1
+            let reply = await ActorRoutes(api: self.api.actors).respond(
+                route, verb: request.head.method.rawValue, headers: headers, contentType: request.headers[.contentType], body: body, hops: hops)
+            try await reply.write(to: writer)
+            return
+        }
         // Headers are only read when the app has access control.
         if self.api.invoke.accessControl != nil,
             let denied = self.api.invoke.authorize(

@@ -4,6 +4,9 @@ public import MechaCore
 /// build their own with exactly the factories they need.
 public struct ComponentRegistry: Sendable {
     private var factories: [ComponentType: [String: any ComponentFactory]] = [:]
+    /// Opens actor placement membership in the embedded database of a Mecha home (the file
+    /// path); nil: actors place only through a control plane.
+    public var actorMembership: (@Sendable (_ databasePath: String) async throws -> any ActorMembershipStore)?
 
     public init() {}
 

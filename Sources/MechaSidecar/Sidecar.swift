@@ -297,6 +297,17 @@ public final class Sidecar: Sendable {
             healthThreshold: options.enableAppHealthCheck ? options.appHealthThreshold : nil
         )
         let pubsubAPI = PubSubAPI(components: components, identity: identity, now: now, access: blockAccess)
+        let invoker = SidecarInvoker(
+            mesh: mesh,
+            client: client,
+            peerToken: peerToken,
+            tls: meshTLS,
+            logger: self.logger,
+            hostAddress: options.internalListenAddress == "0.0.0.0" ? "127.0.0.1" : options.internalListenAddress,
+            hostname: SidecarCore.hostname(),
+            globalLimiter: GlobalRateLimiter(components: components)
+        )
+        let actors = try await self.actorsAPI(identity: identity, components: components, forwarder: invoker)
         let api = DaprAPI(
             identity: identity,
             state: StateAPI(components: components, identity: identity, pubsub: pubsubAPI, access: blockAccess),
@@ -304,16 +315,7 @@ public final class Sidecar: Sendable {
             invoke: InvokeAPI(
                 identity: identity,
                 appChannel: appChannel,
-                remote: SidecarInvoker(
-                    mesh: mesh,
-                    client: client,
-                    peerToken: peerToken,
-                    tls: meshTLS,
-                    logger: self.logger,
-                    hostAddress: options.internalListenAddress == "0.0.0.0" ? "127.0.0.1" : options.internalListenAddress,
-                    hostname: SidecarCore.hostname(),
-                    globalLimiter: GlobalRateLimiter(components: components)
-                ),
+                remote: invoker,
                 readiness: readiness,
                 outbound: outbound,
                 accessControl: configuration?.accessControl.map {
@@ -334,6 +336,7 @@ public final class Sidecar: Sendable {
             ),
             readiness: readiness,
             health: componentHealth,
+            actors: actors,
             shutdown: { [weak self] in
                 guard let self else { return }
                 Task { await self.shutdown() }
@@ -455,9 +458,11 @@ public final class Sidecar: Sendable {
                 trustVersion: meshTLS.map { tls in self.rolloverFollower(tls) },
                 logger: self.logger)
         }
+        api.metadata.attach(actors: actors)
         return SidecarCore(
             options: options,
             identity: identity,
+            actors: actors,
             components: components,
             resolver: resolver,
             client: client,
@@ -474,6 +479,23 @@ public final class Sidecar: Sendable {
             requestShutdown: { [self] in Task { await self.shutdown() } },
             logger: self.logger
         )
+    }
+
+    /// Actors: on when a state store is marked `actorStateStore: "true"`; placement membership in
+    /// the Mecha home's embedded database (every sidecar of the machine shares it).
+    func actorsAPI(identity: SidecarIdentity, components: ComponentStore, forwarder: any ActorForwarder) async throws -> ActorsAPI {
+        let storeName = ActorsAPI.actorStateStoreName(in: components)
+        var placement: ActorPlacement?
+        if storeName != nil, let open = self.registry.actorMembership {
+            let path = self.options.mechaHome + "/mecha.db"
+            do {
+                placement = ActorPlacement(store: try await open(path))
+            } catch {
+                throw SidecarError("actors: cannot open the placement membership in \(path): \(error)")
+            }
+        }
+        let logger = Logger(label: "mecha.actors", factory: { _ in self.logger.handler })
+        return ActorsAPI(identity: identity, components: components, stateStoreName: storeName, placement: placement, forwarder: forwarder, logger: logger)
     }
 
     /// The sidecar's mTLS identity, unless mTLS is off (`--enable-mtls=false` or Configuration

@@ -18,6 +18,8 @@ import ServiceLifecycle
 struct SidecarCore: Service {
     let options: SidecarOptions
     let identity: SidecarIdentity
+    /// Virtual actors: hosting (after the app declared its types) and placement.
+    let actors: ActorsAPI
     let components: ComponentStore
     let resolver: any NameResolver
     let client: HTTP1Client
@@ -161,6 +163,12 @@ struct SidecarCore: Service {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.subscriptions.run(until: deliveryStop) }
                 group.addTask { await self.inputBindings.run(until: deliveryStop) }
+                group.addTask {
+                    let host = ActorHost(
+                        instanceID: self.identity.instanceID, appID: self.identity.appID, namespace: self.identity.namespace, host: instance.host,
+                        internalPort: instance.internalPort, mtls: instance.mtls, types: [])
+                    await self.actors.run(appChannel: self.appChannel, host: host, maxBodySize: self.options.maxBodySize, until: deliveryStop)
+                }
                 group.addTask {
                     await self.subscriptions.waitUntilStarted()
                     self.readiness.markRuntimeReady()

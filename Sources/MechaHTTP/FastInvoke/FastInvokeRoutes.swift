@@ -82,6 +82,8 @@ struct RequestHeaderSummary {
     var contentType: String?
     var internalTarget: String?
     var peerToken: String?
+    /// An actor call forwarded by another sidecar (`x-mecha-actor-hops`): never a plain invocation.
+    var isActorCall = false
 
     init?(_ headers: HTTPHeaders) {
         for (name, value) in headers {
@@ -107,6 +109,7 @@ struct RequestHeaderSummary {
             case 18 where HeaderNames.equals(name, "x-mecha-target-app"):
                 guard self.internalTarget == nil else { return nil }
                 self.internalTarget = value
+            case 18 where HeaderNames.equals(name, "x-mecha-actor-hops"): self.isActorCall = true
             case 21 where HeaderNames.equals(name, "x-mecha-sidecar-token"):
                 guard self.peerToken == nil else { return nil }
                 self.peerToken = value
@@ -290,7 +293,7 @@ struct InternalFastInvokeRouter: FastInvokeRouter {
 
     func plan(for head: HTTPRequestHead) -> FastInvokePlan? {
         guard FastInvoke.isPlainRequest(head), let summary = RequestHeaderSummary(head.headers),
-            summary.hasSmallBody(limit: self.bodyLimit), summary.internalTarget == self.appID, self.invoke.isAppHealthy,
+            summary.hasSmallBody(limit: self.bodyLimit), summary.internalTarget == self.appID, !summary.isActorCall, self.invoke.isAppHealthy,
             self.peers.accepts(summary.peerToken)
         else { return nil }
         var headers = HTTPHeaders()
