@@ -463,6 +463,7 @@ public final class Sidecar: Sendable {
             options: options,
             identity: identity,
             actors: actors,
+            actorObserver: metrics,
             components: components,
             resolver: resolver,
             client: client,
@@ -486,12 +487,21 @@ public final class Sidecar: Sendable {
     func actorsAPI(identity: SidecarIdentity, components: ComponentStore, forwarder: any ActorForwarder) async throws -> ActorsAPI {
         let storeName = ActorsAPI.actorStateStoreName(in: components)
         var placement: ActorPlacement?
-        if storeName != nil, let open = self.registry.actorMembership {
-            let path = self.options.mechaHome + "/mecha.db"
-            do {
-                placement = ActorPlacement(store: try await open(path))
-            } catch {
-                throw SidecarError("actors: cannot open the placement membership in \(path): \(error)")
+        if let storeName, let entry = components.entry(named: storeName) {
+            // Membership lives where the actor state lives: a store of this machine (SQLite, in
+            // memory) → the Mecha home's database; a shared one (Redis, PostgreSQL) → that store,
+            // so sidecars on every host that share the actor state share the table.
+            let local = ["sqlite", "in-memory"].contains(entry.spec.type.name)
+            if !local {
+                placement = ActorPlacement(store: StateStoreActorMembership(components: components, storeName: storeName, namespace: identity.namespace))
+                self.logger.info("actors: placement membership in the state store \(storeName) (shared across hosts)")
+            } else if let open = self.registry.actorMembership {
+                let path = self.options.mechaHome + "/mecha.db"
+                do {
+                    placement = ActorPlacement(store: try await open(path))
+                } catch {
+                    throw SidecarError("actors: cannot open the placement membership in \(path): \(error)")
+                }
             }
         }
         let logger = Logger(label: "mecha.actors", factory: { _ in self.logger.handler })

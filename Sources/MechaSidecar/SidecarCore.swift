@@ -20,6 +20,8 @@ struct SidecarCore: Service {
     let identity: SidecarIdentity
     /// Virtual actors: hosting (after the app declared its types) and placement.
     let actors: ActorsAPI
+    /// The actor metrics (nil: metrics are off).
+    let actorObserver: (any ActorObserver)?
     let components: ComponentStore
     let resolver: any NameResolver
     let client: HTTP1Client
@@ -167,7 +169,8 @@ struct SidecarCore: Service {
                     let host = ActorHost(
                         instanceID: self.identity.instanceID, appID: self.identity.appID, namespace: self.identity.namespace, host: instance.host,
                         internalPort: instance.internalPort, mtls: instance.mtls, types: [])
-                    await self.actors.run(appChannel: self.appChannel, host: host, maxBodySize: self.options.maxBodySize, until: deliveryStop)
+                    await self.actors.run(
+                        appChannel: self.appChannel, host: host, maxBodySize: self.options.maxBodySize, observer: self.actorObserver, until: deliveryStop)
                 }
                 group.addTask {
                     await self.subscriptions.waitUntilStarted()

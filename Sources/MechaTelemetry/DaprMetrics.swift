@@ -46,6 +46,11 @@ public final class DaprMetrics: Sendable {
     let inputBindingLatency: MetricFamily<LockFreeHistogram>
     // Runtime.
     let componentLoaded: MetricFamily<Prometheus.Counter>
+    let actorActivations: MetricFamily<Prometheus.Counter>
+    let actorDeactivations: MetricFamily<Prometheus.Counter>
+    let actorRebalances: MetricFamily<Prometheus.Counter>
+    let remindersFired: MetricFamily<Prometheus.Counter>
+    let timersFired: MetricFamily<Prometheus.Counter>
     let componentInit: MetricFamily<Prometheus.Counter>
     let componentInitFail: MetricFamily<Prometheus.Counter>
     let resiliencyLoaded: MetricFamily<Prometheus.Counter>
@@ -138,6 +143,11 @@ public final class DaprMetrics: Sendable {
         self.inputBindingLatency = registry.histogram("dapr_component_input_binding_latencies", labels: input, unbounded: ["component"])
 
         self.componentLoaded = registry.counter("dapr_runtime_component_loaded", labels: ["app_id"])
+        self.actorActivations = registry.counter("mecha_actor_activated_total", labels: ["app_id", "actor_type"])
+        self.actorDeactivations = registry.counter("dapr_runtime_actor_deactivated_total", labels: ["app_id", "actor_type"])
+        self.actorRebalances = registry.counter("dapr_runtime_actor_rebalanced_total", labels: ["app_id", "actor_type"])
+        self.remindersFired = registry.counter("dapr_runtime_actor_reminders_fired_total", labels: ["app_id", "actor_type", "success"])
+        self.timersFired = registry.counter("dapr_runtime_actor_timers_fired_total", labels: ["app_id", "actor_type", "success"])
         self.componentInit = registry.counter("dapr_runtime_component_init_total", labels: ["app_id", "component"], unbounded: ["component"])
         self.componentInitFail = registry.counter(
             "dapr_runtime_component_init_fail_total", labels: ["app_id", "component", "reason", "componentName"], unbounded: ["component", "componentName"])
@@ -269,6 +279,27 @@ public final class DaprMetrics: Sendable {
     }
 
     /// A component was built and initialised (`type` as `state.redis`).
+    // MARK: Actors
+
+    /// daprd's actor metrics: deactivations, rebalances, reminders and timers fired; Mecha adds
+    /// activations.
+    public func actorActivated(type: String) {
+        self.actorActivations([self.appID, type]).increment()
+    }
+
+    public func actorDeactivated(type: String, rebalanced: Bool) {
+        self.actorDeactivations([self.appID, type]).increment()
+        if rebalanced { self.actorRebalances([self.appID, type]).increment() }
+    }
+
+    public func reminderFired(type: String, success: Bool) {
+        self.remindersFired([self.appID, type, success ? "true" : "false"]).increment()
+    }
+
+    public func timerFired(type: String, success: Bool) {
+        self.timersFired([self.appID, type, success ? "true" : "false"]).increment()
+    }
+
     public func componentInitialized(type: String) {
         self.componentLoaded([self.appID]).increment()
         self.componentInit([self.appID, type]).increment()
@@ -480,3 +511,5 @@ extension DaprMetrics: ResiliencyObserver {
         }
     }
 }
+
+extension DaprMetrics: ActorObserver {}

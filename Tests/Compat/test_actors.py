@@ -50,11 +50,11 @@ def jhttp(method, url, body=None):
         return status, raw.decode(errors="replace")
 
 
-def start_host(launcher, resources, app_id="actor-host", env=None):
+def start_host(launcher, resources, app_id="actor-host", env=None, extra_args=()):
     """A sidecar and the SDK actor app behind it (the app calls its own sidecar)."""
     from conftest import free_port
     port = free_port()
-    sidecar = launcher.sidecar(app_id, resources=[resources], app_port=port, wait=False)
+    sidecar = launcher.sidecar(app_id, resources=[resources], app_port=port, wait=False, extra_args=extra_args)
     app = launcher.app("actor_app.py", port=port, env={"DAPR_HTTP_PORT": str(sidecar.http_port), **(env or {})}, wait=False)
     sidecar.wait_healthy(app=True)
     sidecar.app = app
@@ -198,6 +198,10 @@ def test_reminder_fires_and_survives_a_full_restart(launcher, home_resources):
     assert call(restarted, "Counter", "rem-1", "Reminded")[1] == stopped_at
     reminders = [r for r in read_records(restarted.app.record_file) if r.get("event") == "reminder"]
     assert reminders and all(r["state"] == "tock" for r in reminders)
+    # daprd's actor metrics, at the metrics seam.
+    metrics = http("GET", f"http://127.0.0.1:{restarted.metrics_port}/metrics")[2].decode()
+    fired = [line for line in metrics.splitlines() if line.startswith("dapr_runtime_actor_reminders_fired_total{") and 'success="true"' in line]
+    assert fired and float(fired[0].rsplit(" ", 1)[1]) >= 2, fired
 
 
 def test_three_hosts_exact_counts_and_failover(launcher, home_resources):
@@ -257,3 +261,76 @@ def test_three_hosts_exact_counts_and_failover(launcher, home_resources):
         assert call(survivors[0], "Counter", actor_id, "Get")[1] == 2 * rounds, actor_id
     assert overlaps(*hosts) == []
     assert failover < 10
+
+
+def test_resiliency_timeout_on_an_actor_type_ends_a_deadlock(launcher):
+    resources = actor_resources(launcher, launcher.home)
+    (resources / "resiliency.yaml").write_text("""
+apiVersion: dapr.io/v1alpha1
+kind: Resiliency
+metadata:
+  name: actor-policies
+spec:
+  policies:
+    timeouts:
+      short: 2s
+  targets:
+    actors:
+      Counter:
+        timeout: short
+""")
+    host = start_host(launcher, resources)
+    started = time.monotonic()
+    status, body = call(host, "Counter", "to-a", "Ping", "to-b", timeout=20)
+    elapsed = time.monotonic() - started
+    assert status == 500 and body["errorCode"] == "ERR_ACTOR_INVOKE_METHOD", body
+    assert 1.5 < elapsed < 8, elapsed
+    # The actors are usable again once the chain unwound.
+    wait_until(lambda: call(host, "Counter", "to-a", "Increment", timeout=5)[0] == 200, timeout=15, what="to-a serves again")
+
+
+def test_placement_across_homes_through_a_shared_redis_actor_store(launcher):
+    """Two Mecha homes (as two hosts: separate embedded databases) whose actor state store is one
+    redis-server: membership lives in that store, so both homes share one placement table."""
+    import shutil
+    from conftest import free_port, start_redis
+    port = free_port()
+    start_redis(launcher, port)
+    resources = launcher.resources("redis-actors", {
+        "statestore.yaml": f"""
+            apiVersion: dapr.io/v1alpha1
+            kind: Component
+            metadata:
+              name: statestore
+            spec:
+              type: state.redis
+              version: v1
+              metadata:
+              - name: redisHost
+                value: "127.0.0.1:{port}"
+              - name: actorStateStore
+                value: "true"
+            """,
+    })
+    first = start_host(launcher, resources, app_id="shared-actors")
+    # The second home trusts the first one's CA (copied, as between hosts without a control plane).
+    second_home = launcher.root / "second-home"
+    shutil.copytree(launcher.home / "ca", second_home / "ca")
+    second = start_host(launcher, resources, app_id="shared-actors", extra_args=["--mecha-home", str(second_home)])
+    actors = [f"s-{i}" for i in range(30)]
+    for round_ in range(4):
+        for actor_id in actors:
+            sidecar = first if (hash(actor_id) + round_) % 2 else second
+            status, body = call(sidecar, "Counter", actor_id, "Increment")
+            assert status == 200, body
+    # Both homes host some (an actor may have moved once, when the second home joined).
+    hosts = [{r["id"] for r in read_records(h.app.record_file) if r.get("event") == "activate"} for h in (first, second)]
+    assert hosts[0] and hosts[1], hosts
+    for actor_id in actors:
+        assert call(second, "Counter", actor_id, "Get") == (200, 4), actor_id
+    # The second home stops: its actors move to the first within the lease.
+    second.stop()
+    second.app.stop()
+    for actor_id in actors:
+        assert call(first, "Counter", actor_id, "Increment", timeout=20) == (200, 5)
+    assert overlaps(first, second) == []

@@ -173,7 +173,7 @@ public final class ActorRuntime: Sendable {
 
     /// Deactivates `actor`: no new turns, the running one finishes (at most `drain`), timers stop,
     /// and the app hears `DELETE /actors/<type>/<id>` when `tellApp`.
-    func deactivate(_ actor: ActiveActor, drain: Duration, tellApp: Bool) async {
+    func deactivate(_ actor: ActiveActor, drain: Duration, tellApp: Bool, rebalanced: Bool = false) async {
         actor.turns.retire()
         _ = await actor.turns.drain(timeout: drain)
         actor.cancelTimers()
@@ -183,7 +183,7 @@ public final class ActorRuntime: Sendable {
             return true
         }
         guard removed else { return }
-        self.observer?.actorDeactivated(type: actor.key.type)
+        self.observer?.actorDeactivated(type: actor.key.type, rebalanced: rebalanced)
         guard tellApp else { return }
         let request = InvocationRequest(method: "actors/\(actor.key.type)/\(actor.key.id)", httpVerb: "DELETE")
         do {
@@ -206,7 +206,9 @@ public final class ActorRuntime: Sendable {
         await withDiscardingTaskGroup { group in
             for actor in moving {
                 let settings = self.config.settings(for: actor.key.type)
-                group.addTask { await self.deactivate(actor, drain: settings.drainOngoingCallTimeout, tellApp: settings.drainRebalancedActors) }
+                group.addTask {
+                    await self.deactivate(actor, drain: settings.drainOngoingCallTimeout, tellApp: settings.drainRebalancedActors, rebalanced: true)
+                }
             }
         }
     }
@@ -262,8 +264,10 @@ public final class ActorRuntime: Sendable {
                 do {
                     let reply = try await self.send(key, ActorCall(path: "method/timer/\(name)", body: body), chain: nil)
                     if reply.status >= 300 { self.logger.debug("timer \(name) of actor \(key): the app answered \(reply.status)") }
+                    self.observer?.timerFired(type: key.type, success: reply.status < 300)
                 } catch {
                     self.logger.debug("timer \(name) of actor \(key) failed: \(error)")
+                    self.observer?.timerFired(type: key.type, success: false)
                 }
                 actor.touch()
                 actor.turns.leave()
@@ -285,12 +289,6 @@ public final class ActorRuntime: Sendable {
         guard let actor = self.actors.withLock({ $0[key] }) else { return }
         actor.timers.withLock { $0.removeValue(forKey: name) }?.cancel()
     }
-}
-
-/// Told about activations (the `dapr_runtime_actor_*` metrics).
-public protocol ActorObserver: Sendable {
-    func actorActivated(type: String)
-    func actorDeactivated(type: String)
 }
 
 extension Timestamp {

@@ -115,9 +115,11 @@ extension ActorsAPI {
             if reply.status >= 300 {
                 self.logger.debug("reminder \(reminder.name) of actor \(key): the app answered \(reply.status)")
             }
+            runtime.observer?.reminderFired(type: key.type, success: reply.status < 300)
         } catch .notHere {
             return
         } catch {
+            runtime.observer?.reminderFired(type: key.type, success: false)
             // The app could not be reached: the reminder stays due and fires again shortly.
             self.logger.debug("reminder \(reminder.name) of actor \(key) failed: \(error)")
             try? await Task.sleep(for: .seconds(1))

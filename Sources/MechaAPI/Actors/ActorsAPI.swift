@@ -156,7 +156,23 @@ public final class ActorsAPI: Sendable {
     // MARK: Invocation
 
     /// Calls `method` of the actor wherever it lives; the app's answer comes back as it gave it.
+    /// The first sidecar runs Resiliency `targets.actors.<type>` (or the default actor policies)
+    /// around the whole call, as daprd's pre-lock policy.
     public func invoke(_ key: ActorKey, method: String, verb: String, call: ActorCall, hops: Int = 0) async throws(APIError) -> ActorReply {
+        _ = try self.requireRuntime()
+        guard hops == 0 else { return try await self.route(key, method: method, verb: verb, call: call, hops: hops) }
+        do {
+            return try await self.components.outbound.call(.actor(key.type), "InvokeActor") { _ in
+                try await self.route(key, method: method, verb: verb, call: call, hops: hops)
+            }
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw .actorInvoke("\(error)")
+        }
+    }
+
+    func route(_ key: ActorKey, method: String, verb: String, call: ActorCall, hops: Int) async throws(APIError) -> ActorReply {
         let placement = try self.requireRuntime()
         try Self.validateName(key.type, "actorType")
         try Self.validateName(key.id, "actorId")

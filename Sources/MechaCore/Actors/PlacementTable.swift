@@ -127,3 +127,12 @@ public struct PlacementTable: Sendable {
         return value
     }
 }
+
+/// Told what the actor runtime does (daprd's `dapr_runtime_actor_*` metrics attach here).
+public protocol ActorObserver: Sendable {
+    func actorActivated(type: String)
+    /// `rebalanced`: placement moved the actor away (otherwise idle or shutdown).
+    func actorDeactivated(type: String, rebalanced: Bool)
+    func reminderFired(type: String, success: Bool)
+    func timerFired(type: String, success: Bool)
+}
