@@ -170,7 +170,7 @@ struct SidecarCore: Service {
                         instanceID: self.identity.instanceID, appID: self.identity.appID, namespace: self.identity.namespace, host: instance.host,
                         internalPort: instance.internalPort, mtls: instance.mtls, types: [])
                     await self.actors.run(
-                        appChannel: self.appChannel, host: host, maxBodySize: self.options.maxBodySize, observer: self.actorObserver, until: deliveryStop)
+                        appChannel: self.options.appProtocol == .grpc || self.options.appProtocol == .grpcs ? nil : self.appChannel, host: host, maxBodySize: self.options.maxBodySize, observer: self.actorObserver, until: deliveryStop)
                 }
                 group.addTask {
                     await self.subscriptions.waitUntilStarted()

@@ -9,6 +9,8 @@ extension ActorsAPI {
     /// keeps placement membership (`host` with those types; a sidecar without actors only reads
     /// the table when it calls one), deactivates idle actors and fires the reminders of the actors
     /// this sidecar hosts. On stop every actor is deactivated and the membership left.
+    /// `appChannel` is the HTTP app channel (nil without an app, or for a gRPC app, whose actors
+    /// would register over `SubscribeActorEventsAlpha1`).
     public func run(appChannel: (any AppChannel)?, host: ActorHost, maxBodySize: Int, observer: (any ActorObserver)? = nil, until stop: StopSignal) async {
         guard self.stateStoreName != nil, let placement = self.placement else {
             if appChannel != nil, let config = await self.fetchConfig(appChannel, until: stop), !config.entities.isEmpty {
