@@ -21,6 +21,9 @@ public struct DaprGRPCServer: Sendable {
         public var inbound: InboundChain
         /// A span per call (`spec.tracing`); nil: not traced.
         public var tracer: SidecarTracer?
+        /// Whether apps may host actors over `SubscribeActorEventsAlpha1` (daprd: only with a gRPC
+        /// app channel, or none).
+        public var actorStreamAllowed = true
 
         public init(
             addresses: [String] = ["127.0.0.1"],
@@ -47,7 +50,9 @@ public struct DaprGRPCServer: Sendable {
 
     /// `proxy` forwards calls for other services that carry `dapr-app-id` (gRPC proxying).
     public init(api: DaprAPI, subscriptions: SubscriptionManager, configuration: Configuration, proxy: GRPCProxyRouter?, logger: Logger) {
-        self.service = DaprService(api: api, subscriptions: subscriptions, maxBodySize: configuration.maxMessageSize, logger: logger)
+        var service = DaprService(api: api, subscriptions: subscriptions, maxBodySize: configuration.maxMessageSize, logger: logger)
+        service.actorStreamAllowed = configuration.actorStreamAllowed
+        self.service = service
         self.configuration = configuration
         self.inbound = configuration.inbound
         self.proxy = proxy

@@ -19,6 +19,8 @@ public struct DaprService: RegistrableRPCService {
     let maxBodySize: Int
     let streaming: StreamingSubscriptions
     let logger: Logger
+    /// Whether apps may host actors over `SubscribeActorEventsAlpha1`.
+    var actorStreamAllowed = true
 
     public init(api: DaprAPI, subscriptions: SubscriptionManager, maxBodySize: Int, logger: Logger) {
         self.api = api
@@ -62,6 +64,7 @@ public struct DaprService: RegistrableRPCService {
         self.registerCrypto(with: &router)
         // Actors
         self.registerActors(with: &router)
+        self.registerActorStream(with: &router)
         // Metadata and lifecycle
         Self.unary(&router, DaprMethod.GetMetadata.descriptor, self.getMetadata)
         Self.unary(&router, DaprMethod.SetMetadata.descriptor, self.setMetadata)

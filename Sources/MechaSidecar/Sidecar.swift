@@ -388,17 +388,19 @@ public final class Sidecar: Sendable {
             invoke: api.invoke,
             logger: self.logger
         )
+        var grpcConfiguration = DaprGRPCServer.Configuration(
+            addresses: options.listenAddresses,
+            port: options.grpcPort,
+            maxMessageSize: options.maxBodySize,
+            timeouts: options.connectionTimeouts,
+            inbound: inbound,
+            tracer: tracer
+        )
+        grpcConfiguration.actorStreamAllowed = options.appPort == nil || options.appProtocol == .grpc || options.appProtocol == .grpcs
         let grpcServer = DaprGRPCServer(
             api: api,
             subscriptions: subscriptions,
-            configuration: .init(
-                addresses: options.listenAddresses,
-                port: options.grpcPort,
-                maxMessageSize: options.maxBodySize,
-                timeouts: options.connectionTimeouts,
-                inbound: inbound,
-                tracer: tracer
-            ),
+            configuration: grpcConfiguration,
             proxy: proxy,
             logger: self.logger
         )

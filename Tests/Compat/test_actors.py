@@ -79,11 +79,11 @@ def call(sidecar, actor_type, actor_id, method, body=None, timeout=30.0):
             return error.code, raw.decode(errors="replace")
 
 
-def proxy(sidecar, actor_type, actor_id):
-    """The SDK's ActorProxy, pointed at `sidecar`."""
-    os.environ["DAPR_HTTP_PORT"] = str(sidecar.http_port)
+def proxy(monkeypatch, sidecar, actor_type, actor_id):
+    """The SDK's ActorProxy, pointed at `sidecar` (for this test only)."""
     from dapr.conf import settings
-    settings.DAPR_HTTP_PORT = sidecar.http_port
+    monkeypatch.setenv("DAPR_HTTP_PORT", str(sidecar.http_port))
+    monkeypatch.setattr(settings, "DAPR_HTTP_PORT", sidecar.http_port)
     return ActorProxy.create(actor_type, ActorId(actor_id), actor_proxy_factory=ActorProxyFactory())
 
 
@@ -96,12 +96,12 @@ def home_resources(launcher):
     return actor_resources(launcher, launcher.home)
 
 
-def test_sdk_proxy_state_and_turns_through_a_client_sidecar(launcher, home_resources):
+def test_sdk_proxy_state_and_turns_through_a_client_sidecar(launcher, home_resources, monkeypatch):
     host = start_host(launcher, home_resources)
     client = launcher.sidecar("actor-client", resources=[home_resources])
 
     async def run():
-        counter = proxy(client, "Counter", "turns-1")
+        counter = proxy(monkeypatch, client, "Counter", "turns-1")
         results = await asyncio.gather(*(counter.invoke_method("Increment") for _ in range(40)))
         return sorted(json.loads(r) for r in results), json.loads(await counter.invoke_method("Get"))
 
@@ -334,3 +334,41 @@ def test_placement_across_homes_through_a_shared_redis_actor_store(launcher):
     for actor_id in actors:
         assert call(first, "Counter", actor_id, "Increment", timeout=20) == (200, 5)
     assert overlaps(first, second) == []
+
+
+def test_grpc_app_hosts_actors_over_the_actor_stream(launcher, home_resources):
+    """The SDK's ActorGrpcHost: turns, state, reminders, timers-free idle deactivation, over
+    SubscribeActorEventsAlpha1; and the stream refused to an HTTP app's clients."""
+    from conftest import free_port
+    port = free_port()
+    host = launcher.sidecar("grpc-actors", resources=[home_resources], app_port=port, app_protocol="grpc", wait=False)
+    app = launcher.app("actor_grpc_app.py", port=port, wait=False, env={
+        "DAPR_GRPC_PORT": str(host.grpc_port), "DAPR_HTTP_PORT": str(host.http_port), "IDLE_SECONDS": "2"})
+    host.wait_healthy(app=True)
+    host.app = app
+    client = launcher.sidecar("grpc-actors-client", resources=[home_resources])
+    # The stream registers after the app's listener is up: the first calls may wait for it.
+    wait_until(lambda: call(client, "Counter", "g-1", "Get", timeout=10)[0] == 200, timeout=30, what="the gRPC host serves")
+
+    async def burst():
+        return await asyncio.gather(*(asyncio.to_thread(call, client, "Counter", "g-1", "Increment") for _ in range(20)))
+    results = asyncio.run(burst())
+    assert sorted(body for status, body in results if status == 200) == list(range(1, 21)), results
+    assert call(host, "Reentrant", "g-a", "Ping", "g-b") == (200, "g-a<-g-b:0")
+
+    assert call(host, "Counter", "g-r", "StartReminder")[0] == 200
+    wait_until(lambda: call(client, "Counter", "g-r", "Reminded")[1] >= 2, timeout=15, what="the reminder fires over the stream")
+    assert call(host, "Counter", "g-r", "StopReminder")[0] == 200
+    reminders = [r for r in read_records(app.record_file) if r.get("event") == "reminder"]
+    assert reminders and all(r["state"] == "tock" for r in reminders)
+
+    metadata = jhttp("GET", f"{host.http_url}/v1.0/metadata")[1]
+    assert any(entry["type"] == "Counter" and entry["count"] >= 1 for entry in metadata["actors"])
+
+    # Idle deactivation (2 s) reaches the app as deactivate requests; the next call activates again.
+    activations = lambda: len([r for r in read_records(app.record_file) if r.get("event") == "activate" and r["id"] == "g-1"])
+    first = activations()
+    time.sleep(4)
+    assert call(client, "Counter", "g-1", "Get")[1] == 20
+    assert activations() == first + 1
+    assert overlaps(host) == []

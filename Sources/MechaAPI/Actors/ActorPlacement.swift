@@ -77,8 +77,6 @@ public final class ActorPlacement: Sendable {
         try? await Task.sleep(until: min(deadline, .now + .milliseconds(20)))
     }
 
-    private func notify() {}
-
     /// Keeps membership until `stop`: `host` (nil: this sidecar hosts no actors and only reads the
     /// table once asked). On a new table a host first runs `apply` (deactivating the actors that
     /// moved away), then publishes that it applied it; on losing its lease it runs `surrender`.
@@ -89,29 +87,49 @@ public final class ActorPlacement: Sendable {
         apply: @escaping @Sendable (PlacementTable) async -> Void,
         surrender: @escaping @Sendable () async -> Void
     ) async {
-        if host == nil {
-            // Read the table only once someone calls an actor.
-            while !self.state.withLock({ $0.demanded }) {
-                await self.demand.wait(timeout: .milliseconds(500))
-                if stop.isStopped { return }
-            }
-        }
+        await self.run(hostedBy: { host }, until: stop, apply: apply, surrender: surrender)
+    }
+
+    /// As `run(host:…)`, with the host asked before every renewal: an app that starts hosting
+    /// later (a gRPC actor stream registering) joins then, one that stops leaves.
+    public func run(
+        hostedBy host: @escaping @Sendable () -> ActorHost?,
+        until stop: StopSignal,
+        apply: @escaping @Sendable (PlacementTable) async -> Void,
+        surrender: @escaping @Sendable () async -> Void
+    ) async {
+        var hosting: ActorHost?
         while !stop.isStopped {
-            let changed = await self.step(host: host, apply: apply, surrender: surrender)
+            let current = host()
+            if let previous = hosting, current?.instanceID != previous.instanceID || current == nil {
+                // The app stopped hosting: its actors go, then the membership.
+                await apply(PlacementTable.empty)
+                try? await self.store.leave(instanceID: previous.instanceID)
+                self.state.withLock { state in
+                    state.applied = ""
+                    state.lastRenewed = nil
+                }
+            }
+            hosting = current
+            if current == nil, !self.state.withLock({ $0.demanded }) {
+                // Read the table only once someone calls an actor.
+                await self.demand.wait(timeout: .milliseconds(500))
+                continue
+            }
+            let changed = await self.step(host: current, apply: apply, surrender: surrender)
             if changed { continue }  // publish the applied version at once
             if await stop.sleep(for: self.renewInterval) { break }
         }
         self.state.withLock { $0.stopped = true }
-        if let host {
+        if let hosting {
             await apply(PlacementTable.empty)
-            try? await self.store.leave(instanceID: host.instanceID)
+            try? await self.store.leave(instanceID: hosting.instanceID)
         }
         self.state.withLock { state in
             state.table = .empty
             state.settled = false
             state.connected = false
         }
-        self.notify()
     }
 
     /// One renewal (or read). True when a new table was applied and should be published.
@@ -139,10 +157,7 @@ public final class ActorPlacement: Sendable {
                 }
                 return !state.table.hosts.isEmpty
             }
-            if lost && hadTable {
-                await surrender()
-                self.notify()
-            }
+            if lost && hadTable { await surrender() }
             return false
         }
         let table = PlacementTable(hosts: members.map(\.host))
@@ -157,7 +172,6 @@ public final class ActorPlacement: Sendable {
         if isNew, host != nil {
             await apply(table)
             self.state.withLock { $0.applied = table.version }
-            self.notify()
             return true
         }
         let settled = self.state.withLock { state -> Bool in
@@ -166,7 +180,7 @@ public final class ActorPlacement: Sendable {
             state.settled = settled
             return changed
         }
-        if isNew || settled { self.notify() }
+        _ = settled
         return false
     }
 }

@@ -83,7 +83,8 @@ public enum ActorCallFailure: Error, Sendable {
 /// asks), calls to the app, timers, idle deactivation, and deactivation of the actors placement
 /// moves away.
 public final class ActorRuntime: Sendable {
-    let appChannel: any AppChannel
+    private let transportBox: Mutex<any ActorAppTransport>
+    var transport: any ActorAppTransport { self.transportBox.withLock { $0 } }
     public let config: ActorAppConfig
     let hosted: Set<String>
     let logger: Logger
@@ -93,8 +94,8 @@ public final class ActorRuntime: Sendable {
     /// Activations and deactivations, for metrics.
     let observer: (any ActorObserver)?
 
-    public init(appChannel: any AppChannel, config: ActorAppConfig, maxBodySize: Int, observer: (any ActorObserver)? = nil, logger: Logger) {
-        self.appChannel = appChannel
+    public init(transport: any ActorAppTransport, config: ActorAppConfig, maxBodySize: Int, observer: (any ActorObserver)? = nil, logger: Logger) {
+        self.transportBox = Mutex(transport)
         self.config = config
         self.hosted = Set(config.entities)
         self.maxBodySize = maxBodySize
@@ -103,6 +104,9 @@ public final class ActorRuntime: Sendable {
     }
 
     public func hosts(type: String) -> Bool { self.hosted.contains(type) }
+
+    /// The app reconnected (a newer gRPC actor stream): calls go to it from now on.
+    public func replace(transport: any ActorAppTransport) { self.transportBox.withLock { $0 = transport } }
 
     /// Active actors per type, sorted by type.
     public var activeCounts: [(type: String, count: Int)] {
@@ -156,16 +160,10 @@ public final class ActorRuntime: Sendable {
 
     /// `PUT /actors/<type>/<id>/<path>` to the app, its answer read whole.
     func send(_ key: ActorKey, _ call: ActorCall, chain: String?) async throws(ActorCallFailure) -> ActorReply {
-        var headers = call.headers
-        if let chain { headers.set("Dapr-Reentrancy-Id", chain)}
-        let request = InvocationRequest(
-            method: "actors/\(key.type)/\(key.id)/\(call.path)", httpVerb: "PUT", headers: headers, contentType: call.contentType ?? "application/json",
-            body: BodyStream(buffer: ByteBuffer(bytes: call.body)))
+        var call = call
+        if let chain { call.headers.set("Dapr-Reentrancy-Id", chain) }
         do {
-            return try await self.appChannel.invoke(request) { response in
-                let body = try await response.body.collect(upTo: self.maxBodySize)
-                return ActorReply(status: response.status, headers: response.headers, contentType: response.contentType, body: Array(body.readableBytesView))
-            }
+            return try await self.transport.call(key, call, maxBodySize: self.maxBodySize)
         } catch {
             throw .app("\(error)")
         }
@@ -185,12 +183,8 @@ public final class ActorRuntime: Sendable {
         guard removed else { return }
         self.observer?.actorDeactivated(type: actor.key.type, rebalanced: rebalanced)
         guard tellApp else { return }
-        let request = InvocationRequest(method: "actors/\(actor.key.type)/\(actor.key.id)", httpVerb: "DELETE")
         do {
-            let status = try await self.appChannel.invoke(request) { response in
-                for try await _ in response.body {}
-                return response.status
-            }
+            let status = try await self.transport.deactivate(actor.key)
             if status >= 300 { self.logger.debug("deactivating actor \(actor.key): the app answered \(status)") }
         } catch {
             self.logger.debug("deactivating actor \(actor.key): \(error)")

@@ -10,7 +10,7 @@ extension ActorsAPI {
     /// the table when it calls one), deactivates idle actors and fires the reminders of the actors
     /// this sidecar hosts. On stop every actor is deactivated and the membership left.
     /// `appChannel` is the HTTP app channel (nil without an app, or for a gRPC app, whose actors
-    /// would register over `SubscribeActorEventsAlpha1`).
+    /// register over `SubscribeActorEventsAlpha1`).
     public func run(appChannel: (any AppChannel)?, host: ActorHost, maxBodySize: Int, observer: (any ActorObserver)? = nil, until stop: StopSignal) async {
         guard self.stateStoreName != nil, let placement = self.placement else {
             if appChannel != nil, let config = await self.fetchConfig(appChannel, until: stop), !config.entities.isEmpty {
@@ -18,40 +18,91 @@ extension ActorsAPI {
             }
             return
         }
-        var member: ActorHost?
-        var hosting: ActorRuntime?
+        self.hosting.withLock { state in
+            state.template = host
+            state.maxBodySize = maxBodySize
+            state.observer = observer
+        }
         if let appChannel, let config = await self.fetchConfig(appChannel, until: stop), !config.entities.isEmpty {
-            let created = ActorRuntime(appChannel: appChannel, config: config, maxBodySize: maxBodySize, observer: observer, logger: self.logger)
-            self.install(created)
-            hosting = created
-            var entry = host
-            entry.types = config.entities
-            member = entry
+            _ = self.startHosting(config, transport: HTTPActorTransport(appChannel: appChannel), stream: nil)
+        }
+        let me = self.identity.instanceID
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                await placement.run(
+                    hostedBy: { self.member },
+                    until: stop,
+                    apply: { table in
+                        await self.runtime?.apply { key in table.host(type: key.type, id: key.id)?.instanceID == me }
+                    },
+                    surrender: {
+                        self.logger.warning("actors: the placement lease could not be renewed in time; deactivating every actor until it is back")
+                        await self.runtime?.deactivateAll()
+                    })
+            }
+            group.addTask {
+                guard let runtime = await self.waitForRuntime(until: stop) else { return }
+                await runtime.runIdleScan(until: stop)
+            }
+            group.addTask {
+                guard let runtime = await self.waitForRuntime(until: stop) else { return }
+                await self.runReminders(runtime, placement: placement, until: stop)
+            }
+        }
+        self.close()
+    }
+
+    /// The runtime once the app declared actor types (at once for HTTP apps, when a gRPC app's
+    /// stream registers otherwise); nil on stop.
+    func waitForRuntime(until stop: StopSignal) async -> ActorRuntime? {
+        while !stop.isStopped {
+            if let runtime = self.runtime { return runtime }
+            _ = await stop.sleep(for: .milliseconds(100))
+        }
+        return nil
+    }
+
+    /// This sidecar as a placement member while its app hosts actors.
+    var member: ActorHost? {
+        guard let runtime = self.runtime else { return nil }
+        return self.hosting.withLock { state in
+            guard state.active, var host = state.template else { return nil }
+            host.types = runtime.config.entities
+            return host
+        }
+    }
+
+    /// The app hosts `config.entities` through `transport`: the runtime is created (or, for a
+    /// reconnected gRPC app, told the new transport) and the sidecar joins placement.
+    @discardableResult
+    public func startHosting(_ config: ActorAppConfig, transport: any ActorAppTransport, stream: ObjectIdentifier?) -> Bool {
+        guard !config.entities.isEmpty, self.stateStoreName != nil, self.placement != nil else { return false }
+        let (maxBodySize, observer) = self.hosting.withLock { state in
+            state.active = true
+            state.stream = stream
+            return (state.maxBodySize, state.observer)
+        }
+        if let runtime = self.runtime {
+            runtime.replace(transport: transport)
+        } else {
+            self.install(ActorRuntime(transport: transport, config: config, maxBodySize: maxBodySize, observer: observer, logger: self.logger))
             self.logger.info(
                 "actors: hosting \(config.entities.joined(separator: ", ")) (idle timeout \(GoDuration.format(config.idleTimeout)), reentrancy \(config.reentrancy ? "on" : "off")), state in \(self.stateStoreName ?? "")"
             )
         }
-        let me = self.identity.instanceID
-        let runtime = hosting
-        let membership = member
-        await withDiscardingTaskGroup { group in
-            group.addTask {
-                await placement.run(
-                    host: membership, until: stop,
-                    apply: { table in
-                        await runtime?.apply { key in table.host(type: key.type, id: key.id)?.instanceID == me }
-                    },
-                    surrender: {
-                        self.logger.warning("actors: the placement lease could not be renewed in time; deactivating every actor until it is back")
-                        await runtime?.deactivateAll()
-                    })
-            }
-            if let runtime {
-                group.addTask { await runtime.runIdleScan(until: stop) }
-                group.addTask { await self.runReminders(runtime, placement: placement, until: stop) }
-            }
+        return true
+    }
+
+    /// The gRPC actor stream `stream` ended: if it was the one serving, the sidecar stops hosting
+    /// (its actors are deactivated and placement moves them) until the app registers again.
+    public func stopHosting(stream: ObjectIdentifier) {
+        let stopped = self.hosting.withLock { state -> Bool in
+            guard state.stream == stream else { return false }
+            state.active = false
+            state.stream = nil
+            return true
         }
-        self.close()
+        if stopped { self.logger.info("actors: the app's actor stream ended; its actors move to other hosts until it registers again") }
     }
 
     /// The app's `/dapr/config`; nil when it has none (404, not JSON) or could not answer.

@@ -85,6 +85,17 @@ public final class ActorsAPI: Sendable {
     let lookupTimeout: Duration
     let logger: Logger
     private let runtimeBox = Mutex<ActorRuntime?>(nil)
+    struct Hosting {
+        /// This sidecar as a member (types filled from the app's configuration).
+        var template: ActorHost?
+        var maxBodySize = 4 << 20
+        var observer: (any ActorObserver)?
+        /// The app hosts actors now.
+        var active = false
+        /// The gRPC actor stream serving them (nil: HTTP).
+        var stream: ObjectIdentifier?
+    }
+    let hosting = Mutex(Hosting())
     private let closed = Mutex(false)
 
     public init(
@@ -147,7 +158,7 @@ public final class ActorsAPI: Sendable {
     /// Whether this sidecar serves `key` now: placement gives it here under a table every member
     /// applied (or it is already active here under the current table) and the lease holds.
     func servesHere(_ key: ActorKey, placement: ActorPlacement) -> Bool {
-        guard let runtime = self.runtime, runtime.hosts(type: key.type), placement.holdsLease() else { return false }
+        guard let runtime = self.runtime, runtime.hosts(type: key.type), self.hosting.withLock({ $0.active }), placement.holdsLease() else { return false }
         let table = placement.table
         guard table.host(type: key.type, id: key.id)?.instanceID == self.identity.instanceID else { return false }
         return placement.isSettled || runtime.isActive(key)

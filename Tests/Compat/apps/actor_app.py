@@ -25,7 +25,7 @@ from dapr.actor.runtime.config import ActorReentrancyConfig, ActorRuntimeConfig,
 from dapr.actor.runtime.runtime import ActorRuntime
 from dapr.ext.fastapi import DaprActor
 
-RECORD_FILE = os.environ.get("RECORD_FILE", "/dev/null")
+RECORD_FILE = os.environ.get("RECORD_FILE") or "/dev/null"
 IN_TURN: set = set()
 
 
