@@ -1,5 +1,6 @@
 import Foundation
 import GRPCCore
+import GRPCProtobuf
 import Logging
 import MechaAPI
 import MechaCore
