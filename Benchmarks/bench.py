@@ -495,11 +495,15 @@ class Harness:
     def cpus(self, which):
         return self.args.server_cpus if which == "server" else self.args.client_cpus if which == "client" else None
 
-    def nginx_conf(self, name, port, upstream_port=None, sink=False):
+    def nginx_conf(self, name, port, upstream_port=None, sink=False, actors=False):
         d = self.scratch / name
         d.mkdir()
         user = "user root root;" if os.geteuid() == 0 else ""
         body = "x" * self.args.body_bytes
+        # An actor host as daprd's app contract sees it: /dapr/config names the type, and
+        # PUT /actors/Bench/<id>/method/<m> answers like any other path.
+        config = """
+        location = /dapr/config { default_type application/json; return 200 '{"entities":["Bench"]}'; }""" if actors else ""
         if sink:
             # The span sink: bodies kept in memory (no temporary files), answered 202.
             server = """
@@ -510,7 +514,7 @@ class Harness:
         elif upstream_port is None and self.args.upstream == "early":
             # `return` answers as soon as the headers are in, before the request body is read.
             server = f"""
-        location = /dapr/subscribe {{ default_type application/json; return 200 '[]'; }}
+        location = /dapr/subscribe {{ default_type application/json; return 200 '[]'; }}{config}
         location / {{ return 200 '{body}'; }}"""
             upstream = ""
         elif upstream_port is None:
@@ -518,7 +522,7 @@ class Harness:
             # (mirror_request_body) before the content phase; the static handler then finds no
             # file (404) or refuses the method (405), and error_page turns that into the reply.
             server = f"""
-        location = /dapr/subscribe {{ default_type application/json; return 200 '[]'; }}
+        location = /dapr/subscribe {{ default_type application/json; return 200 '[]'; }}{config}
         location = /_drained {{ internal; return 204; }}
         location / {{
             mirror /_drained;
@@ -730,6 +734,19 @@ backend out
             traced[rate] = proc
         self.mecha_t0, self.mecha_t1 = traced["0"], traced["1"]
 
+        # Actors: an app hosting type Bench behind its own sidecar, in a Mecha home of its own (the
+        # other sidecars' apps host no actors); the client sidecar has no app.
+        actor_up = self.ports.take()
+        self.actor_upstream = self.procs.start("actor-upstream", self.nginx_conf("actor-upstream", actor_up, actors=True), cpus=a.server_cpus)
+        wait_http(actor_up, "/", 20, self.actor_upstream)
+        actor_home = self.scratch / "actor-home"
+        actor_home.mkdir(exist_ok=True)
+        self.mecha_actor_b = self.start_sidecar("mecha-actor-b", "actor-host", app_port=actor_up, home=actor_home, extra=["--enable-metrics=false"])
+        wait_http(self.mecha_actor_b.port, "/v1.0/healthz", 60, self.mecha_actor_b)
+        self.mecha_actor_a = self.start_sidecar("mecha-actor-a", "actor-client", home=actor_home, extra=["--enable-metrics=false"])
+        wait_http(self.mecha_actor_a.port, "/v1.0/healthz", 60, self.mecha_actor_a)
+        actor = "/v1.0/actors/Bench/a1/method/bench"
+
         invoke = "/v1.0/invoke/server/method/bench"
         invoke_p = "/v1.0/invoke/server-p/method/bench"
         header = ("dapr-app-id: server",)
@@ -746,6 +763,8 @@ backend out
             "mecha 1 hop with metrics": (1, self.mecha_m.port, "/v1.0/invoke/server-m/method/bench", (), [self.mecha_m], "mecha 1 hop (invoke URL)"),
             "mecha 1 hop with tracing 0": (1, self.mecha_t0.port, "/v1.0/invoke/server-t0/method/bench", (), [self.mecha_t0], "mecha 1 hop (invoke URL)"),
             "mecha 1 hop with tracing 1": (1, self.mecha_t1.port, "/v1.0/invoke/server-t1/method/bench", (), [self.mecha_t1], "mecha 1 hop (invoke URL)"),
+            "mecha actor call (local)": (1, self.mecha_actor_b.port, actor, (), [self.mecha_actor_b], "mecha 1 hop (invoke URL)"),
+            "mecha actor call (remote)": (2, self.mecha_actor_a.port, actor, (), [self.mecha_actor_a, self.mecha_actor_b], "mecha 2 hops (invoke URL)"),
             "nginx 1 hop": (1, self.nginx_b.port, "/bench", (), [self.nginx_b], None),
             "nginx 2 hops": (2, self.nginx_a.port, "/bench", (), [self.nginx_a, self.nginx_b], None),
             "haproxy 1 hop": (1, self.haproxy_b.port, "/bench", (), [self.haproxy_b], "nginx 1 hop"),
@@ -1340,6 +1359,13 @@ def targets(doc):
         add(f"{name}: added p99 ≤ 1.5× nginx's", al.get("added_p99_vs_reference"), lambda v: v <= 1.5)
         add(f"{name}: saturated rps ratio ≥ 0.8× nginx's", e.get("saturated_vs_reference"), lambda v: v >= 0.8)
         add(f"{name}: ≤ 0.06 vCPU per 1000 rps", e.get("fixed", {}).get("cpu_s_per_1000_req"), lambda v: v <= 0.06, 3)
+    for name, reference in (("mecha actor call (local)", "mecha 1 hop (invoke URL)"), ("mecha actor call (remote)", "mecha 2 hops (invoke URL)")):
+        e, ref = h.get(name, {}), h.get(reference, {})
+        p50, ref_p50 = e.get("fixed", {}).get("p50_ms"), ref.get("fixed", {}).get("p50_ms")
+        if p50 and ref_p50 and ref_p50.get("median"):
+            ratio_ = {k: (p50[k] / ref_p50["median"]) for k in ("median", "min", "max")}
+            ratio_["n"] = p50.get("n", 1)
+            add(f"{name}: p50 ≤ 1.5× {reference}'s", ratio_, lambda v: v <= 1.5)
     mem = r.get("memory", {}).get("mecha-b")
     if mem and mem.get("idle_bytes"):
         add("mecha RSS idle ≤ 20 MB", {"median": mem["idle_bytes"], "min": mem["idle_bytes"], "max": mem["idle_bytes"], "n": 1},

@@ -160,6 +160,15 @@ def test_errors_as_daprd(launcher, home_resources):
     status, body = jhttp("GET", f"{base}/state/k")
     assert status == 200 and body == {"a": 1}
 
+    # Names that would travel in the app's URL are refused (daprd's ValidateName).
+    for bad in ("%2E%2E", "a%5Cb", "a%23b", "a%3Fb", "a%00b"):
+        status, body = jhttp("POST", f"{host.http_url}/v1.0/actors/Counter/{bad}/method/Get")
+        assert status == 400 and body["errorCode"] == "ERR_BAD_REQUEST", (bad, body)
+    status, body = jhttp("PUT", f"{base}/reminders/%2E%2E", json.dumps({"dueTime": "1s"}).encode())
+    assert status == 400 and body["errorCode"] == "ERR_BAD_REQUEST"
+    status, body = jhttp("POST", f"{host.http_url}/v1.0/actors/Counter/ok/method/Get%00")
+    assert status == 400 and body["errorCode"] == "ERR_BAD_REQUEST"
+
     # A sidecar without an actor state store.
     bare = launcher.sidecar("no-actors", resources=[launcher.resources("bare", {"statestore.yaml": sqlite_state("plain", launcher.home / "plain.db")})])
     status, body = call(bare, "Counter", "x", "Get")

@@ -321,20 +321,24 @@ def test_a_root_rollover_keeps_every_call_working(module_launcher, plane, dapr_c
         assert mtls(callee)["issuingRoot"] == old_root
         new_root = next(r for r in mtls(callee)["trustedRoots"] if r != old_root)
 
+        prepared = calls[0]
         control("root", "activate", "--store", store)
         wait_until(lambda: all(mtls(s)["issuingRoot"] == new_root for s in (callee, caller)), timeout=15,
                    what="certificates of the new root")
+        wait_until(lambda: calls[0] > prepared + 5, timeout=15, what="calls under the new root's certificates")
+        activated = calls[0]
         assert len(mtls(caller)["trustedRoots"]) == 2
 
         control("root", "retire", "--store", store)
         wait_until(lambda: all(mtls(s)["trustedRoots"] == [new_root] for s in (callee, caller)), timeout=15,
                    what="the old root dropped")
-        time.sleep(1)
+        wait_until(lambda: calls[0] > activated + 5, timeout=15, what="calls with the old root retired")
     finally:
         stop.set()
         worker.join()
+    # Calls went on through every step (how many depends on how fast the steps apply).
     assert not failures, f"{len(failures)} failed calls of {calls[0]}: {failures[:3]}"
-    assert calls[0] > 50
+    assert prepared > 0
     print(f"root rollover: {calls[0]} calls, 0 failed")
     # Steps out of order are refused with the reason.
     refused = subprocess.run([str(MECHA_BIN), "control-plane", "root", "retire", "--store", store], capture_output=True, text=True)

@@ -148,10 +148,19 @@ public final class ActorsAPI: Sendable {
         if type.hasPrefix("dapr.internal.") { throw .actorTypeReserved(type) }
     }
 
+    /// daprd's `ValidateName` for actor types, ids, reminder and timer names: no `#`, `?`, NUL,
+    /// `/`, `\\`, control bytes, and not `.` or `..` (they would travel in the app's URL).
     static func validateName(_ value: String, _ what: String) throws(APIError) {
         guard !value.isEmpty else { throw .badRequest("invalid \(what): name cannot be empty") }
-        guard !value.contains("/"), !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
-            throw .badRequest("invalid \(what): name contains invalid characters")
+        if value.utf8.contains(where: { $0 == 0x23 || $0 == 0x3F || $0 == 0 || $0 == 0x2F || $0 == 0x5C }) {
+            throw .badRequest("invalid \(what): name contains forbidden character: \(GoQuote.strconv(value))")
+        }
+        if let index = value.utf8.firstIndex(where: { $0 < 0x20 || $0 == 0x7F }) {
+            let position = value.utf8.distance(from: value.utf8.startIndex, to: index)
+            throw .badRequest("invalid \(what): name contains control character at position \(position): \(GoQuote.strconv(value))")
+        }
+        if value == "." || value == ".." {
+            throw .badRequest("invalid \(what): name is a path traversal sequence: \(GoQuote.strconv(value))")
         }
     }
 
@@ -187,8 +196,14 @@ public final class ActorsAPI: Sendable {
         let placement = try self.requireRuntime()
         try Self.validateName(key.type, "actorType")
         try Self.validateName(key.id, "actorId")
+        // daprd's NormalizeMethod: no way out of the actor's URL on the app.
+        let normalized: String
+        switch InvocationMethod.normalize(method) {
+        case .success(let value): normalized = value
+        case .failure(let error): throw .badRequest(error.description)
+        }
         var call = call
-        call.path = "method/" + method
+        call.path = "method/" + normalized
         for attempt in 0..<6 {
             if attempt > 0 { try? await Task.sleep(for: .milliseconds(Int64(50 * attempt))) }
             let host: ActorHost
@@ -325,6 +340,7 @@ public final class ActorsAPI: Sendable {
 
     public func createReminder(_ key: ActorKey, name: String, _ registration: ReminderRegistration) async throws(APIError) {
         let store = try self.reminderStoreForHostedType(key.type)
+        try Self.validateName(key.id, "actorId")
         try Self.validateName(name, "name")
         let reminder: ActorReminder
         do {
@@ -396,6 +412,7 @@ public final class ActorsAPI: Sendable {
     public func createTimer(_ key: ActorKey, name: String, _ registration: TimerRegistration) async throws(APIError) {
         let placement = try self.requireRuntime()
         try self.rejectReserved(key.type)
+        try Self.validateName(key.id, "actorId")
         try Self.validateName(name, "name")
         guard let runtime = self.runtime, runtime.hosts(type: key.type) else { throw .actorTimerCreate("actor type \(key.type) is not hosted by this app") }
         let schedule: ActorSchedule
