@@ -95,68 +95,23 @@ public final class ActorReminderStore: Sendable {
 
     static func key(_ type: String) -> String { "actors||\(type)" }
 
-    var store: (any StateStore)? { self.components.stateStore(named: self.storeName) }
+    func document(_ type: String) -> ETaggedList { ETaggedList(components: self.components, storeName: self.storeName, key: Self.key(type)) }
 
     /// The reminders of `type` (from a cache younger than `cacheTTL` when `cached`).
     public func list(type: String, cached: Bool = false) async throws -> [ActorReminder] {
         if cached, let entry = self.cache.withLock({ $0[type] }), ContinuousClock.now - entry.at < self.cacheTTL { return entry.reminders }
-        let (reminders, _) = try await self.read(type)
-        return reminders
-    }
-
-    func read(_ type: String) async throws -> ([ActorReminder], String?) {
-        guard let store = self.store else { throw ReminderStoreMissing(name: self.storeName) }
-        let key = Self.key(type)
-        let item = try await self.components.call(self.storeName, .state, "get") { try await store.get(StateGetRequest(key: key, consistency: .strong)) }
-        var reminders: [ActorReminder] = []
-        if let item, !item.value.isEmpty {
-            let json = try JSONValue(parsing: item.value)
-            reminders = (json.arrayValues ?? []).compactMap(ActorReminder.init(json:))
-        }
+        let reminders = try await self.document(type).read().0.compactMap(ActorReminder.init(json:))
         self.cache.withLock { $0[type] = (reminders, .now) }
-        return (reminders, item?.etag)
+        return reminders
     }
 
     /// Changes the reminders of `type` with `change`, retrying on a concurrent update. Returns
     /// what `change` returned.
     @discardableResult
     public func update<Output: Sendable>(type: String, _ change: @Sendable (inout [ActorReminder]) throws -> Output) async throws -> Output {
-        guard let store = self.store else { throw ReminderStoreMissing(name: self.storeName) }
-        let key = Self.key(type)
-        for attempt in 0..<50 {
-            var (reminders, readETag) = try await self.read(type)
-            let etag = readETag
-            let before = reminders
-            let output = try change(&reminders)
-            if reminders == before { return output }
-            let value = JSONValue.array(reminders.map(\.json)).serialized
-            do {
-                if reminders.isEmpty {
-                    try await self.components.call(self.storeName, .state, "delete") {
-                        try await store.delete(StateDeleteRequest(key: key, etag: etag, concurrency: .firstWrite))
-                    }
-                } else {
-                    try await self.components.call(self.storeName, .state, "set") {
-                        try await store.set(StateSetRequest(key: key, value: value, etag: etag, concurrency: .firstWrite, consistency: .strong))
-                    }
-                }
-                self.cache.withLock { $0[type] = (reminders, .now) }
-                return output
-            } catch let error as StateStoreError where error.code == .etagMismatch {
-                try await Task.sleep(for: .milliseconds(Int64(2 + attempt * 3)))
-                continue
-            }
-        }
-        throw ReminderStoreBusy(type: type)
+        let (reminders, output) = try await self.document(type).update(
+            decode: ActorReminder.init(json:), encode: \.json, deleteWhenEmpty: true, change)
+        self.cache.withLock { $0[type] = (reminders, .now) }
+        return output
     }
-}
-
-struct ReminderStoreMissing: Error, CustomStringConvertible {
-    var name: String
-    var description: String { "the actor state store \(self.name) is not loaded" }
-}
-
-struct ReminderStoreBusy: Error, CustomStringConvertible {
-    var type: String
-    var description: String { "the reminders of actor type \(self.type) changed concurrently too often" }
 }

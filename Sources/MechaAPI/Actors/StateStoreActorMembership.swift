@@ -17,23 +17,11 @@ public final class StateStoreActorMembership: ActorMembershipStore {
         self.key = "placement||\(namespace)"
     }
 
-    func store() throws -> any StateStore {
-        guard let store = self.components.stateStore(named: self.storeName) else { throw ReminderStoreMissing(name: self.storeName) }
-        return store
-    }
-
-    func read() async throws -> ([ActorMember], String?) {
-        let store = try self.store()
-        let key = self.key
-        let item = try await self.components.call(self.storeName, .state, "get") { try await store.get(StateGetRequest(key: key, consistency: .strong)) }
-        guard let item, !item.value.isEmpty else { return ([], item?.etag) }
-        let json = try JSONValue(parsing: item.value)
-        return ((json.arrayValues ?? []).compactMap(Self.member), item.etag)
-    }
+    var document: ETaggedList { ETaggedList(components: self.components, storeName: self.storeName, key: self.key) }
 
     public func members() async throws -> [ActorMember] {
         let now = WallClock.now().unixMilliseconds
-        return try await self.read().0.filter { $0.leaseUntil >= now }
+        return try await self.document.read().0.compactMap(Self.member).filter { $0.leaseUntil >= now }
     }
 
     public func renew(_ host: ActorHost, appliedVersion: String, leaseUntil: Int64) async throws -> [ActorMember] {
@@ -47,29 +35,15 @@ public final class StateStoreActorMembership: ActorMembershipStore {
         _ = try await self.update { members in members.removeAll { $0.host.instanceID == instanceID } }
     }
 
-    /// Applies `change`, drops leases over for a minute, writes with the read ETag (retrying on
-    /// a concurrent change) and returns the live members.
+    /// Applies `mutate`, drops leases over for a minute, and returns the live members.
     func update(_ mutate: (inout [ActorMember]) -> Void) async throws -> [ActorMember] {
-        let store = try self.store()
-        let key = self.key
-        for attempt in 0..<40 {
-            var (members, readETag) = try await self.read()
-            let etag = readETag
+        let now = WallClock.now().unixMilliseconds
+        let (members, _) = try await self.document.update(decode: Self.member, encode: Self.json, deleteWhenEmpty: false) { members in
             mutate(&members)
-            let now = WallClock.now().unixMilliseconds
             members.removeAll { $0.leaseUntil < now - 60_000 }
             members.sort { $0.host.instanceID < $1.host.instanceID }
-            let value = JSONValue.array(members.map(Self.json)).serialized
-            do {
-                try await self.components.call(self.storeName, .state, "set") {
-                    try await store.set(StateSetRequest(key: key, value: value, etag: etag, concurrency: .firstWrite, consistency: .strong))
-                }
-                return members.filter { $0.leaseUntil >= now }
-            } catch let error as StateStoreError where error.code == .etagMismatch {
-                try await Task.sleep(for: .milliseconds(Int64(1 + attempt % 7 * 3)))
-            }
         }
-        throw ReminderStoreBusy(type: "placement")
+        return members.filter { $0.leaseUntil >= now }
     }
 
     static func json(_ member: ActorMember) -> JSONValue {
